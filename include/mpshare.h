@@ -1,0 +1,14 @@
+/* mpshare: share state between processes on one Linux machine, the way
+ * Python's multiprocessing does, at the speed of shared memory.
+ *
+ * Include this one header; link with `pkg-config --libs mpshare`.
+ */
+#ifndef MPSHARE_H
+#define MPSHARE_H
+
+#include <mpshare/version.h>
+#include <mpshare/common.h>
+#include <mpshare/lock.h>
+#include <mpshare/value.h>
+
+#endif

@@ -1,0 +1,93 @@
+/* Lock (multiprocessing.Lock) and RLock (multiprocessing.RLock).
+ *
+ * Both are robust, process-shared pthread mutexes in shared memory. A lock
+ * whose owner died while holding it is handed to the next acquirer with
+ * MPS_OWNER_DIED: it is consistent again and usable, and the caller decides
+ * whether the data it protects needs repair.
+ *
+ * Anonymous locks (mps_lock_new) are created before fork() and shared with
+ * every child. Named locks (mps_lock_create/mps_lock_open) are reachable by
+ * unrelated processes of the same user. Either kind is released in this
+ * process with mps_lock_close(); a named one stays until mps_unlink().
+ */
+#ifndef MPSHARE_LOCK_H
+#define MPSHARE_LOCK_H
+
+#include <mpshare/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mps_lock mps_lock;
+typedef struct mps_rlock mps_rlock;
+
+/* Creates an unlocked anonymous lock. NULL with errno ENOMEM on failure. */
+MPS_API mps_lock *mps_lock_new(void);
+
+/* Creates the named lock `name` (mode 0600). NULL with errno EINVAL (bad
+ * name), EEXIST (the name exists), ENOMEM, EACCES. */
+MPS_API mps_lock *mps_lock_create(const char *name);
+
+/* Opens the named lock `name`. NULL with errno EINVAL, ENOENT, EACCES, or
+ * EPROTO when the name is not an mpshare lock of this layout version. */
+MPS_API mps_lock *mps_lock_open(const char *name);
+
+/* Releases this process's handle and mapping. The lock must not be held by
+ * this process (other processes would see it held forever). NULL is a no-op.
+ * Returns 0 or -EINVAL when l is a lock returned by mps_value_get_lock() or
+ * mps_array_get_lock() (those belong to their value). */
+MPS_API int mps_lock_close(mps_lock *l);
+
+/* Acquires l, waiting at most `timeout` seconds.
+ * Returns 0, MPS_OWNER_DIED (acquired; the previous owner died holding it),
+ * -EAGAIN (timeout 0 and held), -ETIMEDOUT, -EDEADLK (this thread holds it
+ * already), -EINVAL (NULL or NaN timeout). */
+MPS_API int mps_lock_acquire(mps_lock *l, double timeout);
+
+/* Releases l. Returns 0, -EPERM (the calling thread does not hold it),
+ * -EINVAL (NULL). */
+MPS_API int mps_lock_release(mps_lock *l);
+
+/* The recursive lock: the owner may acquire it again, and must release it as
+ * many times. Same calls and errors as mps_lock_*, except that acquiring it
+ * again from its owner succeeds (and -EAGAIN past 2^31 levels). */
+MPS_API mps_rlock *mps_rlock_new(void);
+MPS_API mps_rlock *mps_rlock_create(const char *name);
+MPS_API mps_rlock *mps_rlock_open(const char *name);
+MPS_API int mps_rlock_close(mps_rlock *l);
+MPS_API int mps_rlock_acquire(mps_rlock *l, double timeout);
+MPS_API int mps_rlock_release(mps_rlock *l);
+
+/* Runs the statement or block that follows with l held, like Python's
+ * `with lock:`. The lock is released when the block is left in any way,
+ * including break, continue, return and goto. If acquiring fails the block
+ * is skipped; MPS_OWNER_DIED counts as acquired. Needs GCC or Clang. */
+#define MPS_WITH_LOCK(l)                                                   \
+  for (struct mps__with _mps_with __attribute__((cleanup(mps__with_exit))) = \
+           mps__with_enter(l);                                             \
+       _mps_with.lock != NULL; mps__with_exit(&_mps_with))
+
+struct mps__with {
+  mps_lock *lock;
+};
+
+static inline struct mps__with mps__with_enter(mps_lock *l)
+{
+  struct mps__with w = {NULL};
+  if (mps_lock_acquire(l, MPS_FOREVER) >= 0)
+    w.lock = l;
+  return w;
+}
+
+static inline void mps__with_exit(struct mps__with *w)
+{
+  if (w->lock != NULL)
+    (void)mps_lock_release(w->lock);
+  w->lock = NULL;
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,61 @@
+/* Timeouts as absolute deadlines on CLOCK_MONOTONIC.
+ *
+ * A public timeout (double seconds, negative: forever, 0: once) is turned
+ * into a deadline once per call; every wait inside the call uses the same
+ * deadline, so retries after spurious wake-ups never extend it.
+ */
+#include "config.h"
+
+#include <math.h>
+
+#include "internal.h"
+
+/* Beyond this a timeout is as good as forever, and the arithmetic below
+ * stays far from overflowing time_t. */
+#define MPS__TIMEOUT_MAX (1e9)
+
+double mps__now(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int mps__deadline_init(mps__deadline *d, double timeout)
+{
+  if (isnan(timeout))
+    return -EINVAL;
+  if (timeout < 0 || timeout > MPS__TIMEOUT_MAX) {
+    d->kind = MPS__FOREVER;
+    return 0;
+  }
+  if (timeout == 0) {
+    d->kind = MPS__ONCE;
+    return 0;
+  }
+  d->kind = MPS__TIMED;
+  clock_gettime(CLOCK_MONOTONIC, &d->at);
+  double whole = floor(timeout);
+  d->at.tv_sec += (time_t)whole;
+  d->at.tv_nsec += (long)((timeout - whole) * 1e9);
+  if (d->at.tv_nsec >= 1000000000L) {
+    d->at.tv_sec++;
+    d->at.tv_nsec -= 1000000000L;
+  }
+  return 0;
+}
+
+bool mps__deadline_passed(const mps__deadline *d)
+{
+  if (d->kind != MPS__TIMED)
+    return d->kind == MPS__ONCE;
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return now.tv_sec > d->at.tv_sec ||
+         (now.tv_sec == d->at.tv_sec && now.tv_nsec >= d->at.tv_nsec);
+}
+
+int mps__deadline_error(const mps__deadline *d)
+{
+  return d->kind == MPS__ONCE ? -EAGAIN : -ETIMEDOUT;
+}

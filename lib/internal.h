@@ -1,0 +1,168 @@
+/* Private declarations shared by the files of lib/. Names are mps__ and are
+ * not exported from the library. */
+#ifndef MPSHARE_INTERNAL_H
+#define MPSHARE_INTERNAL_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <mpshare.h>
+
+#define MPS__CACHELINE 64
+#define MPS__ALIGN_UP(n, a) (((n) + (a) - 1) / (a) * (a))
+
+/* ---- deadline.c: timeouts ---------------------------------------------- */
+
+enum mps__deadline_kind { MPS__FOREVER, MPS__ONCE, MPS__TIMED };
+
+/* A timeout turned into an absolute point on CLOCK_MONOTONIC, once, at the
+ * start of a call, so that retries inside the call do not extend it. */
+typedef struct mps__deadline {
+  enum mps__deadline_kind kind;
+  struct timespec at; /* MPS__TIMED only */
+} mps__deadline;
+
+/* 0, or -EINVAL for NaN. */
+int mps__deadline_init(mps__deadline *d, double timeout);
+bool mps__deadline_passed(const mps__deadline *d);
+/* The error for "gave up waiting": -EAGAIN for timeout 0, else -ETIMEDOUT. */
+int mps__deadline_error(const mps__deadline *d);
+/* Seconds on CLOCK_MONOTONIC. */
+double mps__now(void);
+
+/* ---- segment.c: every shared object's memory ---------------------------- */
+
+#define MPS__MAGIC UINT64_C(0x4d50534841524531) /* "MPSHARE1" */
+/* Layout version: bump MPS__LAYOUT_REV when any shared struct changes. The
+ * sizes of the pthread types and of a pointer are part of it, so that builds
+ * with different ABIs refuse each other's segments. */
+#define MPS__LAYOUT_REV 1u
+#define MPS__LAYOUT                                                       \
+  ((MPS__LAYOUT_REV << 24) | ((uint32_t)sizeof(pthread_mutex_t) << 8) | \
+   (uint32_t)sizeof(void *))
+
+enum mps__kind {
+  MPS__KIND_LOCK = 1,
+  MPS__KIND_RLOCK,
+  MPS__KIND_VALUE,
+  MPS__KIND_ARRAY,
+  MPS__KIND_SHM,
+  MPS__KIND_SEMAPHORE,
+  MPS__KIND_EVENT,
+  MPS__KIND_COND,
+  MPS__KIND_BARRIER,
+  MPS__KIND_QUEUE,
+  MPS__KIND_POOL,
+};
+
+/* First bytes of every segment. `magic` is written last by the creator
+ * (release), so an opener that sees it also sees an initialised object. */
+struct mps__hdr {
+  _Atomic uint64_t magic;
+  uint32_t layout;
+  uint32_t kind;
+  uint64_t size; /* bytes of the whole segment, header included */
+  uint8_t pad_[MPS__CACHELINE - 24];
+};
+
+/* One process's mapping of a segment. */
+typedef struct mps__seg {
+  struct mps__hdr *hdr; /* base of the mapping */
+  size_t size;
+  char name[MPS_NAME_MAX + 2]; /* "/name" while being created, else "" */
+} mps__seg;
+
+/* Checks `name` against the shm_open rules of DESIGN.md and writes it with
+ * one leading '/' to out. 0 or -EINVAL. */
+int mps__name_check(const char *name, char out[MPS_NAME_MAX + 2]);
+
+/* Maps a zeroed anonymous segment (inherited by fork) of `size` bytes, with
+ * its header filled and published. 0, -EINVAL (size), -ENOMEM. */
+int mps__seg_anon(mps__seg *s, enum mps__kind kind, size_t size);
+
+/* Creates the named segment (O_EXCL, mode 0600) zeroed, with its header
+ * filled but not published: initialise the object, then mps__seg_publish(),
+ * or mps__seg_abort() to unlink it on failure. 0, -EINVAL, -EEXIST, -ENOMEM,
+ * -EACCES. */
+int mps__seg_create(mps__seg *s, const char *name, enum mps__kind kind, size_t size);
+void mps__seg_publish(mps__seg *s);
+void mps__seg_abort(mps__seg *s);
+
+/* Maps the named segment and checks its header: magic, layout, kind, and a
+ * size equal to the file's and at least min_size. 0, -EINVAL, -ENOENT,
+ * -EACCES, -EPROTO (foreign, truncated, other kind or layout). */
+int mps__seg_open(mps__seg *s, const char *name, enum mps__kind kind, size_t min_size);
+
+void mps__seg_close(mps__seg *s);
+
+/* Negative errno to errno + NULL for constructors. */
+static inline void *mps__fail(int err)
+{
+  errno = -err;
+  return NULL;
+}
+
+/* ---- mutex.c: robust process-shared mutex ------------------------------ */
+
+typedef struct mps__mutex {
+  alignas(MPS__CACHELINE) pthread_mutex_t m;
+} mps__mutex;
+
+/* recursive: PTHREAD_MUTEX_RECURSIVE, else PTHREAD_MUTEX_ERRORCHECK. */
+int mps__mutex_init(mps__mutex *m, bool recursive);
+/* 0, MPS_OWNER_DIED (made consistent), -EAGAIN, -ETIMEDOUT, -EDEADLK. */
+int mps__mutex_lock(mps__mutex *m, const mps__deadline *d);
+/* 0 or -EPERM. */
+int mps__mutex_unlock(mps__mutex *m);
+
+/* ---- lock.c: Lock and RLock ------------------------------------------- */
+
+/* A handle on a mutex: its own segment, or borrowed from the segment of a
+ * value or array (seg.hdr == NULL then; the owner closes it). */
+struct mps_lock {
+  mps__seg seg;
+  mps__mutex *mu;
+};
+
+struct mps__lock_shm {
+  struct mps__hdr hdr;
+  mps__mutex mu;
+};
+
+/* A lock handle over a mutex that lives in another object's segment. */
+void mps__lock_borrow(mps_lock *l, mps__mutex *mu);
+
+/* ---- wait.c: the one waiting mechanism --------------------------------- */
+
+/* A sequence word that sleepers wait on with a futex, and a count of
+ * sleepers so that waking costs no syscall when nobody sleeps. A sleeper
+ * killed while asleep leaves `sleepers` one too high; that costs a spurious
+ * wake syscall later, never a lost wake-up. */
+typedef struct mps__waitq {
+  _Atomic uint32_t seq;
+  _Atomic uint32_t sleepers;
+} mps__waitq;
+
+/* Raw futex calls on a word in shared memory (not FUTEX_PRIVATE).
+ * wait: 0 when woken, changed or interrupted (recheck), -ETIMEDOUT. */
+int mps__futex_wait(_Atomic uint32_t *word, uint32_t expected, const mps__deadline *d);
+void mps__futex_wake(_Atomic uint32_t *word, int n);
+
+/* Waits like a condition variable over m, which the caller holds: releases
+ * m, sleeps until mps__waitq_wake() or the deadline, reacquires m (without
+ * a deadline, as Python does). Spurious returns happen: the caller rechecks
+ * its predicate in a loop. Returns 0, -EAGAIN (timeout 0: does not sleep),
+ * -ETIMEDOUT, or MPS_OWNER_DIED when reacquiring m found its owner dead (m
+ * is held and consistent; the caller repairs what m protects). */
+int mps__waitq_wait(mps__waitq *w, mps__mutex *m, const mps__deadline *d);
+
+/* Wakes up to n sleepers (INT32_MAX for all). Callable with or without the
+ * mutex held; costs no syscall when nobody sleeps. */
+void mps__waitq_wake(mps__waitq *w, int n);
+
+#endif

@@ -1,0 +1,205 @@
+/* Segments: the shared memory under every mpshare object.
+ *
+ * A segment is one mapping, anonymous (MAP_SHARED|MAP_ANONYMOUS, inherited by
+ * fork) or named (shm_open, reachable by unrelated processes). It starts
+ * with struct mps__hdr: magic, layout version, object kind and size. The
+ * object's own shared struct follows in the same mapping and holds offsets,
+ * never pointers, since each process maps it at its own address.
+ *
+ * A named segment is created with O_EXCL and mode 0600, sized, initialised
+ * by its object, and only then published by storing the magic (release).
+ * An opener that finds the file still empty or unpublished waits a moment
+ * for the creator, then refuses it with EPROTO: a creator that died before
+ * publishing leaves a segment that is never trusted. A file that is not an
+ * mpshare segment, is shorter than its header says, or has another kind or
+ * layout is refused with EPROTO before anything past its header is read.
+ */
+#include "config.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* How long an opener waits for a creator to publish a new segment. */
+#define MPS__PUBLISH_WAIT_NS (200 * 1000 * 1000L)
+#define MPS__PUBLISH_POLL_NS (1000 * 1000L)
+
+int mps__name_check(const char *name, char out[MPS_NAME_MAX + 2])
+{
+  if (name == NULL)
+    return -EINVAL;
+  if (name[0] == '/')
+    name++;
+  size_t len = strnlen(name, MPS_NAME_MAX + 1);
+  if (len == 0 || len > MPS_NAME_MAX || strchr(name, '/') != NULL ||
+      strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+    return -EINVAL;
+  out[0] = '/';
+  memcpy(out + 1, name, len + 1);
+  return 0;
+}
+
+static int map_fd(mps__seg *s, int fd, size_t size)
+{
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED)
+    return errno == ENOMEM ? -ENOMEM : -errno;
+  s->hdr = p;
+  s->size = size;
+  return 0;
+}
+
+static void fill_hdr(struct mps__hdr *h, enum mps__kind kind, size_t size)
+{
+  h->layout = MPS__LAYOUT;
+  h->kind = kind;
+  h->size = size;
+}
+
+int mps__seg_anon(mps__seg *s, enum mps__kind kind, size_t size)
+{
+  if (size < sizeof(struct mps__hdr))
+    return -EINVAL;
+  memset(s, 0, sizeof(*s));
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED)
+    return -ENOMEM;
+  s->hdr = p;
+  s->size = size;
+  fill_hdr(s->hdr, kind, size);
+  mps__seg_publish(s);
+  return 0;
+}
+
+/* shm_open's errno as the contract names it. */
+static int open_error(void)
+{
+  if (errno == ENAMETOOLONG)
+    return -EINVAL;
+  if (errno == EMFILE || errno == ENFILE || errno == ENOSPC)
+    return -ENOMEM;
+  return -errno;
+}
+
+int mps__seg_create(mps__seg *s, const char *name, enum mps__kind kind, size_t size)
+{
+  memset(s, 0, sizeof(*s));
+  int err = mps__name_check(name, s->name);
+  if (err < 0)
+    return err;
+  if (size < sizeof(struct mps__hdr))
+    return -EINVAL;
+  int fd = shm_open(s->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return open_error();
+  /* The umask may have taken bits away; the contract is exactly 0600. */
+  if (fchmod(fd, 0600) < 0 || ftruncate(fd, (off_t)size) < 0) {
+    err = errno == EFBIG || errno == ENOSPC ? -ENOMEM : -errno;
+    goto fail;
+  }
+  err = map_fd(s, fd, size);
+  if (err < 0)
+    goto fail;
+  close(fd);
+  fill_hdr(s->hdr, kind, size);
+  return 0;
+fail:
+  close(fd);
+  shm_unlink(s->name);
+  return err;
+}
+
+void mps__seg_publish(mps__seg *s)
+{
+  atomic_store_explicit(&s->hdr->magic, MPS__MAGIC, memory_order_release);
+  s->name[0] = '\0';
+}
+
+void mps__seg_abort(mps__seg *s)
+{
+  if (s->name[0] != '\0')
+    shm_unlink(s->name);
+  mps__seg_close(s);
+}
+
+/* The size of a segment that is still being created: 0 while the creator
+ * has not sized or published it yet, else the file size. */
+static int settled_size(int fd, size_t *size)
+{
+  struct timespec pause = {0, MPS__PUBLISH_POLL_NS};
+  for (long waited = 0;; waited += MPS__PUBLISH_POLL_NS) {
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+      return -errno;
+    if (!S_ISREG(st.st_mode))
+      return -EPROTO;
+    if ((size_t)st.st_size >= sizeof(struct mps__hdr)) {
+      *size = (size_t)st.st_size;
+      return 0;
+    }
+    if (waited >= MPS__PUBLISH_WAIT_NS)
+      return -EPROTO;
+    nanosleep(&pause, NULL);
+  }
+}
+
+static int check_hdr(mps__seg *s, enum mps__kind kind, size_t min_size)
+{
+  struct timespec pause = {0, MPS__PUBLISH_POLL_NS};
+  uint64_t magic;
+  for (long waited = 0;; waited += MPS__PUBLISH_POLL_NS) {
+    magic = atomic_load_explicit(&s->hdr->magic, memory_order_acquire);
+    if (magic != 0 || waited >= MPS__PUBLISH_WAIT_NS)
+      break;
+    nanosleep(&pause, NULL);
+  }
+  const struct mps__hdr *h = s->hdr;
+  if (magic != MPS__MAGIC || h->layout != MPS__LAYOUT || h->kind != (uint32_t)kind ||
+      h->size != s->size || h->size < min_size)
+    return -EPROTO;
+  return 0;
+}
+
+int mps__seg_open(mps__seg *s, const char *name, enum mps__kind kind, size_t min_size)
+{
+  char path[MPS_NAME_MAX + 2];
+  memset(s, 0, sizeof(*s));
+  int err = mps__name_check(name, path);
+  if (err < 0)
+    return err;
+  int fd = shm_open(path, O_RDWR | O_CLOEXEC, 0);
+  if (fd < 0)
+    return open_error();
+  size_t size = 0;
+  err = settled_size(fd, &size);
+  if (err == 0)
+    err = size > MPS_SIZE_MAX + min_size ? -EPROTO : map_fd(s, fd, size);
+  close(fd);
+  if (err < 0)
+    return err;
+  err = check_hdr(s, kind, min_size);
+  if (err < 0)
+    mps__seg_close(s);
+  return err;
+}
+
+void mps__seg_close(mps__seg *s)
+{
+  if (s->hdr != NULL)
+    munmap(s->hdr, s->size);
+  s->hdr = NULL;
+  s->size = 0;
+}
+
+int mps_unlink(const char *name)
+{
+  char path[MPS_NAME_MAX + 2];
+  int err = mps__name_check(name, path);
+  if (err < 0)
+    return err;
+  return shm_unlink(path) < 0 ? open_error() : 0;
+}

@@ -1,0 +1,277 @@
+/* Value, Array and SharedMemory: a block of caller-owned shared bytes.
+ *
+ * The three are one object with three kinds. Shared layout: the segment
+ * header, struct mps__block_shm (type, element count, data size and offset),
+ * a robust mutex on its own cache line (used only when has_lock), then the
+ * data, 64-byte aligned and zeroed by the kernel. The library never reads
+ * the data. Opening validates that the recorded sizes describe exactly the
+ * bytes that were mapped, so a forged header cannot send a pointer past the
+ * mapping. Crash semantics are the lock's: a holder that dies hands the
+ * next acquirer MPS_OWNER_DIED and the data as the dead process left it.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+
+#include "internal.h"
+
+struct mps__block_shm {
+  struct mps__hdr hdr;
+  uint32_t type; /* an mps_type, or 0 for sized values and shared memory */
+  uint32_t has_lock;
+  uint64_t count; /* elements */
+  uint64_t data_size;
+  uint64_t data_off;
+  mps__mutex mu;
+};
+
+#define MPS__BLOCK_DATA_OFF MPS__ALIGN_UP(sizeof(struct mps__block_shm), MPS__CACHELINE)
+
+/* One handle type behind mps_value, mps_array and mps_shm. */
+struct mps__block {
+  mps__seg seg;
+  struct mps_lock lock;
+  void *data;
+  struct mps__block_shm *shm;
+};
+
+struct mps_value {
+  struct mps__block b;
+};
+struct mps_array {
+  struct mps__block b;
+};
+struct mps_shm {
+  struct mps__block b;
+};
+
+static const size_t type_sizes[] = {
+    [MPS_CHAR] = sizeof(char),       [MPS_INT8] = sizeof(int8_t),
+    [MPS_UINT8] = sizeof(uint8_t),   [MPS_INT16] = sizeof(int16_t),
+    [MPS_UINT16] = sizeof(uint16_t), [MPS_INT] = sizeof(int),
+    [MPS_UINT] = sizeof(unsigned),   [MPS_LONG] = sizeof(long),
+    [MPS_ULONG] = sizeof(unsigned long), [MPS_INT64] = sizeof(int64_t),
+    [MPS_UINT64] = sizeof(uint64_t), [MPS_FLOAT] = sizeof(float),
+    [MPS_DOUBLE] = sizeof(double),
+};
+
+size_t mps_type_size(mps_type type)
+{
+  if ((int)type <= 0 || (size_t)type >= sizeof(type_sizes) / sizeof(type_sizes[0]))
+    return 0;
+  return type_sizes[type];
+}
+
+/* What to make: a kind, a type (0: untyped bytes) and a count of elements. */
+struct block_spec {
+  enum mps__kind kind;
+  mps_type type;
+  size_t count;
+  size_t elem;
+  bool lock;
+};
+
+static int spec_check(struct block_spec *sp)
+{
+  if (sp->type != 0) {
+    sp->elem = mps_type_size(sp->type);
+    if (sp->elem == 0)
+      return -EINVAL;
+  }
+  if (sp->count == 0 || sp->elem == 0)
+    return -EINVAL;
+  if (sp->count > MPS_SIZE_MAX / sp->elem)
+    return sp->kind == MPS__KIND_ARRAY ? -EOVERFLOW : -EINVAL;
+  return 0;
+}
+
+static void block_attach(struct mps__block *b)
+{
+  b->shm = (struct mps__block_shm *)b->seg.hdr;
+  b->data = (char *)b->seg.hdr + b->shm->data_off;
+  if (b->shm->has_lock)
+    mps__lock_borrow(&b->lock, &b->shm->mu);
+}
+
+static int block_init(struct mps__block *b, const struct block_spec *sp)
+{
+  struct mps__block_shm *shm = (struct mps__block_shm *)b->seg.hdr;
+  shm->type = sp->type;
+  shm->has_lock = sp->lock;
+  shm->count = sp->count;
+  shm->data_size = sp->count * sp->elem;
+  shm->data_off = MPS__BLOCK_DATA_OFF;
+  return sp->lock ? mps__mutex_init(&shm->mu, false) : 0;
+}
+
+/* Every recorded number must agree with the others and with the mapping. */
+static int block_validate(const mps__seg *seg, enum mps__kind kind)
+{
+  const struct mps__block_shm *shm = (const struct mps__block_shm *)seg->hdr;
+  size_t elem = shm->type == 0 ? 1 : mps_type_size(shm->type);
+  if (elem == 0 || shm->has_lock > 1 || shm->data_off != MPS__BLOCK_DATA_OFF ||
+      shm->count == 0 || shm->data_size > seg->size - MPS__BLOCK_DATA_OFF ||
+      shm->count > shm->data_size / elem || shm->count * elem != shm->data_size)
+    return -EPROTO;
+  if (kind == MPS__KIND_SHM && (shm->type != 0 || shm->has_lock))
+    return -EPROTO;
+  return 0;
+}
+
+static int block_make(struct mps__block *b, const char *name, struct block_spec *sp)
+{
+  int err = spec_check(sp);
+  if (err < 0)
+    return err;
+  size_t size = MPS__BLOCK_DATA_OFF + sp->count * sp->elem;
+  err = name ? mps__seg_create(&b->seg, name, sp->kind, size)
+             : mps__seg_anon(&b->seg, sp->kind, size);
+  if (err < 0)
+    return err;
+  err = block_init(b, sp);
+  if (err < 0) {
+    mps__seg_abort(&b->seg);
+    return err;
+  }
+  if (name)
+    mps__seg_publish(&b->seg);
+  block_attach(b);
+  return 0;
+}
+
+static int block_open(struct mps__block *b, const char *name, enum mps__kind kind)
+{
+  int err = mps__seg_open(&b->seg, name, kind, MPS__BLOCK_DATA_OFF);
+  if (err < 0)
+    return err;
+  err = block_validate(&b->seg, kind);
+  if (err < 0) {
+    mps__seg_close(&b->seg);
+    return err;
+  }
+  block_attach(b);
+  return 0;
+}
+
+/* Allocates the handle and makes (sp != NULL) or opens the block. */
+static void *block_new(size_t handle_size, const char *name, struct block_spec *sp,
+                       enum mps__kind kind)
+{
+  struct mps__block *b = calloc(1, handle_size);
+  if (b == NULL)
+    return mps__fail(-ENOMEM);
+  int err = sp ? block_make(b, name, sp) : block_open(b, name, kind);
+  if (err < 0) {
+    free(b);
+    return mps__fail(err);
+  }
+  return b;
+}
+
+static int block_close(struct mps__block *b)
+{
+  if (b != NULL) {
+    mps__seg_close(&b->seg);
+    free(b);
+  }
+  return 0;
+}
+
+static mps_lock *block_lock(struct mps__block *b)
+{
+  return b != NULL && b->shm->has_lock ? &b->lock : NULL;
+}
+
+/* A named constructor never falls back to an anonymous block: NULL is a
+ * bad name like "". */
+static const char *named(const char *name)
+{
+  return name ? name : "";
+}
+
+/* ---- Value -------------------------------------------------------------- */
+
+mps_value *mps_value_new(mps_type type, bool lock)
+{
+  struct block_spec sp = {MPS__KIND_VALUE, type, 1, 0, lock};
+  if (type == 0)
+    return mps__fail(-EINVAL);
+  return block_new(sizeof(mps_value), NULL, &sp, 0);
+}
+
+mps_value *mps_value_new_sized(size_t size, bool lock)
+{
+  struct block_spec sp = {MPS__KIND_VALUE, 0, size, 1, lock};
+  return block_new(sizeof(mps_value), NULL, &sp, 0);
+}
+
+mps_value *mps_value_create(const char *name, mps_type type, bool lock)
+{
+  struct block_spec sp = {MPS__KIND_VALUE, type, 1, 0, lock};
+  if (type == 0)
+    return mps__fail(-EINVAL);
+  return block_new(sizeof(mps_value), named(name), &sp, 0);
+}
+
+mps_value *mps_value_create_sized(const char *name, size_t size, bool lock)
+{
+  struct block_spec sp = {MPS__KIND_VALUE, 0, size, 1, lock};
+  return block_new(sizeof(mps_value), named(name), &sp, 0);
+}
+
+mps_value *mps_value_open(const char *name)
+{
+  return block_new(sizeof(mps_value), named(name), NULL, MPS__KIND_VALUE);
+}
+
+int mps_value_close(mps_value *v) { return block_close((struct mps__block *)v); }
+void *mps_value_ptr(mps_value *v) { return v ? v->b.data : NULL; }
+mps_lock *mps_value_get_lock(mps_value *v) { return block_lock((struct mps__block *)v); }
+size_t mps_value_size(mps_value *v) { return v ? v->b.shm->data_size : 0; }
+mps_type mps_value_type(mps_value *v) { return v ? (mps_type)v->b.shm->type : 0; }
+
+/* ---- Array -------------------------------------------------------------- */
+
+mps_array *mps_array_new(mps_type type, size_t n, bool lock)
+{
+  struct block_spec sp = {MPS__KIND_ARRAY, type, n, 0, lock};
+  if (type == 0)
+    return mps__fail(-EINVAL);
+  return block_new(sizeof(mps_array), NULL, &sp, 0);
+}
+
+mps_array *mps_array_create(const char *name, mps_type type, size_t n, bool lock)
+{
+  struct block_spec sp = {MPS__KIND_ARRAY, type, n, 0, lock};
+  if (type == 0)
+    return mps__fail(-EINVAL);
+  return block_new(sizeof(mps_array), named(name), &sp, 0);
+}
+
+mps_array *mps_array_open(const char *name)
+{
+  return block_new(sizeof(mps_array), named(name), NULL, MPS__KIND_ARRAY);
+}
+
+int mps_array_close(mps_array *a) { return block_close((struct mps__block *)a); }
+void *mps_array_data(mps_array *a) { return a ? a->b.data : NULL; }
+size_t mps_array_len(mps_array *a) { return a ? a->b.shm->count : 0; }
+mps_type mps_array_type(mps_array *a) { return a ? (mps_type)a->b.shm->type : 0; }
+mps_lock *mps_array_get_lock(mps_array *a) { return block_lock((struct mps__block *)a); }
+
+/* ---- SharedMemory ------------------------------------------------------- */
+
+mps_shm *mps_shm_create(const char *name, size_t size)
+{
+  struct block_spec sp = {MPS__KIND_SHM, 0, size, 1, false};
+  return block_new(sizeof(mps_shm), named(name), &sp, 0);
+}
+
+mps_shm *mps_shm_open(const char *name)
+{
+  return block_new(sizeof(mps_shm), named(name), NULL, MPS__KIND_SHM);
+}
+
+int mps_shm_close(mps_shm *s) { return block_close((struct mps__block *)s); }
+void *mps_shm_data(mps_shm *s) { return s ? s->b.data : NULL; }
+size_t mps_shm_size(mps_shm *s) { return s ? s->b.shm->data_size : 0; }
