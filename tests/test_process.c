@@ -514,3 +514,16 @@ Test(process, example_process_workers, .timeout = 30)
   cr_assert_gt(dog, 0, "the watchdog was alive before main returned");
   child_expect_signal(dog, SIGKILL); /* killed when main returned */
 }
+
+Test(process, a_child_reaped_behind_our_back_gives_echild, .timeout = 20)
+{
+  int v = 4, code = 77;
+  mps_process *p = mps_process_new(return_arg, &v, NULL);
+  cr_assert_eq(mps_process_start(p), 0);
+  child_expect_exit(mps_process_pid(p), 4); /* the caller reaps it itself */
+  cr_assert_eq(mps_process_join(p, 10.0), -ECHILD);
+  cr_assert_eq(mps_process_exitcode(p, &code), -ECHILD);
+  cr_assert_eq(code, 77, "untouched: the exit code is unknown");
+  cr_assert(!mps_process_is_alive(p));
+  cr_assert_eq(mps_process_free(p), 0);
+}
