@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #define WORKERS 4
-#define N 1000000L
+#define N       1000000L
 
 static long *sums;
 
@@ -43,7 +43,8 @@ int main(void)
   }
   sums = mps_array_data(a);
 
-  mps_process *dog = mps_process_new(watchdog, NULL, &(mps_process_opts){.name = "watchdog", .daemon = true});
+  mps_process *dog =
+      mps_process_new(watchdog, NULL, &(mps_process_opts){.name = "watchdog", .daemon = true});
   if (dog == NULL || mps_process_start(dog) != 0)
     return 1;
 
@@ -59,7 +60,8 @@ int main(void)
     int code = -1;
     mps_process_join(p[i], MPS_FOREVER);
     mps_process_exitcode(p[i], &code);
-    printf("%s (pid %d) exited with %d\n", mps_process_name(p[i]), (int)mps_process_pid(p[i]), code);
+    printf("%s (pid %d) exited with %d\n", mps_process_name(p[i]), (int)mps_process_pid(p[i]),
+           code);
     failures += code != i;
     total += sums[i];
     mps_process_free(p[i]);

@@ -55,8 +55,8 @@ struct mps_process {
 };
 
 /* Polling backoff bounds for the fallback without pidfds. */
-#define BACKOFF_MIN_NS 1000000L   /* 1 ms */
-#define BACKOFF_MAX_NS 20000000L  /* 20 ms */
+#define BACKOFF_MIN_NS 1000000L  /* 1 ms */
+#define BACKOFF_MAX_NS 20000000L /* 20 ms */
 
 static _Atomic unsigned process_counter;
 
@@ -298,20 +298,14 @@ bool mps_process_is_alive(mps_process *p)
   return err == 0 && try_reap(p) == -EAGAIN;
 }
 
-pid_t mps_process_pid(const mps_process *p)
-{
-  return p == NULL ? -EINVAL : atomic_load(&p->pid);
-}
+pid_t mps_process_pid(const mps_process *p) { return p == NULL ? -EINVAL : atomic_load(&p->pid); }
 
 const char *mps_process_name(const mps_process *p)
 {
   return p == NULL ? mps__fail(-EINVAL) : p->name;
 }
 
-bool mps_process_daemon(const mps_process *p)
-{
-  return p != NULL && p->daemon;
-}
+bool mps_process_daemon(const mps_process *p) { return p != NULL && p->daemon; }
 
 static int send_signal(mps_process *p, int sig)
 {
@@ -329,15 +323,9 @@ static int send_signal(mps_process *p, int sig)
   return err;
 }
 
-int mps_process_terminate(mps_process *p)
-{
-  return send_signal(p, SIGTERM);
-}
+int mps_process_terminate(mps_process *p) { return send_signal(p, SIGTERM); }
 
-int mps_process_kill(mps_process *p)
-{
-  return send_signal(p, SIGKILL);
-}
+int mps_process_kill(mps_process *p) { return send_signal(p, SIGKILL); }
 
 int mps_process_free(mps_process *p)
 {

@@ -12,15 +12,9 @@
 
 static int gate[2]; /* children block reading gate[0] until gate[1] closes */
 
-static void gate_open(void)
-{
-  cr_assert_eq(pipe(gate), 0);
-}
+static void gate_open(void) { cr_assert_eq(pipe(gate), 0); }
 
-static int return_arg(void *arg)
-{
-  return *(int *)arg;
-}
+static int return_arg(void *arg) { return *(int *)arg; }
 
 /* Blocks until the parent closes the write end, then returns 3. */
 static int wait_gate(void *arg)
@@ -210,7 +204,8 @@ Test(process, names, .timeout = 20)
   cr_assert_eq(sscanf(mps_process_name(q), "Process-%u", &b), 1, "%s", mps_process_name(q));
   cr_assert_eq(b, a + 1);
   char name[] = "worker";
-  mps_process *r = mps_process_new(return_arg, &v, &(mps_process_opts){.name = name, .daemon = true});
+  mps_process *r =
+      mps_process_new(return_arg, &v, &(mps_process_opts){.name = name, .daemon = true});
   name[0] = 'W';
   cr_assert_str_eq(mps_process_name(r), "worker", "the name is copied");
   cr_assert(mps_process_daemon(r));
