@@ -34,7 +34,7 @@ static const struct mps__err errors[] = {
     {EPROTO, "EPROTO", "not an mpshare object of this kind and layout version"},
     {EDEADLK, "EDEADLK", "the calling thread already holds this lock"},
     {EACCES, "EACCES", "permission denied"},
-    {ECHILD, "ECHILD", "the worker or child process died"},
+    {ECHILD, "ECHILD", "no such child of this process, or the worker running the task died"},
     {ESRCH, "ESRCH", "no such process"},
     {ECANCELED, "ECANCELED", "cancelled"},
     {EBUSY, "EBUSY", "busy"},
