@@ -11,5 +11,6 @@
 #include <mpshare/lock.h>
 #include <mpshare/value.h>
 #include <mpshare/process.h>
+#include <mpshare/sync.h>
 
 #endif

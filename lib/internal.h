@@ -135,6 +135,10 @@ static inline int mps__mutex_unlock_fast(mps__mutex *m)
 {
   return -pthread_mutex_unlock(&m->m);
 }
+/* Takes an object's internal mutex, without a deadline. Its critical
+ * sections are short and leave the object consistent at every store, so a
+ * dead previous owner needs no repair and MPS_OWNER_DIED is not reported. */
+void mps__mutex_enter(mps__mutex *m);
 
 /* ---- lock.c: Lock and RLock ------------------------------------------- */
 
@@ -180,5 +184,12 @@ int mps__waitq_wait(mps__waitq *w, mps__mutex *m, const mps__deadline *d);
 /* Wakes up to n sleepers (INT32_MAX for all). Callable with or without the
  * mutex held; costs no syscall when nobody sleeps. */
 void mps__waitq_wake(mps__waitq *w, int n);
+
+/* The same release-sleep-reacquire step on a word of the caller's: releases
+ * m (held), sleeps while *word == expected, reacquires m. For objects that
+ * wake one particular sleeper (a word per sleeper, as Condition does). Same
+ * returns as mps__waitq_wait. */
+int mps__word_wait(_Atomic uint32_t *word, uint32_t expected, mps__mutex *m,
+                   const mps__deadline *d);
 
 #endif

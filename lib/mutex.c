@@ -61,3 +61,8 @@ int mps__mutex_unlock(mps__mutex *m)
 {
   return mps__mutex_unlock_fast(m);
 }
+
+void mps__mutex_enter(mps__mutex *m)
+{
+  (void)mps__mutex_lock_forever(m);
+}

@@ -64,3 +64,16 @@ void mps__waitq_wake(mps__waitq *w, int n)
   if (atomic_load(&w->sleepers) != 0)
     mps__futex_wake(&w->seq, n);
 }
+
+int mps__word_wait(_Atomic uint32_t *word, uint32_t expected, mps__mutex *m,
+                   const mps__deadline *d)
+{
+  if (d->kind == MPS__ONCE)
+    return -EAGAIN;
+  /* The caller read *word under m, and changes to it are made under m, so
+   * a change after the unlock makes the futex return at once. */
+  mps__mutex_unlock(m);
+  int r = mps__futex_wait(word, expected, d);
+  int relock = mps__mutex_lock(m, &(mps__deadline){.kind = MPS__FOREVER});
+  return relock == MPS_OWNER_DIED ? relock : r;
+}

@@ -1,0 +1,285 @@
+/* Condition: a condition variable over a robust lock, between processes.
+ *
+ * Shared layout: the segment header, then struct cond_shm: the condition's
+ * own mutex (used when it has no borrowed lock), the next waiter ticket, a
+ * high-water mark of used slots, and MPS_COND_MAX_WAITERS waiter slots.
+ * Each slot has a robust mutex, a state word (FREE, WAITING, SIGNALED) and
+ * the ticket of its waiter. Everything but the slot mutexes is guarded by
+ * the condition's lock, which every caller of wait and notify holds.
+ *
+ * A waiter takes a free slot by locking its mutex, which it keeps until it
+ * leaves wait; it marks the slot WAITING with the next ticket and sleeps on
+ * the state word (wait.c). notify(n) marks the n oldest WAITING slots
+ * SIGNALED and wakes each one's sleeper, so exactly those waiters return,
+ * and nobody who starts waiting later can take their notification.
+ *
+ * Crash semantics: a waiter killed while waiting still holds its slot
+ * mutex, so the kernel marks that mutex owner-died. notify tries each slot
+ * it is about to signal: a slot whose owner died is freed and skipped, and
+ * the notification goes to the next live waiter instead. A waiter killed
+ * after being signalled counts as woken. Slots of dead waiters are also
+ * reclaimed by the next waiter that needs a slot. The lock itself follows
+ * the MPS_OWNER_DIED rule, also when wait reacquires it.
+ */
+#include "config.h"
+
+#include <linux/futex.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+enum { SLOT_FREE, SLOT_WAITING, SLOT_SIGNALED };
+
+struct cond_slot {
+  mps__mutex mu;
+  _Atomic uint32_t state;
+  uint32_t pad_;
+  uint64_t ticket;
+};
+
+struct cond_shm {
+  struct mps__hdr hdr;
+  mps__mutex mu;
+  uint64_t next_ticket;
+  uint32_t hi; /* slots [hi, MAX) have never been used */
+  uint32_t own_lock;
+  struct cond_slot slots[MPS_COND_MAX_WAITERS];
+};
+
+struct mps_cond {
+  mps__seg seg;
+  struct cond_shm *shm;
+  mps__mutex *mu; /* the condition's lock, here or in another segment */
+};
+
+static int cond_init(struct cond_shm *shm, bool own_lock)
+{
+  int err = own_lock ? mps__mutex_init(&shm->mu, false) : 0;
+  shm->own_lock = own_lock;
+  for (int i = 0; err == 0 && i < MPS_COND_MAX_WAITERS; i++)
+    err = mps__mutex_init(&shm->slots[i].mu, false);
+  return err;
+}
+
+static mps_cond *cond_make(const char *name, bool create, mps_lock *lock)
+{
+  mps_cond *c = calloc(1, sizeof(*c));
+  if (c == NULL)
+    return mps__fail(-ENOMEM);
+  int err;
+  size_t size = sizeof(struct cond_shm);
+  if (!create) {
+    err = mps__seg_open(&c->seg, name, MPS__KIND_COND, size);
+    if (err == 0 && ((struct cond_shm *)c->seg.hdr)->own_lock != 1) {
+      mps__seg_close(&c->seg);
+      err = -EPROTO;
+    }
+  } else {
+    err = name ? mps__seg_create(&c->seg, name, MPS__KIND_COND, size)
+               : mps__seg_anon(&c->seg, MPS__KIND_COND, size);
+    if (err == 0 && (err = cond_init((struct cond_shm *)c->seg.hdr, lock == NULL)) < 0)
+      mps__seg_abort(&c->seg);
+    else if (err == 0)
+      mps__seg_publish(&c->seg);
+  }
+  if (err < 0) {
+    free(c);
+    return mps__fail(err);
+  }
+  c->shm = (struct cond_shm *)c->seg.hdr;
+  c->mu = lock != NULL ? lock->mu : &c->shm->mu;
+  return c;
+}
+
+mps_cond *mps_cond_new(mps_lock *lock) { return cond_make(NULL, true, lock); }
+mps_cond *mps_cond_create(const char *name) { return cond_make(name ? name : "", true, NULL); }
+mps_cond *mps_cond_open(const char *name) { return cond_make(name ? name : "", false, NULL); }
+
+int mps_cond_close(mps_cond *c)
+{
+  if (c == NULL)
+    return 0;
+  mps__seg_close(&c->seg);
+  free(c);
+  return 0;
+}
+
+int mps_cond_acquire(mps_cond *c, double timeout)
+{
+  mps__deadline d;
+  if (c == NULL)
+    return -EINVAL;
+  int err = mps__deadline_init(&d, timeout);
+  return err < 0 ? err : mps__mutex_lock(c->mu, &d);
+}
+
+int mps_cond_release(mps_cond *c)
+{
+  return c == NULL ? -EINVAL : mps__mutex_unlock(c->mu);
+}
+
+/* Whether the calling thread holds m. A trylock cannot tell without side
+ * effects (it would take, and so hide, a dead owner's lock), so this reads
+ * the owner's thread id from the futex word, which is the kernel's robust
+ * futex ABI rather than a glibc detail. */
+static bool held_by_me(mps__mutex *m)
+{
+  int word = __atomic_load_n(&m->m.__data.__lock, __ATOMIC_RELAXED);
+  return (word & FUTEX_TID_MASK) == gettid();
+}
+
+static uint32_t slots_used(const struct cond_shm *shm)
+{
+  return shm->hi < MPS_COND_MAX_WAITERS ? shm->hi : MPS_COND_MAX_WAITERS;
+}
+
+/* Takes slot i's mutex if nobody alive holds it. */
+static bool slot_take(struct cond_slot *s)
+{
+  int err = pthread_mutex_trylock(&s->mu.m);
+  if (err == EOWNERDEAD) { /* its waiter died; the slot is free again */
+    pthread_mutex_consistent(&s->mu.m);
+    err = 0;
+  }
+  return err == 0;
+}
+
+/* A free slot, now ours, or NULL. Caller holds the condition's lock. */
+static struct cond_slot *slot_claim(struct cond_shm *shm)
+{
+  for (uint32_t i = 0; i < MPS_COND_MAX_WAITERS; i++) {
+    struct cond_slot *s = &shm->slots[i];
+    if (!slot_take(s))
+      continue;
+    if (i >= shm->hi)
+      shm->hi = i + 1;
+    s->ticket = shm->next_ticket++;
+    atomic_store(&s->state, SLOT_WAITING);
+    return s;
+  }
+  return NULL;
+}
+
+static void slot_free(struct cond_slot *s)
+{
+  atomic_store(&s->state, SLOT_FREE);
+  pthread_mutex_unlock(&s->mu.m);
+}
+
+/* A WAITING slot whose waiter is alive: its mutex is held by someone else.
+ * Slots of dead waiters are freed on the way. */
+static bool slot_alive(struct cond_slot *s)
+{
+  if (!slot_take(s))
+    return true;
+  slot_free(s);
+  return false;
+}
+
+/* wait with the lock held and checked, on deadline d. */
+static int wait_until(mps_cond *c, const mps__deadline *d)
+{
+  struct cond_slot *s = slot_claim(c->shm);
+  if (s == NULL)
+    return -ENOMEM;
+  bool died = false;
+  int r = 0;
+  while (atomic_load(&s->state) == SLOT_WAITING && r >= 0) {
+    r = mps__word_wait(&s->state, SLOT_WAITING, c->mu, d);
+    if (r == MPS_OWNER_DIED) {
+      died = true;
+      r = 0;
+    }
+  }
+  /* A timeout that raced with notify still counts as notified: notify has
+   * already spent one of its n on us. */
+  if (atomic_load(&s->state) == SLOT_SIGNALED)
+    r = 0;
+  slot_free(s);
+  return died ? MPS_OWNER_DIED : r;
+}
+
+int mps_cond_wait(mps_cond *c, double timeout)
+{
+  mps__deadline d;
+  if (c == NULL)
+    return -EINVAL;
+  int r = mps__deadline_init(&d, timeout);
+  if (r < 0)
+    return r;
+  return held_by_me(c->mu) ? wait_until(c, &d) : -EPERM;
+}
+
+int mps_cond_wait_for(mps_cond *c, int (*pred)(void *), void *arg, double timeout)
+{
+  mps__deadline d;
+  if (c == NULL || pred == NULL)
+    return -EINVAL;
+  int r = mps__deadline_init(&d, timeout);
+  if (r < 0)
+    return r;
+  if (!held_by_me(c->mu))
+    return -EPERM;
+  /* One deadline for all the waits, so spurious wake-ups never extend it. */
+  while (!pred(arg)) {
+    r = wait_until(c, &d);
+    if (r == MPS_OWNER_DIED || r == -ENOMEM)
+      return r;
+    if (r < 0)
+      return pred(arg) ? 0 : r;
+  }
+  return 0;
+}
+
+/* The WAITING slot with the smallest ticket, or NULL. */
+static struct cond_slot *oldest_waiter(struct cond_shm *shm)
+{
+  struct cond_slot *best = NULL;
+  for (uint32_t i = 0; i < slots_used(shm); i++) {
+    struct cond_slot *s = &shm->slots[i];
+    if (atomic_load(&s->state) == SLOT_WAITING && (best == NULL || s->ticket < best->ticket))
+      best = s;
+  }
+  return best;
+}
+
+static void slot_signal(struct cond_slot *s)
+{
+  atomic_store(&s->state, SLOT_SIGNALED);
+  mps__futex_wake(&s->state, 1);
+}
+
+int mps_cond_notify(mps_cond *c, unsigned n)
+{
+  if (c == NULL)
+    return -EINVAL;
+  if (!held_by_me(c->mu))
+    return -EPERM;
+  unsigned woken = 0;
+  struct cond_slot *s;
+  while (woken < n && (s = oldest_waiter(c->shm)) != NULL) {
+    if (!slot_alive(s))
+      continue; /* freed: the next oldest gets this notification */
+    slot_signal(s);
+    woken++;
+  }
+  return (int)woken;
+}
+
+int mps_cond_notify_all(mps_cond *c)
+{
+  if (c == NULL)
+    return -EINVAL;
+  if (!held_by_me(c->mu))
+    return -EPERM;
+  int woken = 0;
+  for (uint32_t i = 0; i < slots_used(c->shm); i++) {
+    struct cond_slot *s = &c->shm->slots[i];
+    if (atomic_load(&s->state) == SLOT_WAITING && slot_alive(s)) {
+      slot_signal(s);
+      woken++;
+    }
+  }
+  return woken;
+}

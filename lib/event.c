@@ -1,0 +1,120 @@
+/* Event: a flag that processes wait for.
+ *
+ * Shared layout: the segment header, then struct event_shm: a robust mutex,
+ * a wait queue (wait.c), the flag and a generation that every set() bumps.
+ * A waiter remembers the generation it started in and returns as soon as
+ * the flag is set or the generation moved, so a set() followed at once by
+ * clear() still releases everybody who was waiting (Python does the same).
+ *
+ * Crash semantics: nothing about a waiter is stored, so a waiter killed at
+ * any point leaves no trace; set() wakes all sleepers, dead ones cost
+ * nothing. The flag and generation change by single stores under the mutex.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+
+#include "internal.h"
+
+struct event_shm {
+  struct mps__hdr hdr;
+  mps__mutex mu;
+  mps__waitq wq;
+  _Atomic uint32_t flag;
+  _Atomic uint32_t gen;
+};
+
+struct mps_event {
+  mps__seg seg;
+  struct event_shm *shm;
+};
+
+static mps_event *event_make(const char *name, bool create)
+{
+  mps_event *e = calloc(1, sizeof(*e));
+  if (e == NULL)
+    return mps__fail(-ENOMEM);
+  int err;
+  if (!create) {
+    err = mps__seg_open(&e->seg, name, MPS__KIND_EVENT, sizeof(struct event_shm));
+    if (err == 0 && atomic_load(&((struct event_shm *)e->seg.hdr)->flag) > 1) {
+      mps__seg_close(&e->seg);
+      err = -EPROTO;
+    }
+  } else {
+    err = name ? mps__seg_create(&e->seg, name, MPS__KIND_EVENT, sizeof(struct event_shm))
+               : mps__seg_anon(&e->seg, MPS__KIND_EVENT, sizeof(struct event_shm));
+    if (err == 0 && (err = mps__mutex_init(&((struct event_shm *)e->seg.hdr)->mu, false)) < 0)
+      mps__seg_abort(&e->seg);
+    else if (err == 0)
+      mps__seg_publish(&e->seg);
+  }
+  if (err < 0) {
+    free(e);
+    return mps__fail(err);
+  }
+  e->shm = (struct event_shm *)e->seg.hdr;
+  return e;
+}
+
+mps_event *mps_event_new(void) { return event_make(NULL, true); }
+mps_event *mps_event_create(const char *name) { return event_make(name ? name : "", true); }
+mps_event *mps_event_open(const char *name) { return event_make(name ? name : "", false); }
+
+int mps_event_close(mps_event *e)
+{
+  if (e == NULL)
+    return 0;
+  mps__seg_close(&e->seg);
+  free(e);
+  return 0;
+}
+
+int mps_event_set(mps_event *e)
+{
+  if (e == NULL)
+    return -EINVAL;
+  mps__mutex_enter(&e->shm->mu);
+  atomic_store(&e->shm->flag, 1);
+  atomic_fetch_add(&e->shm->gen, 1);
+  mps__mutex_unlock(&e->shm->mu);
+  mps__waitq_wake(&e->shm->wq, INT32_MAX);
+  return 0;
+}
+
+int mps_event_clear(mps_event *e)
+{
+  if (e == NULL)
+    return -EINVAL;
+  mps__mutex_enter(&e->shm->mu);
+  atomic_store(&e->shm->flag, 0);
+  mps__mutex_unlock(&e->shm->mu);
+  return 0;
+}
+
+bool mps_event_is_set(mps_event *e)
+{
+  return e != NULL && atomic_load(&e->shm->flag) != 0;
+}
+
+int mps_event_wait(mps_event *e, double timeout)
+{
+  mps__deadline d;
+  if (e == NULL)
+    return -EINVAL;
+  int r = mps__deadline_init(&d, timeout);
+  if (r < 0)
+    return r;
+  struct event_shm *shm = e->shm;
+  mps__mutex_enter(&shm->mu);
+  uint32_t gen = atomic_load(&shm->gen);
+  while (atomic_load(&shm->flag) == 0 && atomic_load(&shm->gen) == gen && r >= 0) {
+    r = mps__waitq_wait(&shm->wq, &shm->mu, &d);
+    if (r == MPS_OWNER_DIED)
+      r = 0;
+  }
+  if (atomic_load(&shm->flag) != 0 || atomic_load(&shm->gen) != gen)
+    r = 0;
+  mps__mutex_unlock(&shm->mu);
+  return r;
+}

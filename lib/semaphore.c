@@ -1,0 +1,156 @@
+/* Semaphore and BoundedSemaphore: a counter in shared memory.
+ *
+ * Shared layout: the segment header, then struct sem_shm: a robust mutex
+ * guarding the count, a wait queue (wait.c) that acquirers sleep on, the
+ * count, and for a bounded semaphore its bound (the initial value). Both
+ * kinds are one segment kind; `bounded` tells them apart.
+ *
+ * Crash semantics: the count changes by one store under the mutex, so a
+ * process killed anywhere leaves it either taken or not, never half done. A
+ * process that dies holding a unit does not give it back (POSIX and Python
+ * behave the same). release wakes every sleeper rather than one: a single
+ * woken sleeper that is killed before it takes the unit would otherwise
+ * leave the others asleep next to a free unit. The losers recheck and sleep
+ * again.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+
+#include "internal.h"
+
+struct sem_shm {
+  struct mps__hdr hdr;
+  mps__mutex mu;
+  mps__waitq wq;
+  _Atomic uint32_t value;
+  uint32_t bounded; /* 0 or 1 */
+  uint32_t bound;   /* bounded only: the largest value release may reach */
+};
+
+struct mps_semaphore {
+  mps__seg seg;
+  struct sem_shm *shm;
+};
+
+static int sem_init(struct sem_shm *shm, unsigned value, bool bounded)
+{
+  atomic_store(&shm->value, value);
+  shm->bounded = bounded;
+  shm->bound = bounded ? value : MPS_SEMAPHORE_MAX;
+  return mps__mutex_init(&shm->mu, false);
+}
+
+/* A named segment is trusted only if its numbers make sense. */
+static int sem_validate(const struct sem_shm *shm)
+{
+  uint32_t v = atomic_load(&shm->value);
+  if (shm->bounded > 1 || shm->bound > MPS_SEMAPHORE_MAX || v > shm->bound)
+    return -EPROTO;
+  return 0;
+}
+
+static mps_semaphore *sem_make(const char *name, bool create, unsigned value, bool bounded)
+{
+  if (create && value > MPS_SEMAPHORE_MAX)
+    return mps__fail(-EINVAL);
+  mps_semaphore *s = calloc(1, sizeof(*s));
+  if (s == NULL)
+    return mps__fail(-ENOMEM);
+  int err;
+  if (!create) {
+    err = mps__seg_open(&s->seg, name, MPS__KIND_SEMAPHORE, sizeof(struct sem_shm));
+    if (err == 0 && (err = sem_validate((struct sem_shm *)s->seg.hdr)) < 0)
+      mps__seg_close(&s->seg);
+  } else {
+    err = name ? mps__seg_create(&s->seg, name, MPS__KIND_SEMAPHORE, sizeof(struct sem_shm))
+               : mps__seg_anon(&s->seg, MPS__KIND_SEMAPHORE, sizeof(struct sem_shm));
+    if (err == 0 && (err = sem_init((struct sem_shm *)s->seg.hdr, value, bounded)) < 0)
+      mps__seg_abort(&s->seg);
+    else if (err == 0)
+      mps__seg_publish(&s->seg);
+  }
+  if (err < 0) {
+    free(s);
+    return mps__fail(err);
+  }
+  s->shm = (struct sem_shm *)s->seg.hdr;
+  return s;
+}
+
+mps_semaphore *mps_semaphore_new(unsigned value) { return sem_make(NULL, true, value, false); }
+mps_semaphore *mps_bounded_semaphore_new(unsigned value) { return sem_make(NULL, true, value, true); }
+
+mps_semaphore *mps_semaphore_create(const char *name, unsigned value)
+{
+  return sem_make(name ? name : "", true, value, false);
+}
+
+mps_semaphore *mps_bounded_semaphore_create(const char *name, unsigned value)
+{
+  return sem_make(name ? name : "", true, value, true);
+}
+
+mps_semaphore *mps_semaphore_open(const char *name)
+{
+  return sem_make(name ? name : "", false, 0, false);
+}
+
+int mps_semaphore_close(mps_semaphore *s)
+{
+  if (s == NULL)
+    return 0;
+  mps__seg_close(&s->seg);
+  free(s);
+  return 0;
+}
+
+int mps_semaphore_acquire(mps_semaphore *s, double timeout)
+{
+  mps__deadline d;
+  if (s == NULL)
+    return -EINVAL;
+  int r = mps__deadline_init(&d, timeout);
+  if (r < 0)
+    return r;
+  struct sem_shm *shm = s->shm;
+  mps__mutex_enter(&shm->mu);
+  for (;;) {
+    uint32_t v = atomic_load(&shm->value);
+    if (v > 0) {
+      atomic_store(&shm->value, v - 1);
+      r = 0;
+      break;
+    }
+    if (r < 0) /* timed out, and no unit came in the meantime */
+      break;
+    r = mps__waitq_wait(&shm->wq, &shm->mu, &d);
+    if (r == MPS_OWNER_DIED)
+      r = 0;
+  }
+  mps__mutex_unlock(&shm->mu);
+  return r;
+}
+
+int mps_semaphore_release(mps_semaphore *s)
+{
+  if (s == NULL)
+    return -EINVAL;
+  struct sem_shm *shm = s->shm;
+  int r = 0;
+  mps__mutex_enter(&shm->mu);
+  uint32_t v = atomic_load(&shm->value);
+  if (v >= shm->bound || v >= MPS_SEMAPHORE_MAX)
+    r = -EOVERFLOW;
+  else
+    atomic_store(&shm->value, v + 1);
+  mps__mutex_unlock(&shm->mu);
+  if (r == 0)
+    mps__waitq_wake(&shm->wq, INT32_MAX);
+  return r;
+}
+
+int mps_semaphore_value(mps_semaphore *s)
+{
+  return s == NULL ? -EINVAL : (int)atomic_load(&s->shm->value);
+}
