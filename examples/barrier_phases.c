@@ -12,7 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define PROCS 4
+#define PROCS  4
 #define PHASES 3
 
 static int run(int me, mps_barrier *b, int *done)

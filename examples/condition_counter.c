@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #define WAITERS 3
-#define TARGET 5
+#define TARGET  5
 
 static long *counter;
 

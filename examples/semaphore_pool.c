@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #define WORKERS 8
-#define SLOTS 3
+#define SLOTS   3
 
 struct counts {
   atomic_int inside;

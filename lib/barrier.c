@@ -43,8 +43,8 @@ struct mps_barrier {
 
 static int barrier_validate(const struct barrier_shm *shm)
 {
-  if (shm->parties == 0 || shm->parties > INT32_MAX ||
-      atomic_load(&shm->count) >= shm->parties || atomic_load(&shm->broken) > 1)
+  if (shm->parties == 0 || shm->parties > INT32_MAX || atomic_load(&shm->count) >= shm->parties ||
+      atomic_load(&shm->broken) > 1)
     return -EPROTO;
   return 0;
 }
@@ -192,7 +192,4 @@ int mps_barrier_n_waiting(mps_barrier *b)
   return atomic_load(&b->shm->broken) ? 0 : (int)atomic_load(&b->shm->count);
 }
 
-bool mps_barrier_broken(mps_barrier *b)
-{
-  return b != NULL && atomic_load(&b->shm->broken) != 0;
-}
+bool mps_barrier_broken(mps_barrier *b) { return b != NULL && atomic_load(&b->shm->broken) != 0; }

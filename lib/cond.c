@@ -114,10 +114,7 @@ int mps_cond_acquire(mps_cond *c, double timeout)
   return err < 0 ? err : mps__mutex_lock(c->mu, &d);
 }
 
-int mps_cond_release(mps_cond *c)
-{
-  return c == NULL ? -EINVAL : mps__mutex_unlock(c->mu);
-}
+int mps_cond_release(mps_cond *c) { return c == NULL ? -EINVAL : mps__mutex_unlock(c->mu); }
 
 /* Whether the calling thread holds m. A trylock cannot tell without side
  * effects (it would take, and so hide, a dead owner's lock), so this reads

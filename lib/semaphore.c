@@ -79,7 +79,10 @@ static mps_semaphore *sem_make(const char *name, bool create, unsigned value, bo
 }
 
 mps_semaphore *mps_semaphore_new(unsigned value) { return sem_make(NULL, true, value, false); }
-mps_semaphore *mps_bounded_semaphore_new(unsigned value) { return sem_make(NULL, true, value, true); }
+mps_semaphore *mps_bounded_semaphore_new(unsigned value)
+{
+  return sem_make(NULL, true, value, true);
+}
 
 mps_semaphore *mps_semaphore_create(const char *name, unsigned value)
 {

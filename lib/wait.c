@@ -65,8 +65,7 @@ void mps__waitq_wake(mps__waitq *w, int n)
     mps__futex_wake(&w->seq, n);
 }
 
-int mps__word_wait(_Atomic uint32_t *word, uint32_t expected, mps__mutex *m,
-                   const mps__deadline *d)
+int mps__word_wait(_Atomic uint32_t *word, uint32_t expected, mps__mutex *m, const mps__deadline *d)
 {
   if (d->kind == MPS__ONCE)
     return -EAGAIN;

@@ -45,10 +45,7 @@ static inline int run_example(const char *prog, char *out, size_t cap)
 }
 
 /* Writes and reads one byte on a pipe, asserting it worked. */
-static inline void pipe_put(int fd)
-{
-  cr_assert_eq(write(fd, "x", 1), 1);
-}
+static inline void pipe_put(int fd) { cr_assert_eq(write(fd, "x", 1), 1); }
 
 /* A byte that never comes must not hang the suite: SIGALRM ends the test
  * (as a crash) if the read blocks for 30 s, whatever Criterion's timeout

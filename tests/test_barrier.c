@@ -174,7 +174,7 @@ Test(barrier, bad_arguments, .timeout = 10)
  * parent aborts and every survivor must get -EPIPE. Either way nobody hangs:
  * every wait is bounded and so is the test. */
 #define ROUNDS 50
-#define KIDS 3
+#define KIDS   3
 
 static bool poll_n_waiting(int want, double for_s)
 {

@@ -332,7 +332,8 @@ Test(cond, stress_random_kill_50_rounds, .timeout = 60)
       child_expect_signal(pids[victim], SIGKILL);
     cr_assert_geq(mps_cond_acquire(cond, MPS_FOREVER), 0, "seed %u round %d", seed0, round);
     sh->flag = round;
-    cr_assert_eq(mps_cond_notify_all(cond), WAITERS - 1, "seed %u round %d stage %d", seed0, round, stage);
+    cr_assert_eq(mps_cond_notify_all(cond), WAITERS - 1, "seed %u round %d stage %d", seed0, round,
+                 stage);
     cr_assert_eq(mps_cond_release(cond), 0);
     for (int i = 0; i < WAITERS; i++)
       if (i != victim)
