@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +105,40 @@ static inline void wait_until_blocked(pid_t pid)
     nanosleep(&pause, NULL);
   }
   cr_assert_fail("process %d never blocked in a futex wait", (int)pid);
+}
+
+/* Runs an example from $MPS_EXAMPLES_DIR with args, captures its stdout
+ * into out, and returns its wait status. */
+static inline int run_example(const char *prog, const char *const args[], char *out, size_t cap)
+{
+  const char *dir = getenv("MPS_EXAMPLES_DIR");
+  cr_assert_not_null(dir, "MPS_EXAMPLES_DIR is set by make check");
+  char cmd[1024];
+  int n = snprintf(cmd, sizeof(cmd), "'%s/%s'", dir, prog);
+  for (int i = 0; args[i] != NULL; i++)
+    n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, " %s", args[i]);
+  FILE *p = popen(cmd, "r");
+  cr_assert_not_null(p);
+  size_t len = fread(out, 1, cap - 1, p);
+  out[len] = '\0';
+  return pclose(p);
+}
+
+/* Writes one byte on a pipe, asserting it worked. */
+static inline void pipe_put(int fd)
+{
+  cr_assert_eq(write(fd, "x", 1), 1);
+}
+
+/* Reads one byte from a pipe. A byte that never comes must not hang the
+ * suite: SIGALRM ends the test (as a crash) if the read blocks for 30 s,
+ * whatever Criterion's timeout does with a worker that has children. */
+static inline void pipe_get(int fd)
+{
+  char c;
+  unsigned outer = alarm(30);
+  cr_assert_eq(read(fd, &c, 1), 1);
+  alarm(outer); /* a test's own, longer guard goes on (0: none) */
 }
 
 /* Seconds on the monotonic clock. */

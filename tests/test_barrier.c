@@ -1,7 +1,7 @@
 /* Barrier: distinct indices, rounds, timeouts and abort breaking it, reset,
  * a party killed while waiting, named barriers, bad input, and a random-kill
  * stress. Children report their index as exit code 10 + index, -EPIPE as 1. */
-#include "sync_helpers.h"
+#include "helpers.h"
 
 static mps_barrier *bar;
 static int fds[2];
@@ -76,7 +76,7 @@ static void start_sleeping_party(pid_t *pid)
 {
   *pid = child_run(party, NULL);
   pipe_get(fds[0]);
-  wait_asleep(*pid);
+  wait_until_blocked(*pid);
 }
 
 Test(barrier, abort_and_reset_wake_waiters_with_epipe, .timeout = 20)
@@ -226,7 +226,7 @@ Test(barrier, stress_random_kill_50_rounds, .timeout = 60)
 Test(barrier, example_barrier_phases, .timeout = 60)
 {
   char out[4096];
-  int status = run_example("barrier_phases", out, sizeof(out));
+  int status = run_example("barrier_phases", (const char *[]){NULL}, out, sizeof(out));
   cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x: %s", status, out);
   cr_assert_not_null(strstr(out, "4 processes went through 3 phases together\n"), "%s", out);
 }

@@ -1,7 +1,7 @@
 /* Condition: lock ownership rules, notify(n) exactness and order,
  * notify_all, timeouts, wait_for, a killed waiter, a lock owner killed while
  * others wait, named conditions, and a random-kill stress. */
-#include "sync_helpers.h"
+#include "helpers.h"
 
 #include <fcntl.h>
 
@@ -345,7 +345,7 @@ Test(cond, stress_random_kill_50_rounds, .timeout = 60)
 Test(cond, example_condition_counter, .timeout = 60)
 {
   char out[4096];
-  int status = run_example("condition_counter", out, sizeof(out));
+  int status = run_example("condition_counter", (const char *[]){NULL}, out, sizeof(out));
   cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x: %s", status, out);
   cr_assert_not_null(strstr(out, "3 waiters saw the counter reach 5\n"), "%s", out);
 }

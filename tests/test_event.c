@@ -1,6 +1,6 @@
 /* Event: set/clear/is_set, waits and timeouts, waking every process,
  * surviving a killed waiter, named forms, bad input. */
-#include "sync_helpers.h"
+#include "helpers.h"
 
 static mps_event *ev;
 static int fds[2];
@@ -35,7 +35,7 @@ static void start_waiters(pid_t *pids, int n)
   for (int i = 0; i < n; i++) {
     pids[i] = child_run(wait_forever, NULL);
     pipe_get(fds[0]);
-    wait_asleep(pids[i]);
+    wait_until_blocked(pids[i]);
   }
 }
 
@@ -128,7 +128,7 @@ Test(event, bad_arguments, .timeout = 10)
 Test(event, example_event_start, .timeout = 60)
 {
   char out[4096];
-  int status = run_example("event_start", out, sizeof(out));
+  int status = run_example("event_start", (const char *[]){NULL}, out, sizeof(out));
   cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x: %s", status, out);
   cr_assert_not_null(strstr(out, "4 workers started after the event was set\n"), "%s", out);
 }

@@ -1,23 +1,6 @@
 /* The foundation's examples, run as a user would run them. */
 #include "helpers.h"
 
-/* Runs an example from $MPS_EXAMPLES_DIR with args, captures its stdout
- * into out, and returns its wait status. */
-static int run_example(const char *prog, const char *const args[], char *out, size_t cap)
-{
-  const char *dir = getenv("MPS_EXAMPLES_DIR");
-  cr_assert_not_null(dir, "MPS_EXAMPLES_DIR is set by make check");
-  char cmd[1024];
-  int n = snprintf(cmd, sizeof(cmd), "'%s/%s'", dir, prog);
-  for (int i = 0; args[i] != NULL; i++)
-    n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, " %s", args[i]);
-  FILE *p = popen(cmd, "r");
-  cr_assert_not_null(p);
-  size_t len = fread(out, 1, cap - 1, p);
-  out[len] = '\0';
-  return pclose(p);
-}
-
 Test(examples, increment_decrement_ends_at_zero, .timeout = 60)
 {
   char out[4096];

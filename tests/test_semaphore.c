@@ -1,6 +1,6 @@
 /* Semaphore and BoundedSemaphore: counting, bounds, timeouts, waking across
  * processes, dead holders and dead waiters, named forms, bad input. */
-#include "sync_helpers.h"
+#include "helpers.h"
 
 #include <stdatomic.h>
 
@@ -60,7 +60,7 @@ Test(semaphore, release_wakes_a_blocked_process, .timeout = 20)
   cr_assert_eq(pipe(fds), 0);
   pid_t pid = child_run(acquire_forever, NULL);
   pipe_get(fds[0]);
-  wait_asleep(pid);
+  wait_until_blocked(pid);
   cr_assert_eq(mps_semaphore_release(sem), 0);
   child_expect_exit(pid, 0);
   cr_assert_eq(mps_semaphore_value(sem), 0, "the child took the unit");
@@ -91,10 +91,10 @@ Test(semaphore, killed_waiter_takes_nothing_and_blocks_nobody, .timeout = 20)
   cr_assert_eq(pipe(fds), 0);
   pid_t dead = child_run(acquire_forever, NULL);
   pipe_get(fds[0]);
-  wait_asleep(dead);
+  wait_until_blocked(dead);
   pid_t live = child_run(acquire_forever, NULL);
   pipe_get(fds[0]);
-  wait_asleep(live);
+  wait_until_blocked(live);
   kill(dead, SIGKILL);
   child_expect_signal(dead, SIGKILL);
   cr_assert_eq(mps_semaphore_release(sem), 0);
@@ -195,7 +195,7 @@ Test(semaphore, bad_arguments, .timeout = 10)
 Test(semaphore, example_semaphore_pool, .timeout = 60)
 {
   char out[4096];
-  int status = run_example("semaphore_pool", out, sizeof(out));
+  int status = run_example("semaphore_pool", (const char *[]){NULL}, out, sizeof(out));
   cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x: %s", status, out);
   cr_assert_not_null(strstr(out, "highest inside at once: 3\n"), "%s", out);
 }
