@@ -116,16 +116,6 @@ int mps_cond_acquire(mps_cond *c, double timeout)
 
 int mps_cond_release(mps_cond *c) { return c == NULL ? -EINVAL : mps__mutex_unlock(c->mu); }
 
-/* Whether the calling thread holds m. A trylock cannot tell without side
- * effects (it would take, and so hide, a dead owner's lock), so this reads
- * the owner's thread id from the futex word, which is the kernel's robust
- * futex ABI rather than a glibc detail. */
-static bool held_by_me(mps__mutex *m)
-{
-  int word = __atomic_load_n(&m->m.__data.__lock, __ATOMIC_RELAXED);
-  return (word & FUTEX_TID_MASK) == gettid();
-}
-
 static uint32_t slots_used(const struct cond_shm *shm)
 {
   return shm->hi < MPS_COND_MAX_WAITERS ? shm->hi : MPS_COND_MAX_WAITERS;
@@ -205,7 +195,7 @@ int mps_cond_wait(mps_cond *c, double timeout)
   int r = mps__deadline_init(&d, timeout);
   if (r < 0)
     return r;
-  return held_by_me(c->mu) ? wait_until(c, &d) : -EPERM;
+  return mps__mutex_held(c->mu) ? wait_until(c, &d) : -EPERM;
 }
 
 int mps_cond_wait_for(mps_cond *c, int (*pred)(void *), void *arg, double timeout)
@@ -216,7 +206,7 @@ int mps_cond_wait_for(mps_cond *c, int (*pred)(void *), void *arg, double timeou
   int r = mps__deadline_init(&d, timeout);
   if (r < 0)
     return r;
-  if (!held_by_me(c->mu))
+  if (!mps__mutex_held(c->mu))
     return -EPERM;
   /* One deadline for all the waits, so spurious wake-ups never extend it. */
   while (!pred(arg)) {
@@ -251,7 +241,7 @@ int mps_cond_notify(mps_cond *c, unsigned n)
 {
   if (c == NULL)
     return -EINVAL;
-  if (!held_by_me(c->mu))
+  if (!mps__mutex_held(c->mu))
     return -EPERM;
   unsigned woken = 0;
   struct cond_slot *s;
@@ -268,7 +258,7 @@ int mps_cond_notify_all(mps_cond *c)
 {
   if (c == NULL)
     return -EINVAL;
-  if (!held_by_me(c->mu))
+  if (!mps__mutex_held(c->mu))
     return -EPERM;
   int woken = 0;
   for (uint32_t i = 0; i < slots_used(c->shm); i++) {

@@ -119,6 +119,8 @@ int mps__mutex_init(mps__mutex *m, bool recursive);
 int mps__mutex_lock(mps__mutex *m, const mps__deadline *d);
 /* 0 or -EPERM. */
 int mps__mutex_unlock(mps__mutex *m);
+/* Whether the calling thread holds m; no side effect on a dead owner's m. */
+bool mps__mutex_held(mps__mutex *m);
 /* What a pthread lock call's error means for mpshare (recovers EOWNERDEAD). */
 int mps__mutex_result(mps__mutex *m, int err);
 

@@ -11,7 +11,37 @@
  */
 #include "config.h"
 
+#include <linux/futex.h>
+#include <unistd.h>
+
 #include "internal.h"
+
+/* The calling thread's id, cached: gettid() is a system call, and a
+ * condition checks ownership on every wait and notify. A forked child is a
+ * new thread with another id, so fork forgets the cache. */
+static __thread pid_t my_tid;
+
+static void forget_tid(void)
+{
+  my_tid = 0;
+}
+
+__attribute__((constructor)) static void register_forget_tid(void)
+{
+  pthread_atfork(NULL, NULL, forget_tid);
+}
+
+/* A trylock cannot tell ownership without side effects (it would take, and
+ * so hide, a dead owner's lock). The futex word of a robust mutex holds its
+ * owner's thread id: that is the kernel's robust futex ABI, so reading it
+ * is safe on Linux; where the word sits in pthread_mutex_t is glibc's. */
+bool mps__mutex_held(mps__mutex *m)
+{
+  if (my_tid == 0)
+    my_tid = gettid();
+  int word = __atomic_load_n(&m->m.__data.__lock, __ATOMIC_RELAXED);
+  return (word & FUTEX_TID_MASK) == my_tid;
+}
 
 int mps__mutex_init(mps__mutex *m, bool recursive)
 {
