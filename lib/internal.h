@@ -191,6 +191,12 @@ void mps__waitq_wake_held(mps__waitq *w, int n);
  * none on a single CPU). True if the word changed. Never blocks. */
 bool mps__spin_while_eq(const _Atomic uint64_t *word, uint64_t old);
 
+/* Takes m like mps__mutex_lock_forever, after a short bounded spin on
+ * trylock (none on a single CPU): for locks held only for a short copy,
+ * this saves the futex sleep and wake of a contended pthread mutex.
+ * 0, MPS_OWNER_DIED, -EDEADLK. */
+int mps__mutex_lock_spin(mps__mutex *m);
+
 /* ---- queue_heap.c: the priority queue's heap --------------------------- */
 
 /* One heap entry: a message's priority, its put sequence number (FIFO among

@@ -239,7 +239,7 @@ static int q_repair(mps_queue *q)
  * another process was inside a call. */
 static int q_lock(mps_queue *q)
 {
-  int r = mps__mutex_lock_forever(&q->s->mu);
+  int r = mps__mutex_lock_spin(&q->s->mu);
   if (r == MPS_OWNER_DIED) {
     r = q_repair(q);
     if (r < 0)
@@ -271,7 +271,7 @@ static int q_wait(mps_queue *q, mps__waitq *w, const _Atomic uint64_t *word, uin
     *spun = true;
     q_unlock(q);
     mps__spin_while_eq(word, seen);
-    if (mps__mutex_lock_forever(&q->s->mu) == MPS_OWNER_DIED)
+    if (mps__mutex_lock_spin(&q->s->mu) == MPS_OWNER_DIED)
       return q_repair(q);
     return 0;
   }

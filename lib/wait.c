@@ -87,6 +87,9 @@ void mps__waitq_wake_held(mps__waitq *w, int n)
 #define MPS__SPIN_MIN_NS 500
 #define MPS__SPIN_MAX_NS 20000
 #define MPS__SPIN_CHECK 32 /* spins between clock reads */
+/* A mutex is held for a short copy; longer than this, its holder is
+ * probably not running, and we sleep in the kernel instead. */
+#define MPS__MUTEX_SPIN_NS 3000
 
 static _Thread_local long spin_budget_ns = 4000;
 
@@ -136,4 +139,40 @@ bool mps__spin_while_eq(const _Atomic uint64_t *word, uint64_t old)
   if (spin_budget_ns > MPS__SPIN_MIN_NS)
     spin_budget_ns /= 2;
   return false;
+}
+
+/* Test before test-and-set: a spinner that only reads the lock word keeps
+ * the line shared instead of stealing it from the holder on every try. */
+static bool mutex_looks_free(mps__mutex *m)
+{
+#ifdef __GLIBC__
+  return __atomic_load_n(&m->m.__data.__lock, __ATOMIC_RELAXED) == 0;
+#else
+  (void)m;
+  return true;
+#endif
+}
+
+int mps__mutex_lock_spin(mps__mutex *m)
+{
+  static const mps__deadline once = {.kind = MPS__ONCE};
+  if (!single_cpu()) {
+    int64_t end = 0;
+    for (unsigned i = 1;; i++) {
+      if (mutex_looks_free(m)) {
+        int r = mps__mutex_lock(m, &once);
+        if (r != -EAGAIN)
+          return r;
+      }
+      cpu_relax();
+      if (i % MPS__SPIN_CHECK == 0) {
+        int64_t t = now_ns();
+        if (end == 0)
+          end = t + MPS__MUTEX_SPIN_NS;
+        else if (t >= end)
+          break;
+      }
+    }
+  }
+  return mps__mutex_lock_forever(m);
 }
