@@ -84,14 +84,14 @@ void mps__waitq_wake_held(mps__waitq *w, int n)
 
 /* Spin budget in nanoseconds, per thread: doubled when a spin saw the word
  * change, halved when it did not. */
-#define MPS__SPIN_MIN_NS 500
-#define MPS__SPIN_MAX_NS 20000
+#define MPS__SPIN_MIN_NS 4000
+#define MPS__SPIN_MAX_NS 32000
 #define MPS__SPIN_CHECK 32 /* spins between clock reads */
 /* A mutex is held for a short copy; longer than this, its holder is
  * probably not running, and we sleep in the kernel instead. */
 #define MPS__MUTEX_SPIN_NS 3000
 
-static _Thread_local long spin_budget_ns = 4000;
+static _Thread_local long spin_budget_ns = 8000;
 
 static inline void cpu_relax(void)
 {
