@@ -528,3 +528,99 @@ Test(queue_examples, priority_jobs, .timeout = 30)
                         "running: rotate old logs\n"
                         "all jobs done: yes\n");
 }
+
+/* ---- damaged segments and dead waiters ---------------------------------- */
+
+#include <fcntl.h>
+#include <sys/mman.h>
+
+/* Maps the named segment's file directly, as a forger would. */
+static uint64_t *map_raw(const char *name, size_t *size)
+{
+  int fd = shm_open(name, O_RDWR, 0);
+  cr_assert_geq(fd, 0);
+  *size = (size_t)lseek(fd, 0, SEEK_END);
+  void *p = mmap(NULL, *size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  cr_assert_neq(p, MAP_FAILED);
+  return p;
+}
+
+Test(queue, forged_segments_are_refused, .timeout = 10)
+{
+  char name[64];
+  test_name(name, "queue-forged");
+  mps_queue_opts o = {4, 8, MPS_PRIORITY};
+  mps_queue *a = mps_queue_create(name, &o);
+  cr_assert_not_null(a);
+  size_t size;
+  uint64_t *raw = map_raw(name, &size);
+  /* The configuration follows the 64-byte header: maxsize, then max_msg. */
+  cr_assert_eq(raw[8], 4);
+  cr_assert_eq(raw[9], 8);
+  raw[8] = 1u << 30;
+  cr_assert_null(mps_queue_open(name));
+  cr_assert_eq(errno, EPROTO, "a maxsize that does not match the file");
+  raw[8] = 4;
+  raw[9] = 4096;
+  cr_assert_null(mps_queue_open(name));
+  cr_assert_eq(errno, EPROTO);
+  raw[9] = 8;
+  mps_queue *b = mps_queue_open(name);
+  cr_assert_not_null(b, "the repaired configuration is accepted");
+  /* Counters claiming more messages than fit: refused, not followed. */
+  put_int(a, 1);
+  /* header, configuration, mutex and head take the first four lines */
+  cr_assert_eq(raw[256 / 8], 1, "the tail counter");
+  raw[256 / 8] = 1000;
+  int v;
+  cr_assert_eq(mps_queue_get(b, &v, sizeof(v), 0), -EPROTO);
+  munmap(raw, size);
+  mps_queue_close(a);
+  mps_queue_close(b);
+  mps_unlink(name);
+  assert_no_segments_left();
+}
+
+static int block_in_join(void *arg)
+{
+  (void)arg;
+  if (write(sync_fds[1], "r", 1) != 1)
+    return 9;
+  mps_queue_join(q, MPS_FOREVER);
+  return 1; /* never reached: killed while waiting */
+}
+
+static int block_in_get(void *arg)
+{
+  (void)arg;
+  if (write(sync_fds[1], "r", 1) != 1)
+    return 9;
+  int v;
+  mps_queue_get(q, &v, sizeof(v), MPS_FOREVER);
+  return 1;
+}
+
+Test(queue, waiters_killed_while_blocked_cost_nothing, .timeout = 30)
+{
+  q = make(4, 8, MPS_FIFO);
+  cr_assert_eq(pipe(sync_fds), 0);
+  put_int(q, 1);
+  pid_t j = child_run(block_in_join, NULL);
+  wait_child();
+  kill(j, SIGKILL);
+  child_expect_signal(j, SIGKILL);
+  cr_assert_eq(get_int(q), 1);
+  cr_assert_eq(mps_queue_task_done(q), 0);
+  cr_assert_eq(mps_queue_join(q, 5.0), 0, "join still works");
+  pid_t g = child_run(block_in_get, NULL);
+  wait_child();
+  kill(g, SIGKILL);
+  child_expect_signal(g, SIGKILL);
+  cr_assert_eq(pipe(sync_fds), 0);
+  pid_t g2 = child_run(blocked_getter, NULL); /* expects 77 */
+  wait_child();
+  put_int(q, 77);
+  child_expect_exit(g2, 0);
+  mps_queue_close(q);
+}
