@@ -4,59 +4,53 @@
  *
  *   worker_queue
  *
- * The workers are made daemons with fork() and prctl(PR_SET_PDEATHSIG):
- * the kernel kills them when the main process exits, even by a crash.
+ * Like Python's
+ *     for i in range(10): Process(target=worker, daemon=True).start()
+ *     for item in range(20): q.put(item)
+ *     q.join(); print("main done")
  */
 #include <mpshare.h>
 
-#include <signal.h>
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <sys/prctl.h>
-#include <unistd.h>
 
 #define WORKERS 10
 #define ITEMS 20
 
-static void worker(mps_queue *q, int id)
+static mps_queue *q;
+
+static int worker(void *arg)
 {
+  int id = (int)(intptr_t)arg;
   for (;;) {
     int item;
     if (mps_queue_get(q, &item, sizeof(item), MPS_FOREVER) != sizeof(item))
-      _exit(1);
+      return 1;
     printf("worker %d: working on item %d\n", id, item);
     fflush(stdout);
     mps_queue_task_done(q);
   }
 }
 
-/* Forks a worker that dies with its parent. */
-static pid_t start_daemon(mps_queue *q, int id)
-{
-  pid_t parent = getpid();
-  fflush(stdout);
-  pid_t pid = fork();
-  if (pid != 0)
-    return pid;
-  /* If the parent died before prctl, getppid() has already changed. */
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-    _exit(1);
-  worker(q, id);
-  _exit(0);
-}
-
 int main(void)
 {
-  mps_queue *q = mps_queue_new(&(mps_queue_opts){.maxsize = 8, .max_msg = sizeof(int)});
+  q = mps_queue_new(&(mps_queue_opts){.maxsize = 8, .max_msg = sizeof(int)});
   if (q == NULL) {
     perror("mps_queue_new");
     return 1;
   }
-  for (int i = 0; i < WORKERS; i++)
-    if (start_daemon(q, i) < 0) {
-      perror("fork");
+  mps_process *workers[WORKERS];
+  for (int i = 0; i < WORKERS; i++) {
+    /* daemon: killed by the kernel when this process exits, even by a crash */
+    workers[i] = mps_process_new(worker, (void *)(intptr_t)i, &(mps_process_opts){.daemon = true});
+    fflush(stdout);
+    int err = workers[i] ? mps_process_start(workers[i]) : -errno;
+    if (err < 0) {
+      fprintf(stderr, "starting a worker: %s\n", mps_strerror(err));
       return 1;
     }
+  }
   for (int item = 0; item < ITEMS; item++) {
     int err = mps_queue_put(q, &item, sizeof(item), MPS_FOREVER);
     if (err < 0) {

@@ -11,5 +11,6 @@
 #include <mpshare/lock.h>
 #include <mpshare/value.h>
 #include <mpshare/queue.h>
+#include <mpshare/process.h>
 
 #endif
