@@ -404,6 +404,24 @@ static ssize_t q_dequeue(mps_queue *q, void *buf, size_t cap, size_t *lens, size
   return (ssize_t)i;
 }
 
+/* Before taking the mutex: if the queue looks blocked (read without the
+ * lock), spin on the counter that would unblock it, so that a waiting
+ * process does not take the mutex from the one it waits for just to find
+ * nothing changed. Only a hint: the caller rechecks under the mutex. */
+static bool pre_spin(mps_queue *q, bool getter, const mps__deadline *d)
+{
+  if (d->kind == MPS__ONCE)
+    return false;
+  uint64_t head = atomic_load_explicit(&q->s->head, memory_order_relaxed);
+  uint64_t tail = atomic_load_explicit(&q->s->tail, memory_order_relaxed);
+  if (getter ? tail != head : tail - head < q->cap)
+    return false;
+  if (atomic_load_explicit(&q->s->shut, memory_order_relaxed))
+    return false;
+  mps__spin_while_eq(getter ? &q->s->tail : &q->s->head, getter ? tail : head);
+  return true;
+}
+
 /* ---- public calls ------------------------------------------------------- */
 
 static int check_msgs(mps_queue *q, const void *const *msgs, const size_t *lens, size_t n)
@@ -426,9 +444,9 @@ static ssize_t put_common(mps_queue *q, int prio, const void *const *msgs, const
   ssize_t r = check_msgs(q, msgs, lens, n);
   if (r < 0 || (r = mps__deadline_init(&d, timeout)) < 0 || n == 0)
     return r;
+  bool spun = pre_spin(q, false, &d);
   if ((r = q_lock(q)) < 0)
     return r;
-  bool spun = false;
   int waited = 0;
   for (;;) {
     uint64_t head, tail;
@@ -479,9 +497,9 @@ ssize_t mps_queue_get_many(mps_queue *q, void *buf, size_t cap, size_t *lens, si
   ssize_t r = mps__deadline_init(&d, timeout);
   if (r < 0 || max == 0)
     return r;
+  bool spun = pre_spin(q, true, &d);
   if ((r = q_lock(q)) < 0)
     return r;
-  bool spun = false;
   int waited = 0;
   for (;;) {
     uint64_t head, tail;
