@@ -1,0 +1,224 @@
+/* Queue throughput: P producers -> C consumers moving 64-byte messages
+ * through a 1024-message channel, for mpshare's queue (single and batch
+ * calls) and its peers: a pipe, a SOCK_SEQPACKET socketpair and a POSIX
+ * message queue. Kinds alternate within each round, so that a machine
+ * busy with something else disturbs them alike; the best round counts.
+ * Prints messages/second and the ratio mpshare/peer.
+ *
+ *   queue_throughput [messages] [rounds]
+ */
+#include <mpshare.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <mqueue.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MSG 64
+#define CAP 1024
+#define BATCH 32
+#define STOP UINT64_MAX
+
+enum kind { MPS_SINGLE, MPS_BATCH, PIPE, SEQPACKET, POSIX_MQ, KINDS };
+static const char *names[KINDS] = {"mpshare queue", "mpshare queue, batch of 32", "pipe",
+                                   "seqpacket socketpair", "POSIX mq"};
+
+struct chan {
+  enum kind kind;
+  mps_queue *q;
+  int fd[2];
+  mqd_t mq;
+};
+
+static double now(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int chan_open(struct chan *c, enum kind k)
+{
+  c->kind = k;
+  switch (k) {
+  case MPS_SINGLE:
+  case MPS_BATCH:
+    c->q = mps_queue_new(&(mps_queue_opts){CAP, MSG, MPS_FIFO});
+    return c->q ? 0 : -1;
+  case PIPE:
+    return pipe(c->fd);
+  case SEQPACKET:
+    return socketpair(AF_UNIX, SOCK_SEQPACKET, 0, c->fd);
+  default: {
+    char name[64];
+    snprintf(name, sizeof(name), "/mps-bench-%d", (int)getpid());
+    struct mq_attr a = {.mq_maxmsg = CAP, .mq_msgsize = MSG};
+    c->mq = mq_open(name, O_RDWR | O_CREAT | O_EXCL, 0600, &a);
+    if (c->mq == (mqd_t)-1) { /* above msg_max without privileges */
+      a.mq_maxmsg = 10;
+      c->mq = mq_open(name, O_RDWR | O_CREAT | O_EXCL, 0600, &a);
+    }
+    mq_unlink(name);
+    return c->mq == (mqd_t)-1 ? -1 : 0;
+  }
+  }
+}
+
+static void chan_close(struct chan *c)
+{
+  if (c->kind <= MPS_BATCH)
+    mps_queue_close(c->q);
+  else if (c->kind == POSIX_MQ)
+    mq_close(c->mq);
+  else {
+    close(c->fd[0]);
+    close(c->fd[1]);
+  }
+}
+
+static void send1(struct chan *c, const char *m)
+{
+  int ok;
+  switch (c->kind) {
+  case MPS_SINGLE:
+  case MPS_BATCH:
+    ok = mps_queue_put(c->q, m, MSG, MPS_FOREVER) == 0;
+    break;
+  case PIPE:
+  case SEQPACKET:
+    ok = write(c->fd[1], m, MSG) == MSG;
+    break;
+  default:
+    ok = mq_send(c->mq, m, MSG, 0) == 0;
+  }
+  if (!ok)
+    _exit(3);
+}
+
+static void produce(struct chan *c, uint64_t n)
+{
+  char m[BATCH][MSG] = {{0}};
+  const void *ptrs[BATCH];
+  size_t lens[BATCH];
+  for (int i = 0; i < BATCH; i++) {
+    ptrs[i] = m[i];
+    lens[i] = MSG;
+  }
+  for (uint64_t i = 0; i < n;) {
+    if (c->kind == MPS_BATCH) {
+      size_t k = n - i < BATCH ? (size_t)(n - i) : BATCH;
+      for (size_t j = 0; j < k; j++)
+        memcpy(m[j], &(uint64_t){i + j}, 8);
+      ssize_t r = mps_queue_put_many(c->q, ptrs, lens, k, MPS_FOREVER);
+      if (r <= 0)
+        _exit(3);
+      i += (uint64_t)r;
+      continue;
+    }
+    memcpy(m[0], &i, 8);
+    send1(c, m[0]);
+    i++;
+  }
+}
+
+/* Receives until a STOP message; returns how many others it got. */
+static uint64_t consume(struct chan *c)
+{
+  char buf[BATCH * MSG];
+  size_t lens[BATCH];
+  uint64_t got = 0;
+  for (;;) {
+    ssize_t n = 1;
+    switch (c->kind) {
+    case MPS_SINGLE:
+      n = mps_queue_get(c->q, buf, MSG, MPS_FOREVER);
+      n = n == MSG ? 1 : n;
+      break;
+    case MPS_BATCH:
+      n = mps_queue_get_many(c->q, buf, sizeof(buf), lens, BATCH, MPS_FOREVER);
+      break;
+    case PIPE:
+    case SEQPACKET:
+      n = read(c->fd[0], buf, MSG) == MSG ? 1 : -1;
+      break;
+    default:
+      n = mq_receive(c->mq, buf, MSG, NULL) == MSG ? 1 : -1;
+    }
+    if (n == -EPIPE)
+      return got; /* mpshare: shut down and drained */
+    if (n <= 0)
+      _exit(4);
+    for (ssize_t i = 0; i < n; i++) {
+      uint64_t id;
+      memcpy(&id, buf + i * MSG, 8);
+      if (id == STOP)
+        return got;
+      got++;
+    }
+  }
+}
+
+/* Messages per second for one run of kind k with p producers, c consumers. */
+static double run(enum kind k, int np, int nc, uint64_t n)
+{
+  struct chan c;
+  if (chan_open(&c, k) < 0)
+    return 0;
+  pid_t pids[8];
+  double t0 = now();
+  for (int i = 0; i < nc; i++)
+    if ((pids[i] = fork()) == 0)
+      _exit(consume(&c) > 0 ? 0 : 5);
+  for (int i = 0; i < np; i++)
+    if ((pids[nc + i] = fork()) == 0) {
+      produce(&c, n / (uint64_t)np);
+      _exit(0);
+    }
+  int status, bad = 0;
+  for (int i = nc; i < nc + np; i++)
+    bad |= waitpid(pids[i], &status, 0) < 0 || status != 0;
+  /* A queue is shut down (a batch get could take two STOPs at once);
+   * the others get one STOP message per consumer. */
+  char stop[MSG];
+  memset(stop, 0xff, sizeof(stop));
+  if (k <= MPS_BATCH)
+    mps_queue_shutdown(c.q);
+  else
+    for (int i = 0; i < nc; i++)
+      send1(&c, stop);
+  for (int i = 0; i < nc; i++)
+    bad |= waitpid(pids[i], &status, 0) < 0 || status != 0;
+  double secs = now() - t0;
+  chan_close(&c);
+  return bad ? 0 : (double)(n / (uint64_t)np * (uint64_t)np) / secs;
+}
+
+int main(int argc, char **argv)
+{
+  uint64_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 400000;
+  int rounds = argc > 2 ? atoi(argv[2]) : 3;
+  int shapes[2][2] = {{1, 1}, {2, 2}};
+  printf("%d-byte messages, capacity %d, %llu messages per run, best of %d\n", MSG, CAP,
+         (unsigned long long)n, rounds);
+  for (int s = 0; s < 2; s++) {
+    double best[KINDS] = {0};
+    for (int r = 0; r < rounds; r++)
+      for (int k = 0; k < KINDS; k++) {
+        double v = run((enum kind)k, shapes[s][0], shapes[s][1], k == POSIX_MQ ? n / 4 : n);
+        best[k] = v > best[k] ? v : best[k];
+      }
+    printf("\n%d -> %d %-28s %12s %18s\n", shapes[s][0], shapes[s][1], "", "msgs/s",
+           "mpshare single/it");
+    for (int k = 0; k < KINDS; k++)
+      printf("       %-28s %12.0f %18.2f\n", names[k], best[k],
+             best[k] > 0 ? best[MPS_SINGLE] / best[k] : 0);
+  }
+  return 0;
+}
