@@ -10,6 +10,7 @@
 #include <mpshare/common.h>
 #include <mpshare/lock.h>
 #include <mpshare/value.h>
+#include <mpshare/queue.h>
 #include <mpshare/pipe.h>
 
 #endif

@@ -165,4 +165,45 @@ int mps__waitq_wait(mps__waitq *w, mps__mutex *m, const mps__deadline *d);
  * mutex held; costs no syscall when nobody sleeps. */
 void mps__waitq_wake(mps__waitq *w, int n);
 
+/* Like mps__waitq_wake, for a caller that holds the mutex the sleepers wait
+ * with: then a sleepers count of 0 is exact enough to skip even the bump of
+ * the sequence word, so a wake costs one load when nobody sleeps. */
+void mps__waitq_wake_held(mps__waitq *w, int n);
+
+/* A bounded, adaptive busy wait before sleeping: spins while *word == old
+ * for at most a few microseconds (less after spins that did not pay off,
+ * none on a single CPU). True if the word changed. Never blocks. */
+bool mps__spin_while_eq(const _Atomic uint64_t *word, uint64_t old);
+
+/* ---- queue_heap.c: the priority queue's heap --------------------------- */
+
+/* One heap entry: a message's priority, its put sequence number (FIFO among
+ * equal priorities) and the slot holding its payload. */
+struct mps__qent {
+  int32_t prio;
+  uint32_t slot;
+  uint64_t seq;
+};
+
+/* A redo record: every store of one heap mutation, computed before the
+ * first is made. Applying it twice gives the same heap, so a process that
+ * finds it valid after an owner died simply applies it again. */
+#define MPS__QLOG_MAX 40
+struct mps__qlog {
+  _Atomic uint32_t valid;
+  uint32_t n;
+  uint64_t head, tail; /* the queue's counters after the mutation */
+  struct {
+    uint64_t pos;
+    struct mps__qent e;
+  } w[MPS__QLOG_MAX];
+};
+
+/* Plans inserting e into the heap of `count` entries (heap[count] is free).
+ * Plans removing the root of the heap of `count` > 0 entries; the root's
+ * slot becomes the free slot at heap[count - 1]. */
+void mps__heap_plan_push(const struct mps__qent *heap, uint64_t count, struct mps__qent e,
+                         struct mps__qlog *log);
+void mps__heap_plan_pop(const struct mps__qent *heap, uint64_t count, struct mps__qlog *log);
+
 #endif

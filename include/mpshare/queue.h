@@ -1,0 +1,134 @@
+/* Queues (queue.Queue / LifoQueue / PriorityQueue / multiprocessing's
+ * JoinableQueue) in shared memory.
+ *
+ * A queue is a bounded ring of `maxsize` slots of `max_msg` bytes each, in
+ * one shared segment. Messages are byte strings of 0..max_msg bytes, copied
+ * in by put and out by get: the queue never keeps a pointer of the caller's.
+ * A put that returned 0 means the message is in the queue (there is no
+ * feeder thread). Order is FIFO, LIFO or by priority (smallest first, FIFO
+ * among equals).
+ *
+ * Crash semantics: a process killed at any instruction inside a queue call
+ * leaves the queue usable by the others. A message is wholly in the queue or
+ * not in it; a message is delivered to at most one get that returned it. A
+ * get killed before it returned leaves its message in the queue for the
+ * others. Killed sleepers never swallow wake-ups.
+ *
+ * Shutdown: after mps_queue_shutdown(), put fails with -EPIPE; get keeps
+ * draining what is left and fails with -EPIPE once the queue is empty
+ * (Python 3.13's shutdown(immediate=False)). Blocked putters and getters
+ * wake up. join is not ended by shutdown: it still waits for task_done.
+ */
+#ifndef MPSHARE_QUEUE_H
+#define MPSHARE_QUEUE_H
+
+#include <mpshare/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum mps_order {
+  MPS_FIFO = 0, /* first in, first out (the default) */
+  MPS_LIFO,     /* last in, first out: a stack */
+  MPS_PRIORITY, /* smallest prio first, FIFO among equal prio */
+} mps_order;
+
+/* Default capacity and message size, used for 0 fields of mps_queue_opts. */
+#define MPS_QUEUE_DEFAULT_MAXSIZE 1024
+#define MPS_QUEUE_DEFAULT_MAX_MSG 1024
+/* Limits: at most MPS_QUEUE_MAXSIZE_MAX messages, and a segment (slots of
+ * max_msg bytes plus a small header each) of at most MPS_SIZE_MAX bytes. */
+#define MPS_QUEUE_MAXSIZE_MAX ((size_t)1 << 24)
+
+typedef struct mps_queue_opts {
+  size_t maxsize; /* capacity in messages; 0: MPS_QUEUE_DEFAULT_MAXSIZE */
+  size_t max_msg; /* largest message in bytes; 0: MPS_QUEUE_DEFAULT_MAX_MSG */
+  mps_order order;
+} mps_queue_opts;
+
+typedef struct mps_queue mps_queue;
+
+/* Makes an anonymous queue, shared with the children forked after it. opts
+ * may be NULL (all defaults). Returns the handle, or NULL with errno EINVAL
+ * (unknown order, maxsize above MPS_QUEUE_MAXSIZE_MAX, segment too big) or
+ * ENOMEM. Release with mps_queue_close in every process. */
+MPS_API mps_queue *mps_queue_new(const mps_queue_opts *opts);
+
+/* Makes a named queue that unrelated processes open with mps_queue_open.
+ * NULL with errno EINVAL (bad name or opts), EEXIST, ENOMEM, EACCES. The
+ * name stays until mps_unlink(name). */
+MPS_API mps_queue *mps_queue_create(const char *name, const mps_queue_opts *opts);
+
+/* Opens a named queue. NULL with errno EINVAL (bad name), ENOENT, EACCES,
+ * EPROTO (not a queue, another layout version, or a damaged segment). */
+MPS_API mps_queue *mps_queue_open(const char *name);
+
+/* Unmaps the queue in this process and frees the handle; the queue lives on
+ * for the others. NULL is accepted. Returns 0. */
+MPS_API int mps_queue_close(mps_queue *q);
+
+/* Copies len bytes of msg into the queue, waiting up to `timeout` for room.
+ * For a priority queue it is put_prio with prio 0. Returns 0 (the message is
+ * in the queue), -EMSGSIZE (len > max_msg; nothing queued), -EAGAIN
+ * (timeout 0 and full), -ETIMEDOUT, -EPIPE (shut down), -EINVAL (NULL q,
+ * NULL msg with len > 0, NaN timeout), -EPROTO (damaged segment). */
+MPS_API int mps_queue_put(mps_queue *q, const void *msg, size_t len, double timeout);
+
+/* Like mps_queue_put, with a priority: smaller prio is got first, equal
+ * prio in put order. On a FIFO or LIFO queue prio is ignored. */
+MPS_API int mps_queue_put_prio(mps_queue *q, int prio, const void *msg, size_t len,
+                               double timeout);
+
+/* Moves the next message into buf (cap bytes), waiting up to `timeout` for
+ * one. Returns its length (0..max_msg), -EMSGSIZE (longer than cap: the
+ * message stays queued), -EAGAIN (timeout 0 and empty), -ETIMEDOUT, -EPIPE
+ * (shut down and empty), -EINVAL (NULL q, NULL buf with cap > 0, NaN). */
+MPS_API ssize_t mps_queue_get(mps_queue *q, void *buf, size_t cap, double timeout);
+
+/* Puts up to n messages (msgs[i] of lens[i] bytes) under one lock
+ * acquisition, in order. Waits up to `timeout` for room for the first, then
+ * puts as many as fit without waiting again, like write(2). Returns how many
+ * were put (1..n; the caller puts the rest again), or the errors of
+ * mps_queue_put; -EMSGSIZE if any lens[i] > max_msg (nothing queued).
+ * n == 0 returns 0. A priority queue puts them with prio 0. */
+MPS_API ssize_t mps_queue_put_many(mps_queue *q, const void *const *msgs, const size_t *lens,
+                                   size_t n, double timeout);
+
+/* Gets up to max messages under one lock acquisition, waiting up to
+ * `timeout` for the first. They are stored back to back in buf (cap bytes):
+ * message i starts at buf + lens[0] + ... + lens[i-1] and is lens[i] bytes
+ * long. Stops early at the first message that does not fit in what is left
+ * of buf. Returns how many were got (1..max), or the errors of
+ * mps_queue_get (-EMSGSIZE: the first message does not fit; it stays).
+ * max == 0 returns 0. */
+MPS_API ssize_t mps_queue_get_many(mps_queue *q, void *buf, size_t cap, size_t *lens, size_t max,
+                                   double timeout);
+
+/* Messages in the queue now (0 for NULL); may change at once. */
+MPS_API size_t mps_queue_qsize(mps_queue *q);
+/* qsize == 0 (true for NULL). */
+MPS_API bool mps_queue_empty(mps_queue *q);
+/* qsize == maxsize (false for NULL). */
+MPS_API bool mps_queue_full(mps_queue *q);
+/* The capacity and largest message size it was made with (0 for NULL). */
+MPS_API size_t mps_queue_maxsize(mps_queue *q);
+MPS_API size_t mps_queue_max_msg(mps_queue *q);
+
+/* Marks one message that was got as processed. Returns 0, -EINVAL if called
+ * more times than there were puts (or NULL q). */
+MPS_API int mps_queue_task_done(mps_queue *q);
+
+/* Waits until every message ever put has been marked with task_done.
+ * Returns 0, -EAGAIN (timeout 0 and tasks pending), -ETIMEDOUT, -EINVAL. */
+MPS_API int mps_queue_join(mps_queue *q, double timeout);
+
+/* Shuts the queue down for every process: puts fail with -EPIPE, gets drain
+ * what is left then fail with -EPIPE, and blocked putters and getters wake.
+ * It cannot be undone. Returns 0 or -EINVAL. */
+MPS_API int mps_queue_shutdown(mps_queue *q);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,589 @@
+/* Queue: a bounded FIFO, LIFO or priority queue of byte strings in one
+ * shared segment, with task_done/join and shutdown.
+ *
+ * Shared layout (struct mps__queue_shm, then the arrays): the segment header;
+ * the configuration (maxsize, max_msg, order, slot size and the offsets of
+ * the arrays), written once by the creator and checked by every opener; the
+ * robust mutex; then, each on its own cache line, the counters `head`
+ * (messages ever got), `tail` (messages ever put), `done` (task_done calls)
+ * with the shutdown flag, the three wait queues (not_empty, not_full,
+ * all_done), and the heap's redo record. For a priority queue the heap
+ * (queue_heap.c) follows; then `maxsize` payload slots of a 64-bit length
+ * and max_msg bytes, each slot cache-line aligned so that a producer and a
+ * consumer never write the same line.
+ *
+ * qsize is tail - head and the unfinished tasks are tail - done. A FIFO
+ * message lives in slot (its put number % maxsize); LIFO keeps a stack in
+ * slots 0..qsize-1; the priority heap names the slot of each message.
+ *
+ * Crash semantics: every mutation is made under the mutex, and is committed
+ * by one final store. A put writes its payload into a free slot, then stores
+ * the new tail; a get copies the payload out, then stores the new head;
+ * task_done stores the new done. A process killed before that store changed
+ * nothing anyone can see; killed after it, the call is complete. A heap
+ * update needs several stores: they are planned first into the redo record,
+ * which is marked valid, applied, and cleared; whoever takes the mutex with
+ * MPS_OWNER_DIED applies a valid record again (every store in it writes an
+ * absolute value) before looking at the queue. Sleepers are woken before
+ * the commit store, while the mutex is held, so a waker killed after its
+ * commit has already woken them; the recovering process also wakes all.
+ * Every wake is a wake-all: a woken sleeper killed before it takes the
+ * mutex must not swallow the only wake-up.
+ *
+ * Indices read from the segment are checked before use (slot numbers below
+ * maxsize, lengths at most max_msg, qsize at most maxsize), so a damaged or
+ * forged segment gives -EPROTO, never a stray access.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+struct mps__queue_shm {
+  struct mps__hdr hdr;
+  uint64_t maxsize;
+  uint64_t max_msg;
+  uint64_t slot_size;
+  uint64_t heap_off; /* 0 unless MPS_PRIORITY */
+  uint64_t slots_off;
+  uint32_t order;
+  mps__mutex mu;
+  alignas(MPS__CACHELINE) _Atomic uint64_t head;
+  alignas(MPS__CACHELINE) _Atomic uint64_t tail;
+  alignas(MPS__CACHELINE) _Atomic uint64_t done;
+  _Atomic uint32_t shut;
+  alignas(MPS__CACHELINE) mps__waitq not_empty;
+  alignas(MPS__CACHELINE) mps__waitq not_full;
+  alignas(MPS__CACHELINE) mps__waitq all_done;
+  alignas(MPS__CACHELINE) struct mps__qlog log;
+};
+
+struct mps__slot {
+  uint64_t len;
+  unsigned char data[];
+};
+
+/* A process's handle. The configuration is copied from the segment once,
+ * after it was checked, so that later writes to it cannot mislead us. */
+struct mps_queue {
+  mps__seg seg;
+  struct mps__queue_shm *s;
+  struct mps__qent *heap;
+  unsigned char *slots;
+  uint64_t cap, max_msg, slot_size;
+  mps_order order;
+};
+
+#define WAKE_ALL INT32_MAX
+
+static const mps__deadline forever = {.kind = MPS__FOREVER};
+
+/* ---- layout ----------------------------------------------------------- */
+
+struct layout {
+  uint64_t slot_size, heap_off, slots_off, size;
+};
+
+static int layout_of(uint64_t maxsize, uint64_t max_msg, uint64_t order, struct layout *l)
+{
+  if (order > MPS_PRIORITY || maxsize == 0 || maxsize > MPS_QUEUE_MAXSIZE_MAX ||
+      max_msg > MPS_SIZE_MAX)
+    return -EINVAL;
+  uint64_t base = MPS__ALIGN_UP(sizeof(struct mps__queue_shm), MPS__CACHELINE);
+  uint64_t heap = order == MPS_PRIORITY ? maxsize * sizeof(struct mps__qent) : 0;
+  l->slot_size = MPS__ALIGN_UP(sizeof(struct mps__slot) + max_msg, MPS__CACHELINE);
+  l->heap_off = heap ? base : 0;
+  l->slots_off = base + MPS__ALIGN_UP(heap, MPS__CACHELINE);
+  if (l->slot_size > (MPS_SIZE_MAX - l->slots_off) / maxsize)
+    return -EINVAL;
+  l->size = l->slots_off + maxsize * l->slot_size;
+  return 0;
+}
+
+static void attach(mps_queue *q)
+{
+  struct mps__queue_shm *s = (struct mps__queue_shm *)q->seg.hdr;
+  q->s = s;
+  q->cap = s->maxsize;
+  q->max_msg = s->max_msg;
+  q->slot_size = s->slot_size;
+  q->order = (mps_order)s->order;
+  q->heap = s->heap_off ? (struct mps__qent *)((char *)s + s->heap_off) : NULL;
+  q->slots = (unsigned char *)s + s->slots_off;
+}
+
+static int shm_init(mps_queue *q, const mps_queue_opts *o, const struct layout *l)
+{
+  struct mps__queue_shm *s = (struct mps__queue_shm *)q->seg.hdr;
+  s->maxsize = o->maxsize;
+  s->max_msg = o->max_msg;
+  s->order = o->order;
+  s->slot_size = l->slot_size;
+  s->heap_off = l->heap_off;
+  s->slots_off = l->slots_off;
+  if (l->heap_off) {
+    struct mps__qent *heap = (struct mps__qent *)((char *)s + l->heap_off);
+    for (uint64_t i = 0; i < o->maxsize; i++)
+      heap[i].slot = (uint32_t)i;
+  }
+  return mps__mutex_init(&s->mu, false);
+}
+
+/* The recorded configuration must be one we would have made ourselves. */
+static int shm_validate(const mps__seg *seg)
+{
+  const struct mps__queue_shm *s = (const struct mps__queue_shm *)seg->hdr;
+  struct layout l;
+  if (layout_of(s->maxsize, s->max_msg, s->order, &l) < 0 || l.slot_size != s->slot_size ||
+      l.heap_off != s->heap_off || l.slots_off != s->slots_off || l.size != seg->size)
+    return -EPROTO;
+  return 0;
+}
+
+static mps_queue *q_make(const char *name, const mps_queue_opts *opts)
+{
+  mps_queue_opts o = opts ? *opts : (mps_queue_opts){0};
+  o.maxsize = o.maxsize ? o.maxsize : MPS_QUEUE_DEFAULT_MAXSIZE;
+  o.max_msg = o.max_msg ? o.max_msg : MPS_QUEUE_DEFAULT_MAX_MSG;
+  struct layout l;
+  int err = layout_of(o.maxsize, o.max_msg, (uint64_t)o.order, &l);
+  if (err < 0)
+    return mps__fail(err);
+  mps_queue *q = calloc(1, sizeof(*q));
+  if (q == NULL)
+    return mps__fail(-ENOMEM);
+  err = name ? mps__seg_create(&q->seg, name, MPS__KIND_QUEUE, l.size)
+             : mps__seg_anon(&q->seg, MPS__KIND_QUEUE, l.size);
+  if (err < 0)
+    goto fail;
+  err = shm_init(q, &o, &l);
+  if (err < 0) {
+    mps__seg_abort(&q->seg);
+    goto fail;
+  }
+  if (name)
+    mps__seg_publish(&q->seg);
+  attach(q);
+  return q;
+fail:
+  free(q);
+  return mps__fail(err);
+}
+
+mps_queue *mps_queue_new(const mps_queue_opts *opts) { return q_make(NULL, opts); }
+
+mps_queue *mps_queue_create(const char *name, const mps_queue_opts *opts)
+{
+  return q_make(name ? name : "", opts);
+}
+
+mps_queue *mps_queue_open(const char *name)
+{
+  mps_queue *q = calloc(1, sizeof(*q));
+  if (q == NULL)
+    return mps__fail(-ENOMEM);
+  int err = mps__seg_open(&q->seg, name ? name : "", MPS__KIND_QUEUE,
+                          sizeof(struct mps__queue_shm));
+  if (err == 0 && (err = shm_validate(&q->seg)) < 0)
+    mps__seg_close(&q->seg);
+  if (err < 0) {
+    free(q);
+    return mps__fail(err);
+  }
+  attach(q);
+  return q;
+}
+
+int mps_queue_close(mps_queue *q)
+{
+  if (q != NULL) {
+    mps__seg_close(&q->seg);
+    free(q);
+  }
+  return 0;
+}
+
+/* ---- locking and repair ------------------------------------------------ */
+
+static int log_apply(mps_queue *q)
+{
+  struct mps__qlog *log = &q->s->log;
+  if (log->n > MPS__QLOG_MAX || q->heap == NULL)
+    return -EPROTO;
+  for (uint32_t i = 0; i < log->n; i++) {
+    if (log->w[i].pos >= q->cap || log->w[i].e.slot >= q->cap)
+      return -EPROTO;
+    q->heap[log->w[i].pos] = log->w[i].e;
+  }
+  atomic_store_explicit(&q->s->head, log->head, memory_order_release);
+  atomic_store_explicit(&q->s->tail, log->tail, memory_order_release);
+  atomic_store(&log->valid, 0);
+  return 0;
+}
+
+/* The mutex came back from a dead owner: finish its heap update if it had
+ * committed to one, and wake everyone in case it died before waking. */
+static int q_repair(mps_queue *q)
+{
+  int err = 0;
+  if (atomic_load(&q->s->log.valid))
+    err = log_apply(q);
+  mps__waitq_wake(&q->s->not_empty, WAKE_ALL);
+  mps__waitq_wake(&q->s->not_full, WAKE_ALL);
+  mps__waitq_wake(&q->s->all_done, WAKE_ALL);
+  return err;
+}
+
+/* Takes the mutex without a deadline: holders never block while holding
+ * it, so the wait is short, and put(timeout 0) must not fail only because
+ * another process was inside a call. */
+static int q_lock(mps_queue *q)
+{
+  int r = mps__mutex_lock(&q->s->mu, &forever);
+  if (r == MPS_OWNER_DIED) {
+    r = q_repair(q);
+    if (r < 0)
+      mps__mutex_unlock(&q->s->mu);
+  }
+  return r;
+}
+
+static void q_unlock(mps_queue *q) { mps__mutex_unlock(&q->s->mu); }
+
+/* head and tail, checked: more than maxsize messages is a damaged queue. */
+static int q_counts(mps_queue *q, uint64_t *head, uint64_t *tail)
+{
+  *head = atomic_load_explicit(&q->s->head, memory_order_relaxed);
+  *tail = atomic_load_explicit(&q->s->tail, memory_order_relaxed);
+  return *tail - *head > q->cap ? -EPROTO : 0;
+}
+
+/* Sleeps on w after one bounded spin on *word per call. The caller holds
+ * the mutex and loops on its predicate. Returns, with the mutex held, 0
+ * (recheck), -EPROTO, or the deadline's error, after which the caller
+ * rechecks once more. */
+static int q_wait(mps_queue *q, mps__waitq *w, const _Atomic uint64_t *word, uint64_t seen,
+                  bool *spun, const mps__deadline *d)
+{
+  if (d->kind == MPS__ONCE)
+    return -EAGAIN;
+  if (!*spun) {
+    *spun = true;
+    q_unlock(q);
+    mps__spin_while_eq(word, seen);
+    if (mps__mutex_lock(&q->s->mu, &forever) == MPS_OWNER_DIED)
+      return q_repair(q);
+    return 0;
+  }
+  int r = mps__waitq_wait(w, &q->s->mu, d);
+  return r == MPS_OWNER_DIED ? q_repair(q) : r;
+}
+
+/* ---- moving messages (mutex held) --------------------------------------- */
+
+static struct mps__slot *slot_at(mps_queue *q, uint64_t i)
+{
+  return (struct mps__slot *)(q->slots + i * q->slot_size);
+}
+
+static void slot_write(mps_queue *q, uint64_t i, const void *msg, size_t len)
+{
+  struct mps__slot *sl = slot_at(q, i);
+  sl->len = len;
+  if (len > 0)
+    memcpy(sl->data, msg, len);
+}
+
+/* A priority put: the payload into the free slot, then the heap update
+ * through the redo record. */
+static int heap_put(mps_queue *q, int prio, const void *msg, size_t len, uint64_t head,
+                    uint64_t tail)
+{
+  uint64_t count = tail - head;
+  uint32_t slot = q->heap[count].slot;
+  if (slot >= q->cap)
+    return -EPROTO;
+  slot_write(q, slot, msg, len);
+  struct mps__qlog *log = &q->s->log;
+  struct mps__qent e = {prio, slot, tail};
+  mps__heap_plan_push(q->heap, count, e, log);
+  log->head = head;
+  log->tail = tail + 1;
+  atomic_store(&log->valid, 1);
+  return log_apply(q);
+}
+
+/* Puts as many of msgs as there is room for (at least one: the caller
+ * checked) and returns how many, or -EPROTO. */
+static ssize_t q_enqueue(mps_queue *q, int prio, const void *const *msgs, const size_t *lens,
+                         size_t n, uint64_t head, uint64_t tail)
+{
+  uint64_t count = tail - head, k = q->cap - count;
+  k = k < n ? k : n;
+  /* Wake before the commit: see the crash semantics at the top. */
+  mps__waitq_wake_held(&q->s->not_empty, WAKE_ALL);
+  if (q->order == MPS_PRIORITY) {
+    for (uint64_t i = 0; i < k; i++) {
+      int err = heap_put(q, prio, msgs[i], lens[i], head, tail + i);
+      if (err < 0)
+        return i > 0 ? (ssize_t)i : err;
+    }
+    return (ssize_t)k;
+  }
+  for (uint64_t i = 0; i < k; i++)
+    slot_write(q, q->order == MPS_FIFO ? (tail + i) % q->cap : count + i, msgs[i], lens[i]);
+  atomic_store_explicit(&q->s->tail, tail + k, memory_order_release);
+  return (ssize_t)k;
+}
+
+/* The slot of the i-th message to get next (i > 0 only for FIFO/LIFO). */
+static int64_t next_slot(mps_queue *q, uint64_t head, uint64_t tail, uint64_t i)
+{
+  switch (q->order) {
+  case MPS_FIFO:
+    return (int64_t)((head + i) % q->cap);
+  case MPS_LIFO:
+    return (int64_t)(tail - head - 1 - i);
+  default:
+    return q->heap[0].slot < q->cap ? (int64_t)q->heap[0].slot : -EPROTO;
+  }
+}
+
+/* Copies message (slot) out at buf + *off if it fits in cap. Returns its
+ * length, -EMSGSIZE (does not fit), -EPROTO. */
+static ssize_t slot_read(mps_queue *q, int64_t slot, unsigned char *buf, size_t cap, size_t *off)
+{
+  if (slot < 0)
+    return slot;
+  struct mps__slot *sl = slot_at(q, (uint64_t)slot);
+  uint64_t len = sl->len;
+  if (len > q->max_msg)
+    return -EPROTO;
+  if (len > cap - *off)
+    return -EMSGSIZE;
+  if (len > 0)
+    memcpy(buf + *off, sl->data, len);
+  *off += len;
+  return (ssize_t)len;
+}
+
+static int heap_commit_pop(mps_queue *q, uint64_t head, uint64_t tail)
+{
+  struct mps__qlog *log = &q->s->log;
+  mps__heap_plan_pop(q->heap, tail - head, log);
+  log->head = head + 1;
+  log->tail = tail;
+  atomic_store(&log->valid, 1);
+  return log_apply(q);
+}
+
+/* Gets up to max messages (at least one is queued). Returns how many, or
+ * -EMSGSIZE if the first does not fit, or -EPROTO. */
+static ssize_t q_dequeue(mps_queue *q, void *buf, size_t cap, size_t *lens, size_t max,
+                         uint64_t head, uint64_t tail)
+{
+  uint64_t count = tail - head, k = count < max ? count : max, i;
+  size_t off = 0;
+  mps__waitq_wake_held(&q->s->not_full, WAKE_ALL);
+  for (i = 0; i < k; i++) {
+    ssize_t len = slot_read(q, next_slot(q, head, tail, i), buf, cap, &off);
+    if (len < 0) {
+      if (i == 0)
+        return len;
+      break;
+    }
+    lens[i] = (size_t)len;
+    if (q->order == MPS_PRIORITY) {
+      int err = heap_commit_pop(q, head++, tail);
+      if (err < 0)
+        return i > 0 ? (ssize_t)i : err;
+    }
+  }
+  if (q->order != MPS_PRIORITY)
+    atomic_store_explicit(&q->s->head, head + i, memory_order_release);
+  return (ssize_t)i;
+}
+
+/* ---- public calls ------------------------------------------------------- */
+
+static int check_msgs(mps_queue *q, const void *const *msgs, const size_t *lens, size_t n)
+{
+  if (q == NULL || (n > 0 && (msgs == NULL || lens == NULL)))
+    return -EINVAL;
+  for (size_t i = 0; i < n; i++) {
+    if (msgs[i] == NULL && lens[i] > 0)
+      return -EINVAL;
+    if (lens[i] > q->max_msg)
+      return -EMSGSIZE;
+  }
+  return 0;
+}
+
+static ssize_t put_common(mps_queue *q, int prio, const void *const *msgs, const size_t *lens,
+                          size_t n, double timeout)
+{
+  mps__deadline d;
+  ssize_t r = check_msgs(q, msgs, lens, n);
+  if (r < 0 || (r = mps__deadline_init(&d, timeout)) < 0 || n == 0)
+    return r;
+  if ((r = q_lock(q)) < 0)
+    return r;
+  bool spun = false;
+  int waited = 0;
+  for (;;) {
+    uint64_t head, tail;
+    if (atomic_load(&q->s->shut)) {
+      r = -EPIPE;
+      break;
+    }
+    if ((r = q_counts(q, &head, &tail)) < 0)
+      break;
+    if (tail - head < q->cap) {
+      r = q_enqueue(q, prio, msgs, lens, n, head, tail);
+      break;
+    }
+    if (waited < 0) {
+      r = waited; /* the deadline's error, or -EPROTO */
+      break;
+    }
+    waited = q_wait(q, &q->s->not_full, &q->s->head, head, &spun, &d);
+  }
+  q_unlock(q);
+  return r;
+}
+
+int mps_queue_put(mps_queue *q, const void *msg, size_t len, double timeout)
+{
+  ssize_t r = put_common(q, 0, &msg, &len, 1, timeout);
+  return r < 0 ? (int)r : 0;
+}
+
+int mps_queue_put_prio(mps_queue *q, int prio, const void *msg, size_t len, double timeout)
+{
+  ssize_t r = put_common(q, prio, &msg, &len, 1, timeout);
+  return r < 0 ? (int)r : 0;
+}
+
+ssize_t mps_queue_put_many(mps_queue *q, const void *const *msgs, const size_t *lens, size_t n,
+                           double timeout)
+{
+  return put_common(q, 0, msgs, lens, n, timeout);
+}
+
+ssize_t mps_queue_get_many(mps_queue *q, void *buf, size_t cap, size_t *lens, size_t max,
+                           double timeout)
+{
+  mps__deadline d;
+  if (q == NULL || (buf == NULL && cap > 0) || (lens == NULL && max > 0))
+    return -EINVAL;
+  ssize_t r = mps__deadline_init(&d, timeout);
+  if (r < 0 || max == 0)
+    return r;
+  if ((r = q_lock(q)) < 0)
+    return r;
+  bool spun = false;
+  int waited = 0;
+  for (;;) {
+    uint64_t head, tail;
+    if ((r = q_counts(q, &head, &tail)) < 0)
+      break;
+    if (tail != head) {
+      r = q_dequeue(q, buf, cap, lens, max, head, tail);
+      break;
+    }
+    if (atomic_load(&q->s->shut)) {
+      r = -EPIPE;
+      break;
+    }
+    if (waited < 0) {
+      r = waited;
+      break;
+    }
+    waited = q_wait(q, &q->s->not_empty, &q->s->tail, tail, &spun, &d);
+  }
+  q_unlock(q);
+  return r;
+}
+
+ssize_t mps_queue_get(mps_queue *q, void *buf, size_t cap, double timeout)
+{
+  size_t len;
+  ssize_t r = mps_queue_get_many(q, buf, cap, &len, 1, timeout);
+  return r < 0 ? r : (ssize_t)len;
+}
+
+size_t mps_queue_qsize(mps_queue *q)
+{
+  if (q == NULL)
+    return 0;
+  /* head first: the tail read after it is at least as new, so no wrap. */
+  uint64_t head = atomic_load(&q->s->head);
+  uint64_t n = atomic_load(&q->s->tail) - head;
+  return n > q->cap ? q->cap : n;
+}
+
+bool mps_queue_empty(mps_queue *q) { return mps_queue_qsize(q) == 0; }
+bool mps_queue_full(mps_queue *q) { return q != NULL && mps_queue_qsize(q) == q->cap; }
+size_t mps_queue_maxsize(mps_queue *q) { return q ? q->cap : 0; }
+size_t mps_queue_max_msg(mps_queue *q) { return q ? q->max_msg : 0; }
+
+int mps_queue_task_done(mps_queue *q)
+{
+  if (q == NULL)
+    return -EINVAL;
+  int r = q_lock(q);
+  if (r < 0)
+    return r;
+  uint64_t done = atomic_load(&q->s->done), tail = atomic_load(&q->s->tail);
+  if (done >= tail) {
+    r = -EINVAL;
+  } else {
+    if (done + 1 == tail)
+      mps__waitq_wake_held(&q->s->all_done, WAKE_ALL);
+    atomic_store(&q->s->done, done + 1);
+  }
+  q_unlock(q);
+  return r;
+}
+
+int mps_queue_join(mps_queue *q, double timeout)
+{
+  mps__deadline d;
+  if (q == NULL)
+    return -EINVAL;
+  int r = mps__deadline_init(&d, timeout);
+  if (r < 0 || (r = q_lock(q)) < 0)
+    return r;
+  bool gave_up = false;
+  for (;;) {
+    uint64_t done = atomic_load(&q->s->done), tail = atomic_load(&q->s->tail);
+    if (done >= tail) {
+      r = done == tail ? 0 : -EPROTO;
+      break;
+    }
+    if (gave_up)
+      break;
+    r = mps__waitq_wait(&q->s->all_done, &q->s->mu, &d);
+    if (r == MPS_OWNER_DIED)
+      r = q_repair(q);
+    gave_up = r < 0;
+  }
+  q_unlock(q);
+  return r;
+}
+
+int mps_queue_shutdown(mps_queue *q)
+{
+  if (q == NULL)
+    return -EINVAL;
+  int r = q_lock(q);
+  if (r < 0)
+    return r;
+  atomic_store(&q->s->shut, 1);
+  mps__waitq_wake(&q->s->not_empty, WAKE_ALL);
+  mps__waitq_wake(&q->s->not_full, WAKE_ALL);
+  q_unlock(q);
+  return 0;
+}
