@@ -12,5 +12,6 @@
 #include <mpshare/value.h>
 #include <mpshare/queue.h>
 #include <mpshare/pipe.h>
+#include <mpshare/pool.h>
 
 #endif
