@@ -1,6 +1,7 @@
 /* Process pool and futures: thousands of results, map order, task errors,
  * cancel, timeouts, workers killed mid-task, recycling, initializer,
  * shutdown with and without wait, threads, and no zombies afterwards. */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
 
@@ -434,3 +435,24 @@ Test(pool, bad_arguments, .timeout = 30)
   free_and_check(p);
   mps_pool_free(NULL);
 }
+
+static void run_example(const char *name)
+{
+  const char *dir = getenv("MPS_EXAMPLES_DIR");
+  cr_assert_not_null(dir, "MPS_EXAMPLES_DIR is not set (run through make check)");
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/%s", dir, name);
+  fflush(NULL);
+  pid_t pid = fork();
+  cr_assert(pid >= 0);
+  if (pid == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    dup2(null, 1);
+    execl(path, name, (char *)NULL);
+    _exit(127);
+  }
+  child_expect_exit(pid, 0);
+}
+
+Test(pool, example_pool_map_runs, .timeout = 60) { run_example("pool_map"); }
+Test(pool, example_futures_runs, .timeout = 60) { run_example("futures"); }
