@@ -119,6 +119,22 @@ int mps__mutex_init(mps__mutex *m, bool recursive);
 int mps__mutex_lock(mps__mutex *m, const mps__deadline *d);
 /* 0 or -EPERM. */
 int mps__mutex_unlock(mps__mutex *m);
+/* What a pthread lock call's error means for mpshare (recovers EOWNERDEAD). */
+int mps__mutex_result(mps__mutex *m, int err);
+
+/* The uncontended and blocking paths, inline: every cycle spent between
+ * taking and releasing a contended lock is paid by every waiter, so the
+ * wrapper adds no calls there. */
+static inline int mps__mutex_lock_forever(mps__mutex *m)
+{
+  int err = pthread_mutex_lock(&m->m);
+  return err == 0 ? 0 : mps__mutex_result(m, err);
+}
+
+static inline int mps__mutex_unlock_fast(mps__mutex *m)
+{
+  return -pthread_mutex_unlock(&m->m);
+}
 
 /* ---- lock.c: Lock and RLock ------------------------------------------- */
 

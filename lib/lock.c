@@ -67,6 +67,8 @@ static int lock_acquire(mps_lock *l, double timeout)
 {
   if (l == NULL)
     return -EINVAL;
+  if (timeout < 0)
+    return mps__mutex_lock_forever(l->mu);
   mps__deadline d;
   int err = mps__deadline_init(&d, timeout);
   return err < 0 ? err : mps__mutex_lock(l->mu, &d);
@@ -74,7 +76,7 @@ static int lock_acquire(mps_lock *l, double timeout)
 
 static int lock_release(mps_lock *l)
 {
-  return l == NULL ? -EINVAL : mps__mutex_unlock(l->mu);
+  return l == NULL ? -EINVAL : mps__mutex_unlock_fast(l->mu);
 }
 
 mps_lock *mps_lock_new(void) { return lock_make(NULL, true, false); }

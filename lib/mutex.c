@@ -30,7 +30,7 @@ out:
   return -err;
 }
 
-static int lock_result(mps__mutex *m, int err)
+int mps__mutex_result(mps__mutex *m, int err)
 {
   switch (err) {
   case 0:
@@ -49,15 +49,15 @@ int mps__mutex_lock(mps__mutex *m, const mps__deadline *d)
 {
   switch (d->kind) {
   case MPS__FOREVER:
-    return lock_result(m, pthread_mutex_lock(&m->m));
+    return mps__mutex_lock_forever(m);
   case MPS__ONCE:
-    return lock_result(m, pthread_mutex_trylock(&m->m));
+    return mps__mutex_result(m, pthread_mutex_trylock(&m->m));
   default:
-    return lock_result(m, pthread_mutex_clocklock(&m->m, CLOCK_MONOTONIC, &d->at));
+    return mps__mutex_result(m, pthread_mutex_clocklock(&m->m, CLOCK_MONOTONIC, &d->at));
   }
 }
 
 int mps__mutex_unlock(mps__mutex *m)
 {
-  return -pthread_mutex_unlock(&m->m);
+  return mps__mutex_unlock_fast(m);
 }

@@ -78,8 +78,6 @@ struct mps_queue {
 
 #define WAKE_ALL INT32_MAX
 
-static const mps__deadline forever = {.kind = MPS__FOREVER};
-
 /* ---- layout ----------------------------------------------------------- */
 
 struct layout {
@@ -241,7 +239,7 @@ static int q_repair(mps_queue *q)
  * another process was inside a call. */
 static int q_lock(mps_queue *q)
 {
-  int r = mps__mutex_lock(&q->s->mu, &forever);
+  int r = mps__mutex_lock_forever(&q->s->mu);
   if (r == MPS_OWNER_DIED) {
     r = q_repair(q);
     if (r < 0)
@@ -250,7 +248,7 @@ static int q_lock(mps_queue *q)
   return r;
 }
 
-static void q_unlock(mps_queue *q) { mps__mutex_unlock(&q->s->mu); }
+static void q_unlock(mps_queue *q) { mps__mutex_unlock_fast(&q->s->mu); }
 
 /* head and tail, checked: more than maxsize messages is a damaged queue. */
 static int q_counts(mps_queue *q, uint64_t *head, uint64_t *tail)
@@ -273,7 +271,7 @@ static int q_wait(mps_queue *q, mps__waitq *w, const _Atomic uint64_t *word, uin
     *spun = true;
     q_unlock(q);
     mps__spin_while_eq(word, seen);
-    if (mps__mutex_lock(&q->s->mu, &forever) == MPS_OWNER_DIED)
+    if (mps__mutex_lock_forever(&q->s->mu) == MPS_OWNER_DIED)
       return q_repair(q);
     return 0;
   }

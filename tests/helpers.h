@@ -85,6 +85,27 @@ static inline void assert_no_segments_left(void)
   closedir(d);
 }
 
+/* Polls until pid is asleep in a futex wait (its /proc wchan says so), so a
+ * test can act on a process that is really blocked rather than sleeping
+ * and hoping. Asserts that this happens within 10 seconds. */
+static inline void wait_until_blocked(pid_t pid)
+{
+  char path[64], wchan[128];
+  snprintf(path, sizeof(path), "/proc/%d/wchan", (int)pid);
+  for (int i = 0; i < 100000; i++) {
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    size_t n = fread(wchan, 1, sizeof(wchan) - 1, f);
+    fclose(f);
+    wchan[n] = '\0';
+    if (strncmp(wchan, "futex", 5) == 0)
+      return;
+    struct timespec pause = {0, 100000};
+    nanosleep(&pause, NULL);
+  }
+  cr_assert_fail("process %d never blocked in a futex wait", (int)pid);
+}
+
 /* Seconds on the monotonic clock. */
 static inline double test_now(void)
 {

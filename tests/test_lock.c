@@ -106,8 +106,7 @@ Test(lock, waiter_blocked_when_owner_dies_gets_owner_died, .timeout = 30)
   cr_assert_eq(read(pipe_fds[0], &c, 1), 1); /* holder has it */
   pid_t waiter = child_run(acquire_blocked, &how);
   cr_assert_eq(read(pipe_fds[0], &c, 1), 1); /* waiter is about to block */
-  /* Whether the waiter is already asleep in the kernel or just about to be,
-   * it must end up with MPS_OWNER_DIED: either way is the contract. */
+  wait_until_blocked(waiter);                 /* ... and now it is asleep */
   kill(holder, SIGKILL);
   child_expect_signal(holder, SIGKILL);
   child_expect_exit(waiter, 0);

@@ -471,3 +471,60 @@ Test(queue, four_producers_four_consumers_exactly_once, .timeout = 60)
   mps_array_close(a);
   mps_queue_close(q);
 }
+
+/* ---- the examples ------------------------------------------------------- */
+
+static int run_example(const char *cmdline, char *out, size_t cap)
+{
+  const char *dir = getenv("MPS_EXAMPLES_DIR");
+  cr_assert_not_null(dir, "MPS_EXAMPLES_DIR is set by make check");
+  char cmd[1024];
+  snprintf(cmd, sizeof(cmd), "'%s'/%s", dir, cmdline);
+  FILE *p = popen(cmd, "r");
+  cr_assert_not_null(p);
+  size_t len = fread(out, 1, cap - 1, p); /* EOF only once every writer ended */
+  out[len] = '\0';
+  return pclose(p);
+}
+
+static int count_lines(const char *out, const char *what)
+{
+  int n = 0;
+  for (const char *s = out; (s = strstr(s, what)) != NULL; s++)
+    n++;
+  return n;
+}
+
+Test(queue_examples, worker_queue, .timeout = 30)
+{
+  char out[8192];
+  int status = run_example("worker_queue", out, sizeof(out));
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x: %s", status, out);
+  cr_assert_eq(count_lines(out, ": working on item "), 20, "%s", out);
+  const char *done = strstr(out, "main done\n");
+  cr_assert_not_null(done, "%s", out);
+  cr_assert_null(strstr(done, "working"), "every item was done before join returned");
+}
+
+Test(queue_examples, producer_consumer, .timeout = 30)
+{
+  char out[4096];
+  int status = run_example("producer_consumer 3 2 50000", out, sizeof(out));
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x: %s", status, out);
+  cr_assert_not_null(strstr(out, "150000 messages in"), "%s", out);
+  cr_assert_not_null(strstr(out, "every message delivered once"), "%s", out);
+}
+
+Test(queue_examples, priority_jobs, .timeout = 30)
+{
+  char out[4096];
+  int status = run_example("priority_jobs", out, sizeof(out));
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x: %s", status, out);
+  cr_assert_str_eq(out, "running: stop the runaway process\n"
+                        "running: page the on-call engineer\n"
+                        "running: restart the failed database\n"
+                        "running: rebuild the search index\n"
+                        "running: send the weekly report\n"
+                        "running: rotate old logs\n"
+                        "all jobs done: yes\n");
+}

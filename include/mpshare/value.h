@@ -50,8 +50,11 @@ typedef struct mps_shm mps_shm;
  * NULL with errno EINVAL (unknown type) or ENOMEM. */
 MPS_API mps_value *mps_value_new(mps_type type, bool lock);
 
-/* Same for a value of `size` bytes of the caller's own (a struct), aligned
- * to 64 bytes. EINVAL if size is 0 or above MPS_SIZE_MAX. */
+/* Same for a value of `size` bytes of the caller's own (a struct). EINVAL if
+ * size is 0 or above MPS_SIZE_MAX. Value memory is aligned to 16 bytes; a
+ * locked value of at most 16 bytes shares its lock's cache line (one line
+ * moves between CPUs per locked update), anything larger starts on a cache
+ * line of its own. */
 MPS_API mps_value *mps_value_new_sized(size_t size, bool lock);
 
 /* Named values: create fails with EEXIST if the name exists; open fails with
