@@ -10,5 +10,6 @@
 #include <mpshare/common.h>
 #include <mpshare/lock.h>
 #include <mpshare/value.h>
+#include <mpshare/process.h>
 
 #endif
