@@ -6,6 +6,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include "helpers.h"
 
@@ -393,4 +394,123 @@ Test(process, non_daemon_outlives_its_parent, .timeout = 20)
   close(gate[0]);
   close(gate[1]); /* only now may it finish, with 5 */
   child_expect_exit(pid, 5);
+}
+
+/* ---- without pidfds ----------------------------------------------------- */
+
+static int count_pidfds(void)
+{
+  int n = 0;
+  DIR *d = opendir("/proc/self/fd");
+  cr_assert_not_null(d);
+  struct dirent *e;
+  char path[300], target[64];
+  while ((e = readdir(d)) != NULL) {
+    snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+    ssize_t len = readlink(path, target, sizeof(target) - 1);
+    if (len > 0) {
+      target[len] = 0;
+      n += strstr(target, "pidfd") != NULL;
+    }
+  }
+  closedir(d);
+  return n;
+}
+
+/* Starts p with every descriptor slot taken, so that no pidfd can be
+ * opened and the handle must use the waitid() fallback. */
+static void start_without_pidfd(mps_process *p)
+{
+  int before = count_pidfds();
+  struct rlimit old, low;
+  cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+  low = old;
+  low.rlim_cur = 64;
+  cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+  int fds[64], n = 0;
+  while (n < 64 && (fds[n] = dup(0)) >= 0)
+    n++;
+  cr_assert_eq(errno, EMFILE);
+  cr_assert_eq(mps_process_start(p), 0);
+  while (n > 0)
+    close(fds[--n]);
+  cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+  cr_assert_eq(count_pidfds(), before, "no pidfd could be opened");
+}
+
+Test(process, a_pidfd_is_used_when_available, .timeout = 20)
+{
+  int v = 0;
+  mps_process *p = mps_process_new(return_arg, &v, NULL);
+  int before = count_pidfds();
+  cr_assert_eq(mps_process_start(p), 0);
+  cr_assert_eq(count_pidfds(), before + 1);
+  cr_assert_eq(mps_process_join(p, 10.0), 0);
+  cr_assert_eq(mps_process_free(p), 0);
+  cr_assert_eq(count_pidfds(), before, "closed by free");
+}
+
+Test(process, join_without_pidfd, .timeout = 20)
+{
+  gate_open();
+  int code = 0;
+  mps_process *p = mps_process_new(wait_gate, NULL, NULL);
+  start_without_pidfd(p);
+  close(gate[0]);
+  double t0 = test_now();
+  cr_assert_eq(mps_process_join(p, 0.2), -ETIMEDOUT);
+  cr_assert_geq(test_now() - t0, 0.2);
+  cr_assert_eq(mps_process_join(p, 0), -EAGAIN);
+  cr_assert(mps_process_is_alive(p));
+  close(gate[1]);
+  cr_assert_eq(mps_process_join(p, MPS_FOREVER), 0);
+  cr_assert_eq(mps_process_exitcode(p, &code), 0);
+  cr_assert_eq(code, 3);
+  cr_assert_eq(mps_process_free(p), 0);
+
+  p = mps_process_new(wait_gate, NULL, NULL);
+  gate_open();
+  start_without_pidfd(p);
+  close(gate[0]);
+  cr_assert_eq(mps_process_kill(p), 0);
+  cr_assert_eq(mps_process_join(p, 10.0), 0, "timed join sees the exit");
+  cr_assert_eq(mps_process_exitcode(p, &code), 0);
+  cr_assert_eq(code, -SIGKILL);
+  close(gate[1]);
+  cr_assert_eq(mps_process_free(p), 0);
+}
+
+/* ---- the example ---------------------------------------------------------- */
+
+Test(process, example_process_workers, .timeout = 30)
+{
+  const char *dir = getenv("MPS_EXAMPLES_DIR");
+  cr_assert_not_null(dir, "MPS_EXAMPLES_DIR is set by make check");
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/process_workers", dir);
+  cr_assert_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  int o[2];
+  cr_assert_eq(pipe(o), 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    dup2(o[1], 1);
+    execl(path, path, (char *)NULL);
+    _exit(127);
+  }
+  close(o[1]);
+  FILE *f = fdopen(o[0], "r");
+  char line[256];
+  int dog = 0, lines = 0;
+  while (fgets(line, sizeof(line), f) != NULL) {
+    lines++;
+    if (sscanf(line, "watchdog (pid %d) alive: yes", &dog) == 1)
+      break;
+  }
+  fclose(f);
+  child_expect_exit(pid, 0);
+  cr_assert_eq(lines, 6, "4 workers, the sum, the watchdog");
+  cr_assert_gt(dog, 0, "the watchdog was alive before main returned");
+  child_expect_signal(dog, SIGKILL); /* killed when main returned */
 }
