@@ -13,5 +13,6 @@
 #include <mpshare/queue.h>
 #include <mpshare/pipe.h>
 #include <mpshare/pool.h>
+#include <mpshare/process.h>
 
 #endif
