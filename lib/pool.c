@@ -141,6 +141,25 @@ static int spawn(mps_pool *p, unsigned i)
   return 0;
 }
 
+/* Workers that die before their initializer returns would be replaced
+ * forever, forking as fast as they die: after this many such deaths in a row
+ * the pool gives up, fails every pending future with -ECHILD and shuts down
+ * (submit then fails with EPIPE). */
+#define INIT_FAILS_MAX 3
+
+static bool give_up_on_init(mps_pool *p, uint32_t state)
+{
+  p->init_fails = state == SLOT_INIT ? p->init_fails + 1 : 0;
+  if (p->init_fails < INIT_FAILS_MAX)
+    return false;
+  pthread_mutex_lock(&mps__hub.mu);
+  p->shutting = true;
+  mps__future_fail_all(p, -ECHILD);
+  pthread_mutex_unlock(&mps__hub.mu);
+  mps_queue_shutdown(p->tasks);
+  return true;
+}
+
 /* A worker ended: reap it, replace it, then report the task it held, so
  * that whoever sees the task fail also sees the replacement. */
 static void on_exit_of(mps_pool *p, unsigned i)
@@ -150,12 +169,13 @@ static void on_exit_of(mps_pool *p, unsigned i)
   close(p->w[i].pidfd);
   uint64_t id = __atomic_load_n(&slot_task(s)->id, __ATOMIC_ACQUIRE);
   uint32_t why = atomic_load(&s->exit_reason);
+  bool broken = give_up_on_init(p, atomic_load(&s->state));
   pthread_mutex_lock(&mps__hub.mu);
   p->w[i].pid = 0;
   p->w[i].pidfd = -1;
   p->live--;
   pthread_mutex_unlock(&mps__hub.mu);
-  if (why == EXIT_CRASH || why == EXIT_RECYCLE)
+  if (!broken && (why == EXIT_CRASH || why == EXIT_RECYCLE))
     p->w[i].respawn = spawn(p, i) < 0; /* the slot is reset by spawn */
   if (id != 0) {
     struct res_msg death = {.id = id, .kind = RES_DEATH, .ret = -ECHILD};

@@ -69,6 +69,7 @@ struct mps_pool {
   int evfd; /* pokes the manager thread */
   pthread_t manager, collector;
   struct pool_worker *w;
+  unsigned init_fails; /* manager thread only */
   /* Under mps__hub.mu: */
   unsigned live;
   uint64_t next_id;

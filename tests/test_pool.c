@@ -306,6 +306,29 @@ Test(pool, initializer_runs_in_each_worker, .timeout = 30)
   free_and_check(p);
 }
 
+static void crash_in_init(void *arg)
+{
+  (void)arg;
+  abort();
+}
+
+Test(pool, a_crashing_initializer_breaks_the_pool_instead_of_forking_forever, .timeout = 30)
+{
+  mps_pool *p = mps_pool_new_opts(&(mps_pool_opts){.workers = 2, .init = crash_in_init});
+  cr_assert_not_null(p);
+  mps_future *f = mps_pool_submit(p, square, &(long){2}, sizeof(long));
+  if (f != NULL) { /* submitted before the pool gave up */
+    cr_assert_eq(mps_future_result(f, NULL, 0, NULL, 20.0), -ECHILD);
+    mps_future_free(f);
+  } else {
+    cr_assert_eq(errno, EPIPE);
+  }
+  cr_assert_eq(mps_pool_shutdown(p, true, false), 0);
+  cr_assert_null(mps_pool_submit(p, square, &(long){2}, sizeof(long)));
+  cr_assert_eq(errno, EPIPE);
+  free_and_check(p);
+}
+
 Test(pool, shutdown_with_wait_runs_everything_and_futures_outlive_the_pool, .timeout = 30)
 {
   mps_pool *p = mps_pool_new(2);

@@ -14,6 +14,11 @@
  * started and every other task runs. The parent notices by itself: a manager
  * thread watches the workers, another collects results.
  *
+ * A worker that dies before opts.init returns is replaced too, but after 3
+ * such deaths in a row the pool gives up: pending futures fail with -ECHILD
+ * and the pool shuts down (submit fails with EPIPE), rather than forking
+ * forever.
+ *
  * Threads: submit, result, cancel and wait_any may be called from any thread
  * of the process that made the pool. Workers never see the pool handle.
  * Forking from a process with threads: workers are forked by the manager
@@ -84,7 +89,10 @@ MPS_API int mps_future_result(mps_future *f, void *out, size_t cap, size_t *len,
 MPS_API bool mps_future_done(mps_future *f);
 
 /* Cancels f if its task has not started: it will not run, and f's result
- * is -ECANCELED. Returns 0 (cancelled now or before), -EBUSY (running or
+ * is -ECANCELED. (A task cancelled while more than 256 other cancelled
+ * tasks are still queued ahead of it may still run; its result is dropped.
+ * A task that finished an instant before, whose result the pool has not
+ * collected yet, may be reported cancelled.) Returns 0 (cancelled now or before), -EBUSY (running or
  * already finished), -EINVAL (NULL). */
 MPS_API int mps_future_cancel(mps_future *f);
 
