@@ -13,5 +13,7 @@
 #include <mpshare/queue.h>
 #include <mpshare/process.h>
 #include <mpshare/sync.h>
+#include <mpshare/pipe.h>
+#include <mpshare/pool.h>
 
 #endif

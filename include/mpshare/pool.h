@@ -1,0 +1,141 @@
+/* Process pool with futures (concurrent.futures.ProcessPoolExecutor and
+ * multiprocessing.Pool) for C functions run in forked workers.
+ *
+ * A pool forks `workers` processes of the same program. mps_pool_submit()
+ * copies the task's argument bytes into the pool's task queue (shared
+ * memory) and returns a future; a worker runs fn(arg, len, out, cap) and its
+ * result bytes come back through the result queue. A task returns its result
+ * length, or a negative errno that its future reports as the task's
+ * "exception". fn must be a function of the program itself (workers are
+ * forked, so its address is the same in every worker).
+ *
+ * Worker crash: a worker that dies while running a task (signal, abort,
+ * _exit) fails only that task's future with -ECHILD; a replacement worker is
+ * started and every other task runs. The parent notices by itself: a manager
+ * thread watches the workers, another collects results.
+ *
+ * A worker that dies before opts.init returns is replaced too, but after 3
+ * such deaths in a row the pool gives up: pending futures fail with -ECHILD
+ * and the pool shuts down (submit fails with EPIPE), rather than forking
+ * forever.
+ *
+ * Threads: submit, result, cancel and wait_any may be called from any thread
+ * of the process that made the pool. Workers never see the pool handle.
+ * Forking from a process with threads: workers are forked by the manager
+ * thread; the task functions run in a child of a threaded process, so they
+ * should not depend on locks another thread of the parent might hold.
+ */
+#ifndef MPSHARE_POOL_H
+#define MPSHARE_POOL_H
+
+#include <mpshare/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mps_pool mps_pool;
+typedef struct mps_future mps_future;
+
+/* A task: runs in a worker with the argument bytes (arg, len) and a result
+ * buffer (out, cap = the pool's max_result). Returns the result length
+ * (0..cap), or a negative errno (the task's error, given back by
+ * mps_future_result). A return above cap counts as -EMSGSIZE. */
+typedef ssize_t (*mps_task_fn)(const void *arg, size_t len, void *out, size_t cap);
+
+/* Defaults for 0 fields of mps_pool_opts. */
+#define MPS_POOL_DEFAULT_MAX_ARG 4096
+#define MPS_POOL_DEFAULT_MAX_RESULT 4096
+#define MPS_POOL_DEFAULT_QUEUE 1024
+
+typedef struct mps_pool_opts {
+  unsigned workers;             /* 0: number of online CPUs */
+  size_t max_arg;               /* largest argument in bytes; 0: default */
+  size_t max_result;            /* largest result in bytes; 0: default */
+  size_t queue_size;            /* tasks queued before submit blocks; 0: default */
+  unsigned max_tasks_per_child; /* a worker exits and is replaced after this
+                                   many tasks; 0: never */
+  void (*init)(void *arg);      /* run once in each new worker; may be NULL */
+  void *init_arg;
+} mps_pool_opts;
+
+/* Makes a pool of `workers` processes (0: number of online CPUs) with the
+ * default limits. Returns the pool, or NULL with errno EINVAL (more than
+ * 1024 workers), ENOMEM, EAGAIN (could not start a thread). The caller owns
+ * it: release with mps_pool_free(). */
+MPS_API mps_pool *mps_pool_new(unsigned workers);
+
+/* Same with options (NULL: all defaults). NULL with errno EINVAL (workers
+ * above 1024, a limit above 64 MiB), ENOMEM, EAGAIN. */
+MPS_API mps_pool *mps_pool_new_opts(const mps_pool_opts *opts);
+
+/* Queues fn(arg[0..len)) to run in a worker; arg is copied, the caller
+ * keeps it. Blocks while the task queue is full. Returns a future that the
+ * caller owns (mps_future_free), or NULL with errno EINVAL (NULL pool or fn,
+ * NULL arg with len > 0), EMSGSIZE (len above max_arg), EPIPE (the pool is
+ * shut down), ENOMEM. */
+MPS_API mps_future *mps_pool_submit(mps_pool *p, mps_task_fn fn, const void *arg, size_t len);
+
+/* Waits at most `timeout` seconds for f's task to finish and copies its
+ * result into out (cap bytes); *len (if len is not NULL) gets its length.
+ * The result stays in f: it may be read again. Returns 0, the task's own
+ * negative errno, -ECHILD (its worker died running it), -ECANCELED
+ * (cancelled), -EMSGSIZE (result longer than cap; *len gets its length),
+ * -EAGAIN (timeout 0, not finished), -ETIMEDOUT, -EINVAL (NULL f, NULL out
+ * with cap > 0, NaN timeout). */
+MPS_API int mps_future_result(mps_future *f, void *out, size_t cap, size_t *len, double timeout);
+
+/* True once f has a result (success, error, -ECHILD or cancelled). */
+MPS_API bool mps_future_done(mps_future *f);
+
+/* Cancels f if its task has not started: it will not run, and f's result
+ * is -ECANCELED. (A task cancelled while more than 256 other cancelled
+ * tasks are still queued ahead of it may still run; its result is dropped.
+ * A task that finished an instant before, whose result the pool has not
+ * collected yet, may be reported cancelled.) Returns 0 (cancelled now or before), -EBUSY (running or
+ * already finished), -EINVAL (NULL). */
+MPS_API int mps_future_cancel(mps_future *f);
+
+/* Releases the caller's future. A task still pending or running goes on;
+ * its result is dropped. NULL is a no-op. Safe after mps_pool_free(). */
+MPS_API void mps_future_free(mps_future *f);
+
+/* Waits at most `timeout` seconds until one of fs[0..n) is done and returns
+ * its index (the lowest done one). NULL entries are skipped, so setting
+ * fs[i] = NULL after handling it iterates the futures as they complete
+ * (as_completed). Returns the index, -EAGAIN (timeout 0), -ETIMEDOUT,
+ * -EINVAL (fs NULL, or every entry NULL, or NaN timeout). The futures may
+ * belong to different pools. */
+MPS_API ssize_t mps_pool_wait_any(mps_future *const *fs, size_t n, double timeout);
+
+/* Runs fn over nargs arguments of arg_size bytes each (args laid out back
+ * to back) and stores result i at results + i * result_size, in input
+ * order; a shorter result is padded with zeros. Waits at most `timeout`
+ * seconds for all. Returns 0, or the first failing task's error in input
+ * order (its own errno, -ECHILD, -EMSGSIZE if a result exceeds
+ * result_size), -ETIMEDOUT, -EAGAIN, -EINVAL, -EPIPE, -ENOMEM. On an error
+ * the tasks not yet started are cancelled; results is then partly written. */
+MPS_API int mps_pool_map(mps_pool *p, mps_task_fn fn, const void *args, size_t nargs,
+                         size_t arg_size, void *results, size_t result_size, double timeout);
+
+/* Stops accepting tasks (submit then fails with EPIPE). cancel_pending:
+ * tasks not yet started are cancelled (-ECANCELED). Tasks already queued
+ * otherwise still run. wait: returns once every task is finished and every
+ * worker has exited and been reaped; else returns at once and the pool
+ * winds down by itself. Futures stay valid either way. Calling it again is
+ * allowed. Returns 0 or -EINVAL (NULL). */
+MPS_API int mps_pool_shutdown(mps_pool *p, bool wait, bool cancel_pending);
+
+/* The process ids of the live workers: fills up to n of pids and returns
+ * how many workers are alive (which may exceed n), or -EINVAL. */
+MPS_API ssize_t mps_pool_workers(mps_pool *p, pid_t *pids, size_t n);
+
+/* Shuts the pool down with wait (if not done yet), reaps every worker and
+ * frees the pool and its shared memory. Futures stay valid. NULL is a
+ * no-op. */
+MPS_API void mps_pool_free(mps_pool *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

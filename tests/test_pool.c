@@ -1,0 +1,477 @@
+/* Process pool and futures: thousands of results, map order, task errors,
+ * cancel, timeouts, workers killed mid-task, recycling, initializer,
+ * shutdown with and without wait, threads, and no zombies afterwards. */
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "helpers.h"
+
+static int gate[2];    /* workers blocked in `wait_gate` read one byte each */
+static int started[2]; /* they write their pid here first */
+
+static ssize_t square(const void *arg, size_t len, void *out, size_t cap)
+{
+  if (len != sizeof(long) || cap < sizeof(long))
+    return -EINVAL;
+  long v;
+  memcpy(&v, arg, sizeof(v));
+  v *= v;
+  memcpy(out, &v, sizeof(v));
+  return sizeof(v);
+}
+
+static ssize_t fail_odd(const void *arg, size_t len, void *out, size_t cap)
+{
+  long v;
+  memcpy(&v, arg, sizeof(v));
+  return v % 2 ? -EDOM : square(arg, len, out, cap);
+}
+
+static ssize_t my_pid(const void *arg, size_t len, void *out, size_t cap)
+{
+  (void)arg, (void)len, (void)cap;
+  pid_t pid = getpid();
+  memcpy(out, &pid, sizeof(pid));
+  return sizeof(pid);
+}
+
+static ssize_t wait_gate(const void *arg, size_t len, void *out, size_t cap)
+{
+  (void)arg, (void)len, (void)out, (void)cap;
+  pid_t pid = getpid();
+  if (write(started[1], &pid, sizeof(pid)) != sizeof(pid))
+    return -EIO;
+  char c;
+  return read(gate[0], &c, 1) == 1 ? 0 : -EIO;
+}
+
+/* arg: 0 SIGKILL itself, 1 abort(), 2 _exit(3) */
+static ssize_t die(const void *arg, size_t len, void *out, size_t cap)
+{
+  (void)len, (void)out, (void)cap;
+  int how = *(const int *)arg;
+  if (how == 0)
+    raise(SIGKILL);
+  if (how == 1)
+    abort();
+  _exit(3);
+}
+
+static mps_future *submit_long(mps_pool *p, mps_task_fn fn, long v)
+{
+  mps_future *f = mps_pool_submit(p, fn, &v, sizeof(v));
+  cr_assert_not_null(f, "submit: %s", strerror(errno));
+  return f;
+}
+
+static long result_long(mps_future *f, int expect)
+{
+  long v = -1;
+  size_t len = 0;
+  int r = mps_future_result(f, &v, sizeof(v), &len, 20.0);
+  cr_assert_eq(r, expect, "result %d (%s), expected %d", r, mps_strerror(r), expect);
+  if (r == 0)
+    cr_assert_eq(len, sizeof(v));
+  return v;
+}
+
+static pid_t wait_started(void)
+{
+  pid_t pid;
+  cr_assert_eq(read(started[0], &pid, sizeof(pid)), (ssize_t)sizeof(pid));
+  return pid;
+}
+
+static void open_gate(int n)
+{
+  for (int i = 0; i < n; i++)
+    cr_assert_eq(write(gate[1], "g", 1), 1);
+}
+
+/* Frees the pool and checks that it left no child process behind. */
+static void free_and_check(mps_pool *p)
+{
+  mps_pool_free(p);
+  errno = 0;
+  cr_assert_eq(waitpid(-1, NULL, WNOHANG), -1, "a child process is left");
+  cr_assert_eq(errno, ECHILD);
+  assert_no_segments_left();
+}
+
+static void init_pipes(void)
+{
+  cr_assert_eq(pipe(gate), 0);
+  cr_assert_eq(pipe(started), 0);
+}
+
+TestSuite(pool, .init = init_pipes);
+
+Test(pool, thousands_of_tasks_give_correct_results, .timeout = 60)
+{
+  mps_pool *p = mps_pool_new(2);
+  cr_assert_not_null(p);
+  enum { N = 3000 };
+  static mps_future *fs[N];
+  for (long i = 0; i < N; i++)
+    fs[i] = submit_long(p, square, i);
+  for (long i = 0; i < N; i++) {
+    cr_assert_eq(result_long(fs[i], 0), i * i);
+    mps_future_free(fs[i]);
+  }
+  free_and_check(p);
+}
+
+Test(pool, map_keeps_input_order, .timeout = 60)
+{
+  mps_pool *p = mps_pool_new(3);
+  cr_assert_not_null(p);
+  enum { N = 1000 };
+  static long in[N], out[N];
+  for (long i = 0; i < N; i++)
+    in[i] = N - i;
+  cr_assert_eq(mps_pool_map(p, square, in, N, sizeof(long), out, sizeof(long), 30.0), 0);
+  for (long i = 0; i < N; i++)
+    cr_assert_eq(out[i], (N - i) * (N - i), "out[%ld] = %ld", i, out[i]);
+  cr_assert_eq(mps_pool_map(p, fail_odd, in, 4, sizeof(long), out, sizeof(long), 30.0), -EDOM);
+  free_and_check(p);
+}
+
+Test(pool, a_task_error_is_its_future_result, .timeout = 30)
+{
+  mps_pool *p = mps_pool_new(2);
+  cr_assert_not_null(p);
+  mps_future *even = submit_long(p, fail_odd, 4), *odd = submit_long(p, fail_odd, 5);
+  cr_assert_eq(result_long(odd, -EDOM), -1);
+  cr_assert_eq(result_long(even, 0), 16);
+  cr_assert_eq(result_long(even, 0), 16, "a result can be read twice");
+  char small[2];
+  size_t len = 0;
+  cr_assert_eq(mps_future_result(even, small, sizeof(small), &len, 1.0), -EMSGSIZE);
+  cr_assert_eq(len, sizeof(long));
+  mps_future_free(even);
+  mps_future_free(odd);
+  free_and_check(p);
+}
+
+Test(pool, result_timeouts, .timeout = 30)
+{
+  mps_pool *p = mps_pool_new(1);
+  cr_assert_not_null(p);
+  mps_future *f = mps_pool_submit(p, wait_gate, NULL, 0);
+  cr_assert_not_null(f);
+  wait_started();
+  cr_assert_eq(mps_future_result(f, NULL, 0, NULL, 0), -EAGAIN);
+  cr_assert(!mps_future_done(f));
+  double t0 = test_now();
+  cr_assert_eq(mps_future_result(f, NULL, 0, NULL, 0.2), -ETIMEDOUT);
+  cr_assert_geq(test_now() - t0, 0.2);
+  mps_future *all[] = {f};
+  cr_assert_eq(mps_pool_wait_any(all, 1, 0.05), -ETIMEDOUT);
+  open_gate(1);
+  cr_assert_eq(mps_future_result(f, NULL, 0, NULL, 20.0), 0);
+  cr_assert(mps_future_done(f));
+  mps_future_free(f);
+  free_and_check(p);
+}
+
+Test(pool, cancel_only_while_pending, .timeout = 30)
+{
+  mps_pool *p = mps_pool_new(1);
+  cr_assert_not_null(p);
+  mps_future *running = mps_pool_submit(p, wait_gate, NULL, 0);
+  cr_assert_not_null(running);
+  wait_started();
+  mps_future *a = submit_long(p, my_pid, 0), *b = mps_pool_submit(p, wait_gate, NULL, 0),
+             *c = submit_long(p, square, 3);
+  cr_assert_eq(mps_future_cancel(running), -EBUSY);
+  cr_assert_eq(mps_future_cancel(b), 0);
+  cr_assert_eq(mps_future_cancel(b), 0, "cancelling twice is fine");
+  cr_assert(mps_future_done(b));
+  cr_assert_eq(mps_future_result(b, NULL, 0, NULL, 0), -ECANCELED);
+  open_gate(1);
+  cr_assert_eq(mps_future_result(running, NULL, 0, NULL, 20.0), 0);
+  pid_t pid = 0;
+  cr_assert_eq(mps_future_result(a, &pid, sizeof(pid), NULL, 20.0), 0);
+  cr_assert_gt(pid, 0);
+  cr_assert_eq(result_long(c, 0), 9);
+  cr_assert_eq(mps_future_cancel(c), -EBUSY, "finished");
+  /* b never ran: it would have written its pid to `started`. */
+  mps_pool_free(p);
+  int fl = 0;
+  cr_assert_eq(read(started[0], &fl, 0), 0);
+  close(started[1]);
+  cr_assert_eq(read(started[0], &fl, sizeof(fl)), 0, "the cancelled task ran");
+  mps_future_free(running);
+  mps_future_free(a);
+  mps_future_free(b);
+  mps_future_free(c);
+}
+
+static void crash_one(int how)
+{
+  mps_pool *p = mps_pool_new(2);
+  cr_assert_not_null(p);
+  pid_t before[2];
+  cr_assert_eq(mps_pool_workers(p, before, 2), 2);
+  enum { N = 40 };
+  mps_future *fs[N];
+  for (long i = 0; i < N; i++)
+    fs[i] = i == N / 2 ? mps_pool_submit(p, die, &how, sizeof(how)) : submit_long(p, square, i);
+  for (long i = 0; i < N; i++)
+    if (i == N / 2)
+      result_long(fs[i], -ECHILD);
+    else
+      cr_assert_eq(result_long(fs[i], 0), i * i);
+  pid_t after[2];
+  cr_assert_eq(mps_pool_workers(p, after, 2), 2, "the pool is back to 2 workers");
+  bool fresh = false;
+  for (int i = 0; i < 2; i++)
+    fresh |= after[i] != before[0] && after[i] != before[1];
+  cr_assert(fresh, "no replacement worker");
+  mps_future *g = submit_long(p, square, 7);
+  cr_assert_eq(result_long(g, 0), 49, "the pool still works");
+  mps_future_free(g);
+  for (long i = 0; i < N; i++)
+    mps_future_free(fs[i]);
+  free_and_check(p);
+}
+
+Test(pool, worker_sigkilled_mid_task_fails_only_its_future, .timeout = 30) { crash_one(0); }
+Test(pool, worker_aborting_mid_task_fails_only_its_future, .timeout = 30) { crash_one(1); }
+Test(pool, worker_exiting_mid_task_fails_only_its_future, .timeout = 30) { crash_one(2); }
+
+Test(pool, worker_killed_from_outside, .timeout = 30)
+{
+  mps_pool *p = mps_pool_new(2);
+  cr_assert_not_null(p);
+  mps_future *f = mps_pool_submit(p, wait_gate, NULL, 0);
+  cr_assert_not_null(f);
+  pid_t victim = wait_started();
+  cr_assert_eq(kill(victim, SIGKILL), 0);
+  cr_assert_eq(mps_future_result(f, NULL, 0, NULL, 20.0), -ECHILD);
+  mps_future *g = submit_long(p, square, 5);
+  cr_assert_eq(result_long(g, 0), 25);
+  mps_future_free(f);
+  mps_future_free(g);
+  free_and_check(p);
+}
+
+Test(pool, max_tasks_per_child_recycles_workers, .timeout = 30)
+{
+  mps_pool *p = mps_pool_new_opts(&(mps_pool_opts){.workers = 1, .max_tasks_per_child = 2});
+  cr_assert_not_null(p);
+  pid_t pids[6];
+  for (int i = 0; i < 6; i++) {
+    mps_future *f = mps_pool_submit(p, my_pid, NULL, 0);
+    cr_assert_not_null(f);
+    cr_assert_eq(mps_future_result(f, &pids[i], sizeof(pids[i]), NULL, 20.0), 0);
+    mps_future_free(f);
+  }
+  for (int i = 0; i < 6; i += 2) {
+    cr_assert_eq(pids[i], pids[i + 1], "a worker runs 2 tasks");
+    if (i > 0)
+      cr_assert_neq(pids[i], pids[i - 1], "then it is replaced");
+  }
+  free_and_check(p);
+}
+
+static int init_value;
+
+static void set_init(void *arg)
+{
+  init_value = *(int *)arg;
+}
+
+static ssize_t get_init(const void *arg, size_t len, void *out, size_t cap)
+{
+  (void)arg, (void)len, (void)cap;
+  memcpy(out, &init_value, sizeof(init_value));
+  return sizeof(init_value);
+}
+
+Test(pool, initializer_runs_in_each_worker, .timeout = 30)
+{
+  int v = 42;
+  mps_pool *p = mps_pool_new_opts(&(mps_pool_opts){.workers = 2, .init = set_init, .init_arg = &v});
+  cr_assert_not_null(p);
+  for (int i = 0; i < 10; i++) {
+    mps_future *f = mps_pool_submit(p, get_init, NULL, 0);
+    int got = 0;
+    cr_assert_eq(mps_future_result(f, &got, sizeof(got), NULL, 20.0), 0);
+    cr_assert_eq(got, 42);
+    mps_future_free(f);
+  }
+  cr_assert_eq(init_value, 0, "init ran in the parent");
+  free_and_check(p);
+}
+
+static void crash_in_init(void *arg)
+{
+  (void)arg;
+  abort();
+}
+
+Test(pool, a_crashing_initializer_breaks_the_pool_instead_of_forking_forever, .timeout = 30)
+{
+  mps_pool *p = mps_pool_new_opts(&(mps_pool_opts){.workers = 2, .init = crash_in_init});
+  cr_assert_not_null(p);
+  mps_future *f = mps_pool_submit(p, square, &(long){2}, sizeof(long));
+  if (f != NULL) { /* submitted before the pool gave up */
+    cr_assert_eq(mps_future_result(f, NULL, 0, NULL, 20.0), -ECHILD);
+    mps_future_free(f);
+  } else {
+    cr_assert_eq(errno, EPIPE);
+  }
+  cr_assert_eq(mps_pool_shutdown(p, true, false), 0);
+  cr_assert_null(mps_pool_submit(p, square, &(long){2}, sizeof(long)));
+  cr_assert_eq(errno, EPIPE);
+  free_and_check(p);
+}
+
+Test(pool, shutdown_with_wait_runs_everything_and_futures_outlive_the_pool, .timeout = 30)
+{
+  mps_pool *p = mps_pool_new(2);
+  cr_assert_not_null(p);
+  enum { N = 200 };
+  mps_future *fs[N];
+  for (long i = 0; i < N; i++)
+    fs[i] = submit_long(p, square, i);
+  cr_assert_eq(mps_pool_shutdown(p, true, false), 0);
+  cr_assert_eq(mps_pool_workers(p, NULL, 0), 0);
+  for (long i = 0; i < N; i++)
+    cr_assert(mps_future_done(fs[i]));
+  cr_assert_null(mps_pool_submit(p, square, &(long){1}, sizeof(long)));
+  cr_assert_eq(errno, EPIPE);
+  free_and_check(p);
+  for (long i = 0; i < N; i++) {
+    cr_assert_eq(result_long(fs[i], 0), i * i);
+    mps_future_free(fs[i]);
+  }
+}
+
+Test(pool, shutdown_without_wait_and_cancel_pending, .timeout = 30)
+{
+  mps_pool *p = mps_pool_new(1);
+  cr_assert_not_null(p);
+  mps_future *running = mps_pool_submit(p, wait_gate, NULL, 0);
+  wait_started();
+  enum { N = 10 };
+  mps_future *fs[N];
+  for (long i = 0; i < N; i++)
+    fs[i] = submit_long(p, square, i);
+  cr_assert_eq(mps_pool_shutdown(p, false, true), 0, "returns with a task still running");
+  cr_assert(!mps_future_done(running));
+  for (long i = 0; i < N; i++)
+    cr_assert_eq(mps_future_result(fs[i], NULL, 0, NULL, 0), -ECANCELED);
+  open_gate(1);
+  cr_assert_eq(mps_future_result(running, NULL, 0, NULL, 20.0), 0);
+  free_and_check(p);
+  mps_future_free(running);
+  for (long i = 0; i < N; i++)
+    mps_future_free(fs[i]);
+}
+
+Test(pool, wait_any_iterates_as_completed, .timeout = 30)
+{
+  mps_pool *p = mps_pool_new(2);
+  cr_assert_not_null(p);
+  mps_future *fs[4];
+  fs[0] = mps_pool_submit(p, wait_gate, NULL, 0); /* finishes last */
+  wait_started();
+  for (long i = 1; i < 4; i++)
+    fs[i] = submit_long(p, square, i);
+  mps_future *left[4] = {fs[0], fs[1], fs[2], fs[3]};
+  for (int k = 0; k < 3; k++) {
+    ssize_t i = mps_pool_wait_any(left, 4, 20.0);
+    cr_assert(i >= 1 && i < 4, "got %zd", i);
+    cr_assert(mps_future_done(left[i]));
+    left[i] = NULL;
+  }
+  cr_assert_eq(mps_pool_wait_any(left, 4, 0), -EAGAIN);
+  open_gate(1);
+  cr_assert_eq(mps_pool_wait_any(left, 4, 20.0), 0);
+  left[0] = NULL;
+  cr_assert_eq(mps_pool_wait_any(left, 4, 0), -EINVAL, "nothing left");
+  for (int i = 0; i < 4; i++)
+    mps_future_free(fs[i]);
+  free_and_check(p);
+}
+
+static mps_pool *shared_pool;
+
+static void *submit_many(void *arg)
+{
+  long base = (long)(intptr_t)arg;
+  for (long i = base; i < base + 500; i++) {
+    mps_future *f = mps_pool_submit(shared_pool, square, &i, sizeof(i));
+    long v = 0;
+    if (f == NULL || mps_future_result(f, &v, sizeof(v), NULL, 20.0) != 0 || v != i * i)
+      return (void *)1;
+    mps_future_free(f);
+  }
+  return NULL;
+}
+
+Test(pool, submit_from_several_threads, .timeout = 60)
+{
+  shared_pool = mps_pool_new(2);
+  cr_assert_not_null(shared_pool);
+  pthread_t t[4];
+  for (long i = 0; i < 4; i++)
+    cr_assert_eq(pthread_create(&t[i], NULL, submit_many, (void *)(intptr_t)(i * 1000)), 0);
+  for (int i = 0; i < 4; i++) {
+    void *r;
+    pthread_join(t[i], &r);
+    cr_assert_null(r, "thread %d got a wrong result", i);
+  }
+  free_and_check(shared_pool);
+}
+
+Test(pool, bad_arguments, .timeout = 30)
+{
+  cr_assert_null(mps_pool_new(5000));
+  cr_assert_eq(errno, EINVAL);
+  cr_assert_null(mps_pool_new_opts(&(mps_pool_opts){.workers = 1, .max_arg = (size_t)1 << 40}));
+  cr_assert_eq(errno, EINVAL);
+  mps_pool *p = mps_pool_new_opts(&(mps_pool_opts){.workers = 1, .max_arg = 16});
+  cr_assert_not_null(p);
+  char big[17] = {0};
+  cr_assert_null(mps_pool_submit(p, square, big, sizeof(big)));
+  cr_assert_eq(errno, EMSGSIZE);
+  cr_assert_null(mps_pool_submit(NULL, square, NULL, 0));
+  cr_assert_eq(errno, EINVAL);
+  cr_assert_null(mps_pool_submit(p, NULL, NULL, 0));
+  cr_assert_null(mps_pool_submit(p, square, NULL, 4));
+  cr_assert_eq(mps_future_result(NULL, NULL, 0, NULL, 0), -EINVAL);
+  cr_assert_eq(mps_future_cancel(NULL), -EINVAL);
+  cr_assert(!mps_future_done(NULL));
+  cr_assert_eq(mps_pool_wait_any(NULL, 1, 0), -EINVAL);
+  cr_assert_eq(mps_pool_shutdown(NULL, true, false), -EINVAL);
+  cr_assert_eq(mps_pool_map(NULL, square, NULL, 0, 0, NULL, 0, 0), -EINVAL);
+  cr_assert_eq(mps_pool_map(p, square, NULL, 0, 0, NULL, 0, 0.0 / 0.0), -EINVAL);
+  mps_future *f = mps_pool_submit(p, square, &(long){3}, sizeof(long));
+  cr_assert_eq(mps_future_result(f, NULL, 0, NULL, 0.0 / 0.0), -EINVAL);
+  cr_assert_eq(result_long(f, 0), 9);
+  mps_future_free(f);
+  mps_future_free(NULL);
+  free_and_check(p);
+  mps_pool_free(NULL);
+}
+
+static void expect_example(const char *name, const char *needle)
+{
+  static char out[64 * 1024];
+  int status = run_example(name, (const char *[]){NULL}, out, sizeof(out));
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: status 0x%x", name, status);
+  cr_assert_not_null(strstr(out, needle), "%s printed:\n%s", name, out);
+}
+
+Test(pool, example_pool_map_runs, .timeout = 60)
+{
+  expect_example("pool_map", "980100 982081 984064 986049 988036 990025 992016 994009 996004 998001\n");
+}
+Test(pool, example_futures_runs, .timeout = 60)
+{
+  expect_example("futures", "crashed worker: ECHILD");
+}
