@@ -141,37 +141,41 @@ static ssize_t take(mps_conn *c, void *buf, size_t n)
   return r - 1;
 }
 
+/* Takes the next message if one is there, without waiting: its payload
+ * length, -EMSGSIZE (left queued), -EPIPE, or -EAGAIN when there is none
+ * (also when another reader took it between the peek and the read). */
+static ssize_t recv_ready(mps_conn *c, void *buf, size_t cap)
+{
+  char probe;
+  ssize_t r;
+  do
+    r = recv(c->fd, &probe, 1, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+  while (r < 0 && errno == EINTR);
+  if (r == 0 || (r < 0 && errno == ECONNRESET))
+    return -EPIPE;
+  if (r < 0)
+    return -errno;
+  return (size_t)(r - 1) > cap ? -EMSGSIZE : take(c, buf, (size_t)(r - 1));
+}
+
 ssize_t mps_conn_recv(mps_conn *c, void *buf, size_t cap, double timeout)
 {
   mps__deadline d;
   if (c == NULL || (buf == NULL && cap > 0) || !c->can_read ||
       mps__deadline_init(&d, timeout) < 0)
     return -EINVAL;
-  pthread_mutex_lock(&c->rmu);
-  ssize_t r;
+  /* The mutex pairs each peek with its read; it is not held while waiting,
+   * so a reader blocked for good cannot hold up another one's timeout. */
   for (;;) {
-    char probe;
-    r = recv(c->fd, &probe, 1, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
-    if (r > 0)
-      break;
-    if (r == 0 || (r < 0 && errno == ECONNRESET)) {
-      r = -EPIPE;
-      goto out;
-    }
-    if (errno != EAGAIN && errno != EINTR) {
-      r = -errno;
-      goto out;
-    }
+    pthread_mutex_lock(&c->rmu);
+    ssize_t r = recv_ready(c, buf, cap);
+    pthread_mutex_unlock(&c->rmu);
+    if (r != -EAGAIN)
+      return r;
     int w = wait_readable(c, &d);
-    if (w <= 0) {
-      r = w < 0 ? w : mps__deadline_error(&d);
-      goto out;
-    }
+    if (w <= 0)
+      return w < 0 ? w : mps__deadline_error(&d);
   }
-  r = (size_t)(r - 1) > cap ? -EMSGSIZE : take(c, buf, (size_t)(r - 1));
-out:
-  pthread_mutex_unlock(&c->rmu);
-  return r;
 }
 
 int mps_conn_fileno(mps_conn *c)

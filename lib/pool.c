@@ -74,7 +74,8 @@ static _Noreturn void worker_exit(struct pool_slot *s, uint32_t reason, int code
   _exit(code);
 }
 
-static _Noreturn void worker_main(mps_pool *p, struct pool_slot *s, pid_t parent)
+static _Noreturn void worker_main(mps_pool *p, struct pool_slot *s, pid_t parent,
+                                   struct res_msg *res)
 {
   /* Die with the manager thread that forked us, even if the parent crashes. */
   prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -83,9 +84,6 @@ static _Noreturn void worker_main(mps_pool *p, struct pool_slot *s, pid_t parent
   atomic_store(&s->state, SLOT_INIT);
   if (p->opts.init != NULL)
     p->opts.init(p->opts.init_arg);
-  struct res_msg *res = malloc(sizeof(*res) + p->max_result);
-  if (res == NULL)
-    worker_exit(s, EXIT_ERROR, 1);
   struct task_msg *t = slot_task(s);
   for (unsigned done = 0;; done++) {
     if (p->opts.max_tasks_per_child != 0 && done == p->opts.max_tasks_per_child)
@@ -121,14 +119,23 @@ static int spawn(mps_pool *p, unsigned i)
   atomic_store(&s->state, SLOT_INIT);
   __atomic_store_n(&slot_task(s)->id, 0, __ATOMIC_RELEASE);
   pid_t parent = getpid();
+  /* The worker's result buffer is allocated before the fork: the child of
+   * a threaded process must not count on malloc, whose locks another
+   * thread may have held at the fork (glibc copes; ASan's allocator and
+   * others deadlock). */
+  struct res_msg *res = malloc(sizeof(*res) + p->max_result);
+  if (res == NULL)
+    return -ENOMEM;
   pid_t pid = fork();
-  if (pid < 0)
-    return -errno;
+  int err = pid < 0 ? -errno : 0;
   if (pid == 0)
-    worker_main(p, s, parent);
+    worker_main(p, s, parent, res);
+  free(res);
+  if (pid < 0)
+    return err;
   int fd = (int)syscall(SYS_pidfd_open, pid, 0);
   if (fd < 0) { /* cannot watch it: do not let it run unwatched */
-    int err = -errno;
+    err = -errno;
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     return err;

@@ -1,6 +1,9 @@
 /* Pipe: message boundaries, duplex and one-way ends, poll, -EPIPE after the
  * peer exits or is killed, -EMSGSIZE that leaves the message, bad input. */
+#define _GNU_SOURCE /* gettid */
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 
 #include "helpers.h"
 
@@ -147,6 +150,51 @@ Test(pipe, recv_timeout_takes_at_least_the_timeout, .timeout = 10)
   double t0 = test_now();
   cr_assert_eq(mps_conn_recv(ca, buf, sizeof(buf), 0.2), -ETIMEDOUT);
   cr_assert_geq(test_now() - t0, 0.2);
+  mps_conn_close(ca);
+  mps_conn_close(cb);
+}
+
+static _Atomic pid_t reader_tid;
+
+static void *recv_forever(void *arg)
+{
+  static char buf[8];
+  atomic_store(&reader_tid, gettid());
+  ssize_t n = mps_conn_recv(ca, buf, sizeof(buf), MPS_FOREVER);
+  *(ssize_t *)arg = n;
+  return NULL;
+}
+
+/* Polls until thread tid of this process sleeps in poll(). */
+static void wait_until_polling(pid_t tid)
+{
+  char path[64], wchan[128] = "";
+  snprintf(path, sizeof(path), "/proc/self/task/%d/wchan", (int)tid);
+  for (int i = 0; i < 100000 && strstr(wchan, "poll") == NULL; i++) {
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    wchan[fread(wchan, 1, sizeof(wchan) - 1, f)] = '\0';
+    fclose(f);
+    nanosleep(&(struct timespec){0, 100000}, NULL);
+  }
+  cr_assert(strstr(wchan, "poll") != NULL, "the reader never blocked in poll");
+}
+
+Test(pipe, a_blocked_reader_does_not_hold_up_another_readers_timeout, .timeout = 10)
+{
+  make(true);
+  pthread_t t;
+  ssize_t got = 0;
+  cr_assert_eq(pthread_create(&t, NULL, recv_forever, &got), 0);
+  while (atomic_load(&reader_tid) == 0)
+    sched_yield();
+  wait_until_polling(atomic_load(&reader_tid));
+  char buf[8];
+  cr_assert_eq(mps_conn_recv(ca, buf, sizeof(buf), 0), -EAGAIN);
+  cr_assert_eq(mps_conn_recv(ca, buf, sizeof(buf), 0.1), -ETIMEDOUT);
+  cr_assert_eq(mps_conn_send(cb, "wake", 4), 0);
+  cr_assert_eq(pthread_join(t, NULL), 0);
+  cr_assert_eq(got, 4, "the blocked reader still gets the message");
   mps_conn_close(ca);
   mps_conn_close(cb);
 }
