@@ -1,10 +1,10 @@
 /* Barrier: `parties` processes wait for each other, round after round.
  *
  * Shared layout: the segment header, then struct barrier_shm: a robust
- * mutex, a wait queue (wait.c), the number of parties, the arrivals in the
- * current round, a broken flag, the round number (generation) and the
- * outcome of the last 64 rounds (bit g%64 set: round g ended broken, by a
- * reset while parties waited). A waiter remembers its round and its arrival
+ * mutex, a wait queue (wait.c), the number of parties, one state word that
+ * packs the round number (generation, 32 bits), the broken flag and the
+ * arrivals in the current round, and the outcome of the last 64 rounds
+ * (bit g%64 set: round g ended broken, by a reset while parties waited). A waiter remembers its round and its arrival
  * index; it returns when the round number moves on (released, or reset: the
  * outcome bit says which) or the barrier breaks.
  *
@@ -13,7 +13,12 @@
  * live party still completes the round and releases the survivors; the dead
  * party's index is simply unused. A party killed before it arrived never
  * arrives: the others wait for it until a timeout (or abort) breaks the
- * barrier. Every field changes by single stores under the mutex.
+ * barrier. Every change of round, arrivals or broken flag is one store of
+ * the state word under the mutex, so a process killed between two stores
+ * never leaves a round half ended (arrivals reset but round unchanged would
+ * merge two rounds); the outcome bit is written before that store. Sleepers
+ * are woken before the store, while the mutex is held, so a process killed
+ * in between leaves them waiting for the robust mutex (wait.c).
  *
  * Limit: a waiter that is not scheduled at all while 64 further rounds
  * complete could misread its round's outcome from the 64-round history.
@@ -29,12 +34,17 @@ struct barrier_shm {
   mps__mutex mu;
   mps__waitq wq;
   uint32_t parties;
-  _Atomic uint32_t count;
-  _Atomic uint32_t broken;
   uint32_t pad_;
-  _Atomic uint64_t gen;
+  _Atomic uint64_t state; /* gen << 32 | broken << 31 | count */
   uint64_t broken_hist;
 };
+
+#define BROKEN_BIT (UINT64_C(1) << 31)
+
+static uint32_t st_gen(uint64_t s) { return (uint32_t)(s >> 32); }
+static uint32_t st_count(uint64_t s) { return (uint32_t)(s & (BROKEN_BIT - 1)); }
+static bool st_broken(uint64_t s) { return (s & BROKEN_BIT) != 0; }
+static uint64_t st_make(uint32_t gen, uint32_t count) { return (uint64_t)gen << 32 | count; }
 
 struct mps_barrier {
   mps__seg seg;
@@ -43,8 +53,8 @@ struct mps_barrier {
 
 static int barrier_validate(const struct barrier_shm *shm)
 {
-  if (shm->parties == 0 || shm->parties > INT32_MAX || atomic_load(&shm->count) >= shm->parties ||
-      atomic_load(&shm->broken) > 1)
+  if (shm->parties == 0 || shm->parties > INT32_MAX ||
+      st_count(atomic_load(&shm->state)) >= shm->parties)
     return -EPROTO;
   return 0;
 }
@@ -101,33 +111,33 @@ int mps_barrier_close(mps_barrier *b)
 }
 
 /* Ends round `gen` and wakes everybody; caller holds the mutex. */
-static void round_end(struct barrier_shm *shm, uint64_t gen, bool broken)
+static void round_end(struct barrier_shm *shm, uint32_t gen, bool broken)
 {
   uint64_t bit = UINT64_C(1) << (gen % 64);
   shm->broken_hist = broken ? shm->broken_hist | bit : shm->broken_hist & ~bit;
-  atomic_store(&shm->count, 0);
-  atomic_store(&shm->gen, gen + 1);
-  mps__waitq_wake(&shm->wq, INT32_MAX);
+  mps__waitq_wake(&shm->wq, INT32_MAX); /* first: see wait.c on a waker that dies */
+  atomic_store(&shm->state, st_make(gen + 1, 0));
 }
 
 static void barrier_break(struct barrier_shm *shm)
 {
-  atomic_store(&shm->broken, 1);
   mps__waitq_wake(&shm->wq, INT32_MAX);
+  atomic_fetch_or(&shm->state, BROKEN_BIT);
 }
 
 /* Sleeps until round `gen` ends or breaks. Caller holds the mutex. */
-static int await_round(struct barrier_shm *shm, uint64_t gen, int index, const mps__deadline *d)
+static int await_round(struct barrier_shm *shm, uint32_t gen, int index, const mps__deadline *d)
 {
   int r = 0;
-  while (atomic_load(&shm->gen) == gen && !atomic_load(&shm->broken) && r >= 0) {
+  uint64_t s;
+  while (s = atomic_load(&shm->state), st_gen(s) == gen && !st_broken(s) && r >= 0) {
     r = mps__waitq_wait(&shm->wq, &shm->mu, d);
     if (r == MPS_OWNER_DIED)
       r = 0;
   }
-  if (atomic_load(&shm->gen) != gen)
+  if (st_gen(s) != gen)
     return (shm->broken_hist >> (gen % 64)) & 1 ? -EPIPE : index;
-  if (atomic_load(&shm->broken))
+  if (st_broken(s))
     return -EPIPE;
   barrier_break(shm); /* our timeout breaks the round for everybody */
   return r;
@@ -142,16 +152,16 @@ int mps_barrier_wait(mps_barrier *b, double timeout)
   if (r < 0)
     return r;
   struct barrier_shm *shm = b->shm;
-  mps__mutex_enter(&shm->mu);
-  uint64_t gen = atomic_load(&shm->gen);
-  uint32_t index = atomic_load(&shm->count);
-  if (atomic_load(&shm->broken)) {
+  mps__waitq_enter(&shm->wq, &shm->mu);
+  uint64_t s = atomic_load(&shm->state);
+  uint32_t gen = st_gen(s), index = st_count(s);
+  if (st_broken(s)) {
     r = -EPIPE;
   } else if (index + 1 >= shm->parties) {
     round_end(shm, gen, false);
     r = (int)shm->parties - 1;
   } else {
-    atomic_store(&shm->count, index + 1);
+    atomic_store(&shm->state, st_make(gen, index + 1));
     r = await_round(shm, gen, (int)index, &d);
   }
   mps__mutex_unlock(&shm->mu);
@@ -162,7 +172,7 @@ int mps_barrier_abort(mps_barrier *b)
 {
   if (b == NULL)
     return -EINVAL;
-  mps__mutex_enter(&b->shm->mu);
+  mps__waitq_enter(&b->shm->wq, &b->shm->mu);
   barrier_break(b->shm);
   mps__mutex_unlock(&b->shm->mu);
   return 0;
@@ -173,12 +183,11 @@ int mps_barrier_reset(mps_barrier *b)
   if (b == NULL)
     return -EINVAL;
   struct barrier_shm *shm = b->shm;
-  mps__mutex_enter(&shm->mu);
-  bool waiters = atomic_load(&shm->count) > 0;
-  /* Clear `broken` before the new round starts, so that nobody of the new
-   * round sees the old break. */
-  atomic_store(&shm->broken, 0);
-  round_end(shm, atomic_load(&shm->gen), waiters);
+  mps__waitq_enter(&shm->wq, &shm->mu);
+  uint64_t s = atomic_load(&shm->state);
+  /* One store starts the new round unbroken and empty; parties still
+   * waiting in the old one learn from its outcome bit that it broke. */
+  round_end(shm, st_gen(s), st_count(s) > 0);
   mps__mutex_unlock(&shm->mu);
   return 0;
 }
@@ -189,7 +198,8 @@ int mps_barrier_n_waiting(mps_barrier *b)
 {
   if (b == NULL)
     return -EINVAL;
-  return atomic_load(&b->shm->broken) ? 0 : (int)atomic_load(&b->shm->count);
+  uint64_t s = atomic_load(&b->shm->state);
+  return st_broken(s) ? 0 : (int)st_count(s);
 }
 
-bool mps_barrier_broken(mps_barrier *b) { return b != NULL && atomic_load(&b->shm->broken) != 0; }
+bool mps_barrier_broken(mps_barrier *b) { return b != NULL && st_broken(atomic_load(&b->shm->state)); }

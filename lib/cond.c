@@ -231,10 +231,13 @@ static struct cond_slot *oldest_waiter(struct cond_shm *shm)
   return best;
 }
 
+/* Wake first, then mark: a waiter woken before the mark waits for the lock
+ * we hold and finds the mark when it gets the lock, or, if we die before
+ * marking, gets the lock with owner-died and no notification (wait.c). */
 static void slot_signal(struct cond_slot *s)
 {
-  atomic_store(&s->state, SLOT_SIGNALED);
   mps__futex_wake(&s->state, 1);
+  atomic_store(&s->state, SLOT_SIGNALED);
 }
 
 int mps_cond_notify(mps_cond *c, unsigned n)

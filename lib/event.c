@@ -9,6 +9,10 @@
  * Crash semantics: nothing about a waiter is stored, so a waiter killed at
  * any point leaves no trace; set() wakes all sleepers, dead ones cost
  * nothing. The flag and generation change by single stores under the mutex.
+ *
+ * set wakes the sleepers before its stores, holding the mutex, so a setter
+ * killed in between leaves them waiting for the robust mutex, which hands
+ * them the event as set or not set, never set and unannounced (wait.c).
  */
 #include "config.h"
 
@@ -74,11 +78,12 @@ int mps_event_set(mps_event *e)
 {
   if (e == NULL)
     return -EINVAL;
-  mps__mutex_enter(&e->shm->mu);
+  mps__waitq_enter(&e->shm->wq, &e->shm->mu);
+  /* Wake first, holding the mutex: see wait.c on a waker that dies. */
+  mps__waitq_wake(&e->shm->wq, INT32_MAX);
   atomic_store(&e->shm->flag, 1);
   atomic_fetch_add(&e->shm->gen, 1);
   mps__mutex_unlock(&e->shm->mu);
-  mps__waitq_wake(&e->shm->wq, INT32_MAX);
   return 0;
 }
 
@@ -86,7 +91,7 @@ int mps_event_clear(mps_event *e)
 {
   if (e == NULL)
     return -EINVAL;
-  mps__mutex_enter(&e->shm->mu);
+  mps__waitq_enter(&e->shm->wq, &e->shm->mu);
   atomic_store(&e->shm->flag, 0);
   mps__mutex_unlock(&e->shm->mu);
   return 0;
@@ -103,7 +108,7 @@ int mps_event_wait(mps_event *e, double timeout)
   if (r < 0)
     return r;
   struct event_shm *shm = e->shm;
-  mps__mutex_enter(&shm->mu);
+  mps__waitq_enter(&shm->wq, &shm->mu);
   uint32_t gen = atomic_load(&shm->gen);
   while (atomic_load(&shm->flag) == 0 && atomic_load(&shm->gen) == gen && r >= 0) {
     r = mps__waitq_wait(&shm->wq, &shm->mu, &d);

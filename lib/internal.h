@@ -127,20 +127,19 @@ int mps__mutex_result(mps__mutex *m, int err);
 /* The uncontended and blocking paths, inline: every cycle spent between
  * taking and releasing a contended lock is paid by every waiter, so the
  * wrapper adds no calls there. */
+int mps__mutex_lock_contended(mps__mutex *m);
 static inline int mps__mutex_lock_forever(mps__mutex *m)
 {
-  int err = pthread_mutex_lock(&m->m);
-  return err == 0 ? 0 : mps__mutex_result(m, err);
+  int err = pthread_mutex_trylock(&m->m);
+  if (err == 0)
+    return 0;
+  return err == EBUSY ? mps__mutex_lock_contended(m) : mps__mutex_result(m, err);
 }
 
 static inline int mps__mutex_unlock_fast(mps__mutex *m)
 {
   return -pthread_mutex_unlock(&m->m);
 }
-/* Takes an object's internal mutex, without a deadline. Its critical
- * sections are short and leave the object consistent at every store, so a
- * dead previous owner needs no repair and MPS_OWNER_DIED is not reported. */
-void mps__mutex_enter(mps__mutex *m);
 
 /* ---- lock.c: Lock and RLock ------------------------------------------- */
 
@@ -187,10 +186,18 @@ int mps__waitq_wait(mps__waitq *w, mps__mutex *m, const mps__deadline *d);
  * mutex held; costs no syscall when nobody sleeps. */
 void mps__waitq_wake(mps__waitq *w, int n);
 
+/* Takes an object's internal mutex m, whose sleepers wait on w. If the
+ * previous holder died inside the object, wake every sleeper so that all
+ * recheck: a dead holder's change is then never left unannounced, whatever
+ * it had done. Objects whose every change is one store need no other
+ * repair. */
+void mps__waitq_enter(mps__waitq *w, mps__mutex *m);
+
 /* The same release-sleep-reacquire step on a word of the caller's: releases
  * m (held), sleeps while *word == expected, reacquires m. For objects that
  * wake one particular sleeper (a word per sleeper, as Condition does). Same
- * returns as mps__waitq_wait. */
+ * returns as mps__waitq_wait. The waker wakes the word's futex before it
+ * stores the new word, holding m, for the reason given in wait.c. */
 int mps__word_wait(_Atomic uint32_t *word, uint32_t expected, mps__mutex *m,
                    const mps__deadline *d);
 

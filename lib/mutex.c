@@ -8,6 +8,16 @@
  * report MPS_OWNER_DIED, so the lock never becomes ENOTRECOVERABLE. If the
  * new owner itself dies before pthread_mutex_consistent(), the kernel marks
  * it owner-died again and the next locker repeats the recovery.
+ *
+ * A blocked locker never sleeps in the kernel for more than a slice of
+ * 50 ms at a time. glibc's robust mutex can strand a sleeper on a free
+ * lock: an unlock clears the waiters bit and wakes one sleeper; if that
+ * sleeper is killed before it takes the lock while a third process takes
+ * it in passing, the wake-up dies with it, the third process unlocks
+ * without a waiters bit, and the other sleepers are never woken (the
+ * kernel's robust-list cleanup only helps when the lock word is 0 or the
+ * dead process's own). The torture tests hit this within minutes. A
+ * sleeper whose slice ends simply tries the lock again and finds it free.
  */
 #include "config.h"
 
@@ -75,6 +85,32 @@ int mps__mutex_result(mps__mutex *m, int err)
   }
 }
 
+#define MPS__LOCK_SLICE_NS (50 * 1000 * 1000L)
+
+/* Blocks for the lock until d (NULL: forever), one slice at a time. */
+static int lock_sliced(mps__mutex *m, const struct timespec *d)
+{
+  for (;;) {
+    struct timespec at;
+    clock_gettime(CLOCK_MONOTONIC, &at);
+    at.tv_nsec += MPS__LOCK_SLICE_NS;
+    if (at.tv_nsec >= 1000000000L) {
+      at.tv_sec++;
+      at.tv_nsec -= 1000000000L;
+    }
+    bool last = d != NULL && (d->tv_sec < at.tv_sec ||
+                              (d->tv_sec == at.tv_sec && d->tv_nsec <= at.tv_nsec));
+    int err = pthread_mutex_clocklock(&m->m, CLOCK_MONOTONIC, last ? d : &at);
+    if (err != ETIMEDOUT || last)
+      return mps__mutex_result(m, err);
+  }
+}
+
+int mps__mutex_lock_contended(mps__mutex *m)
+{
+  return lock_sliced(m, NULL);
+}
+
 int mps__mutex_lock(mps__mutex *m, const mps__deadline *d)
 {
   switch (d->kind) {
@@ -83,16 +119,11 @@ int mps__mutex_lock(mps__mutex *m, const mps__deadline *d)
   case MPS__ONCE:
     return mps__mutex_result(m, pthread_mutex_trylock(&m->m));
   default:
-    return mps__mutex_result(m, pthread_mutex_clocklock(&m->m, CLOCK_MONOTONIC, &d->at));
+    return lock_sliced(m, &d->at);
   }
 }
 
 int mps__mutex_unlock(mps__mutex *m)
 {
   return mps__mutex_unlock_fast(m);
-}
-
-void mps__mutex_enter(mps__mutex *m)
-{
-  (void)mps__mutex_lock_forever(m);
 }

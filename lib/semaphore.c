@@ -11,7 +11,10 @@
  * behave the same). release wakes every sleeper rather than one: a single
  * woken sleeper that is killed before it takes the unit would otherwise
  * leave the others asleep next to a free unit. The losers recheck and sleep
- * again.
+ * again. release wakes the sleepers before it stores the new count, while
+ * it holds the mutex, so a releaser killed in between leaves the woken
+ * sleepers waiting for the robust mutex, not asleep next to a free unit
+ * (wait.c).
  */
 #include "config.h"
 
@@ -117,7 +120,7 @@ int mps_semaphore_acquire(mps_semaphore *s, double timeout)
   if (r < 0)
     return r;
   struct sem_shm *shm = s->shm;
-  mps__mutex_enter(&shm->mu);
+  mps__waitq_enter(&shm->wq, &shm->mu);
   for (;;) {
     uint32_t v = atomic_load(&shm->value);
     if (v > 0) {
@@ -141,15 +144,16 @@ int mps_semaphore_release(mps_semaphore *s)
     return -EINVAL;
   struct sem_shm *shm = s->shm;
   int r = 0;
-  mps__mutex_enter(&shm->mu);
+  mps__waitq_enter(&shm->wq, &shm->mu);
   uint32_t v = atomic_load(&shm->value);
-  if (v >= shm->bound || v >= MPS_SEMAPHORE_MAX)
+  if (v >= shm->bound || v >= MPS_SEMAPHORE_MAX) {
     r = -EOVERFLOW;
-  else
-    atomic_store(&shm->value, v + 1);
-  mps__mutex_unlock(&shm->mu);
-  if (r == 0)
+  } else {
+    /* Wake first, holding the mutex: see wait.c on a waker that dies. */
     mps__waitq_wake(&shm->wq, INT32_MAX);
+    atomic_store(&shm->value, v + 1);
+  }
+  mps__mutex_unlock(&shm->mu);
   return r;
 }
 

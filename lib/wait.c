@@ -12,6 +12,13 @@
  * itself. A sleeper that dies leaves `sleepers` too high, which only costs
  * later wakers a syscall; the count is not trusted for anything else.
  *
+ * A waker wakes *before* it makes the change visible, while it holds the
+ * object's mutex. The woken sleepers then wait for that mutex, so a waker
+ * killed at any instruction after its wake dies holding the mutex, and the
+ * kernel hands the robust mutex to one of the sleepers (owner died), which
+ * wakes the rest (mps__waitq_wait, mps__waitq_enter): they all recheck and
+ * find the change made or not made, never made and unannounced.
+ *
  * Ordering: the sleeper increments `sleepers` before the futex compares the
  * sequence word; the waker bumps the word before it reads `sleepers`. Both
  * are sequentially consistent, so either the waker sees the sleeper or the
@@ -52,6 +59,12 @@ void mps__futex_wake(_Atomic uint32_t *word, int n)
   syscall(SYS_futex, word, FUTEX_WAKE, n, NULL, NULL, 0);
 }
 
+void mps__waitq_enter(mps__waitq *w, mps__mutex *m)
+{
+  if (mps__mutex_lock_forever(m) == MPS_OWNER_DIED)
+    mps__waitq_wake(w, INT32_MAX);
+}
+
 int mps__waitq_wait(mps__waitq *w, mps__mutex *m, const mps__deadline *d)
 {
   if (d->kind == MPS__ONCE)
@@ -61,7 +74,9 @@ int mps__waitq_wait(mps__waitq *w, mps__mutex *m, const mps__deadline *d)
   mps__mutex_unlock(m);
   int r = mps__futex_wait(&w->seq, seq, d);
   atomic_fetch_sub(&w->sleepers, 1);
-  int relock = mps__mutex_lock(m, &(mps__deadline){.kind = MPS__FOREVER});
+  int relock = mps__mutex_lock_forever(m);
+  if (relock == MPS_OWNER_DIED)
+    mps__waitq_wake(w, INT32_MAX); /* the dead holder may not have woken them */
   return relock == MPS_OWNER_DIED ? relock : r;
 }
 
@@ -72,7 +87,8 @@ void mps__waitq_wake(mps__waitq *w, int n)
     mps__futex_wake(&w->seq, n);
 }
 
-int mps__word_wait(_Atomic uint32_t *word, uint32_t expected, mps__mutex *m, const mps__deadline *d)
+int mps__word_wait(_Atomic uint32_t *word, uint32_t expected, mps__mutex *m,
+                   const mps__deadline *d)
 {
   if (d->kind == MPS__ONCE)
     return -EAGAIN;
@@ -80,7 +96,7 @@ int mps__word_wait(_Atomic uint32_t *word, uint32_t expected, mps__mutex *m, con
    * a change after the unlock makes the futex return at once. */
   mps__mutex_unlock(m);
   int r = mps__futex_wait(word, expected, d);
-  int relock = mps__mutex_lock(m, &(mps__deadline){.kind = MPS__FOREVER});
+  int relock = mps__mutex_lock_forever(m);
   return relock == MPS_OWNER_DIED ? relock : r;
 }
 

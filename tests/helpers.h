@@ -15,20 +15,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <mpshare.h>
 
-/* Forks a child that runs fn(arg) and _exits with its return value. */
+/* Forks a child that runs fn(arg) and _exits with its return value. The
+ * child dies with the test process, so a test that fails while its
+ * children are blocked leaves nothing running behind it. */
 static inline pid_t child_run(int (*fn)(void *), void *arg)
 {
   fflush(NULL);
+  pid_t parent = getpid();
   pid_t pid = fork();
   cr_assert(pid >= 0, "fork: %s", strerror(errno));
-  if (pid == 0)
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+      _exit(126);
     _exit(fn(arg));
+  }
   return pid;
 }
 
