@@ -1,5 +1,7 @@
 /* Lock and RLock: mutual exclusion across processes, timeouts, owner death
  * (including a waiter already blocked when the owner dies), bad input. */
+#include <stdatomic.h>
+
 #include "helpers.h"
 
 #define PROCS 4
@@ -266,4 +268,63 @@ Test(rlock, owner_killed_with_nested_holds, .timeout = 20)
   cr_assert_eq(mps_rlock_release(rlock), 0, "one release undoes the recovered hold");
   cr_assert_eq(mps_rlock_release(rlock), -EPERM);
   mps_rlock_close(rlock);
+}
+
+/* ---- random kills: after every SIGKILL the survivors keep going -------- */
+
+#define HAMMERS 4
+#define KILLS 1000
+
+static _Atomic long *progress;
+
+static int hammer(void *arg)
+{
+  (void)arg;
+  for (;;) {
+    int r = mps_lock_acquire(lock, MPS_FOREVER);
+    if (r < 0)
+      return 1;
+    (*progress)++;
+    mps_lock_release(lock);
+  }
+}
+
+/* Polls until the survivors made `need` more acquisitions; a lock that
+ * strands its waiters fails here instead of hanging the suite. */
+static void expect_progress(long need)
+{
+  long from = atomic_load(progress);
+  double end = test_now() + 10.0;
+  struct timespec pause = {0, 100 * 1000};
+  while (atomic_load(progress) < from + need) {
+    cr_assert(test_now() < end, "no progress for 10 s: a waiter is stranded");
+    nanosleep(&pause, NULL);
+  }
+}
+
+Test(lock, random_kills_never_strand_a_waiter, .timeout = 120)
+{
+  lock = mps_lock_new();
+  mps_value *v = mps_value_new(MPS_LONG, false);
+  progress = mps_value_ptr(v);
+  pid_t pids[HAMMERS];
+  for (int i = 0; i < HAMMERS; i++)
+    pids[i] = child_run(hammer, NULL);
+  srand(77);
+  for (int k = 0; k < KILLS; k++) {
+    expect_progress(50);
+    int i = rand() % HAMMERS;
+    struct timespec at = {0, (rand() % 200) * 1000};
+    nanosleep(&at, NULL);   /* a random moment, not an ordering */
+    kill(pids[i], SIGKILL); /* holding the lock, waiting, or just woken */
+    child_expect_signal(pids[i], SIGKILL);
+    pids[i] = child_run(hammer, NULL);
+  }
+  expect_progress(50);
+  for (int i = 0; i < HAMMERS; i++) {
+    kill(pids[i], SIGKILL);
+    child_expect_signal(pids[i], SIGKILL);
+  }
+  mps_value_close(v);
+  mps_lock_close(lock);
 }
