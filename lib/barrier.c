@@ -25,8 +25,6 @@
  */
 #include "config.h"
 
-#include <stdlib.h>
-
 #include "internal.h"
 
 struct barrier_shm {
@@ -51,17 +49,22 @@ struct mps_barrier {
   struct barrier_shm *shm;
 };
 
-static int barrier_validate(const struct barrier_shm *shm)
+MPS__SEG_HANDLE(struct mps_barrier);
+
+static int barrier_validate(const void *p, size_t size)
 {
+  const struct barrier_shm *shm = p;
+  (void)size;
   if (shm->parties == 0 || shm->parties > INT32_MAX ||
       st_count(atomic_load(&shm->state)) >= shm->parties)
     return -EPROTO;
   return 0;
 }
 
-static int barrier_init(struct barrier_shm *shm, unsigned parties)
+static int barrier_init(void *p, const void *parties)
 {
-  shm->parties = parties;
+  struct barrier_shm *shm = p;
+  shm->parties = *(const unsigned *)parties;
   return mps__mutex_init(&shm->mu, false);
 }
 
@@ -69,28 +72,11 @@ static mps_barrier *barrier_make(const char *name, bool create, unsigned parties
 {
   if (create && (parties == 0 || parties > INT32_MAX))
     return mps__fail(-EINVAL);
-  mps_barrier *b = calloc(1, sizeof(*b));
-  if (b == NULL)
-    return mps__fail(-ENOMEM);
-  int err;
-  size_t size = sizeof(struct barrier_shm);
-  if (!create) {
-    err = mps__seg_open(&b->seg, name, MPS__KIND_BARRIER, size);
-    if (err == 0 && (err = barrier_validate((struct barrier_shm *)b->seg.hdr)) < 0)
-      mps__seg_close(&b->seg);
-  } else {
-    err = name ? mps__seg_create(&b->seg, name, MPS__KIND_BARRIER, size)
-               : mps__seg_anon(&b->seg, MPS__KIND_BARRIER, size);
-    if (err == 0 && (err = barrier_init((struct barrier_shm *)b->seg.hdr, parties)) < 0)
-      mps__seg_abort(&b->seg);
-    else if (err == 0)
-      mps__seg_publish(&b->seg);
-  }
-  if (err < 0) {
-    free(b);
-    return mps__fail(err);
-  }
-  b->shm = (struct barrier_shm *)b->seg.hdr;
+  mps__seg_spec spec = {MPS__KIND_BARRIER, sizeof(struct barrier_shm), barrier_init,
+                        barrier_validate, &parties};
+  mps_barrier *b = mps__seg_object(sizeof(*b), name, create, &spec);
+  if (b != NULL)
+    b->shm = (struct barrier_shm *)b->seg.hdr;
   return b;
 }
 
@@ -101,14 +87,7 @@ mps_barrier *mps_barrier_create(const char *name, unsigned parties)
 }
 mps_barrier *mps_barrier_open(const char *name) { return barrier_make(name ? name : "", false, 0); }
 
-int mps_barrier_close(mps_barrier *b)
-{
-  if (b == NULL)
-    return 0;
-  mps__seg_close(&b->seg);
-  free(b);
-  return 0;
-}
+int mps_barrier_close(mps_barrier *b) { return mps__seg_free_handle(b); }
 
 /* Ends round `gen` and wakes everybody; caller holds the mutex. */
 static void round_end(struct barrier_shm *shm, uint32_t gen, bool broken)

@@ -24,7 +24,6 @@
 #include "config.h"
 
 #include <linux/futex.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -53,42 +52,35 @@ struct mps_cond {
   mps__mutex *mu; /* the condition's lock, here or in another segment */
 };
 
-static int cond_init(struct cond_shm *shm, bool own_lock)
+MPS__SEG_HANDLE(struct mps_cond);
+
+static int cond_init(void *p, const void *own_lock)
 {
-  int err = own_lock ? mps__mutex_init(&shm->mu, false) : 0;
-  shm->own_lock = own_lock;
+  struct cond_shm *shm = p;
+  shm->own_lock = *(const bool *)own_lock;
+  int err = shm->own_lock ? mps__mutex_init(&shm->mu, false) : 0;
   for (int i = 0; err == 0 && i < MPS_COND_MAX_WAITERS; i++)
     err = mps__mutex_init(&shm->slots[i].mu, false);
   return err;
 }
 
+/* Only a condition with its own lock can be named. */
+static int cond_validate(const void *shm, size_t size)
+{
+  (void)size;
+  return ((const struct cond_shm *)shm)->own_lock != 1 ? -EPROTO : 0;
+}
+
 static mps_cond *cond_make(const char *name, bool create, mps_lock *lock)
 {
-  mps_cond *c = calloc(1, sizeof(*c));
+  bool own_lock = lock == NULL;
+  mps__seg_spec spec = {MPS__KIND_COND, sizeof(struct cond_shm), cond_init, cond_validate,
+                        &own_lock};
+  mps_cond *c = mps__seg_object(sizeof(*c), name, create, &spec);
   if (c == NULL)
-    return mps__fail(-ENOMEM);
-  int err;
-  size_t size = sizeof(struct cond_shm);
-  if (!create) {
-    err = mps__seg_open(&c->seg, name, MPS__KIND_COND, size);
-    if (err == 0 && ((struct cond_shm *)c->seg.hdr)->own_lock != 1) {
-      mps__seg_close(&c->seg);
-      err = -EPROTO;
-    }
-  } else {
-    err = name ? mps__seg_create(&c->seg, name, MPS__KIND_COND, size)
-               : mps__seg_anon(&c->seg, MPS__KIND_COND, size);
-    if (err == 0 && (err = cond_init((struct cond_shm *)c->seg.hdr, lock == NULL)) < 0)
-      mps__seg_abort(&c->seg);
-    else if (err == 0)
-      mps__seg_publish(&c->seg);
-  }
-  if (err < 0) {
-    free(c);
-    return mps__fail(err);
-  }
+    return NULL;
   c->shm = (struct cond_shm *)c->seg.hdr;
-  c->mu = lock != NULL ? lock->mu : &c->shm->mu;
+  c->mu = own_lock ? &c->shm->mu : lock->mu;
   return c;
 }
 
@@ -96,14 +88,7 @@ mps_cond *mps_cond_new(mps_lock *lock) { return cond_make(NULL, true, lock); }
 mps_cond *mps_cond_create(const char *name) { return cond_make(name ? name : "", true, NULL); }
 mps_cond *mps_cond_open(const char *name) { return cond_make(name ? name : "", false, NULL); }
 
-int mps_cond_close(mps_cond *c)
-{
-  if (c == NULL)
-    return 0;
-  mps__seg_close(&c->seg);
-  free(c);
-  return 0;
-}
+int mps_cond_close(mps_cond *c) { return mps__seg_free_handle(c); }
 
 int mps_cond_acquire(mps_cond *c, double timeout)
 {

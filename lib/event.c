@@ -16,8 +16,6 @@
  */
 #include "config.h"
 
-#include <stdlib.h>
-
 #include "internal.h"
 
 struct event_shm {
@@ -33,31 +31,27 @@ struct mps_event {
   struct event_shm *shm;
 };
 
+MPS__SEG_HANDLE(struct mps_event);
+
+static int event_init(void *shm, const void *arg)
+{
+  (void)arg;
+  return mps__mutex_init(&((struct event_shm *)shm)->mu, false);
+}
+
+static int event_validate(const void *shm, size_t size)
+{
+  (void)size;
+  return atomic_load(&((const struct event_shm *)shm)->flag) > 1 ? -EPROTO : 0;
+}
+
 static mps_event *event_make(const char *name, bool create)
 {
-  mps_event *e = calloc(1, sizeof(*e));
-  if (e == NULL)
-    return mps__fail(-ENOMEM);
-  int err;
-  if (!create) {
-    err = mps__seg_open(&e->seg, name, MPS__KIND_EVENT, sizeof(struct event_shm));
-    if (err == 0 && atomic_load(&((struct event_shm *)e->seg.hdr)->flag) > 1) {
-      mps__seg_close(&e->seg);
-      err = -EPROTO;
-    }
-  } else {
-    err = name ? mps__seg_create(&e->seg, name, MPS__KIND_EVENT, sizeof(struct event_shm))
-               : mps__seg_anon(&e->seg, MPS__KIND_EVENT, sizeof(struct event_shm));
-    if (err == 0 && (err = mps__mutex_init(&((struct event_shm *)e->seg.hdr)->mu, false)) < 0)
-      mps__seg_abort(&e->seg);
-    else if (err == 0)
-      mps__seg_publish(&e->seg);
-  }
-  if (err < 0) {
-    free(e);
-    return mps__fail(err);
-  }
-  e->shm = (struct event_shm *)e->seg.hdr;
+  mps__seg_spec spec = {MPS__KIND_EVENT, sizeof(struct event_shm), event_init, event_validate,
+                        NULL};
+  mps_event *e = mps__seg_object(sizeof(*e), name, create, &spec);
+  if (e != NULL)
+    e->shm = (struct event_shm *)e->seg.hdr;
   return e;
 }
 
@@ -65,14 +59,7 @@ mps_event *mps_event_new(void) { return event_make(NULL, true); }
 mps_event *mps_event_create(const char *name) { return event_make(name ? name : "", true); }
 mps_event *mps_event_open(const char *name) { return event_make(name ? name : "", false); }
 
-int mps_event_close(mps_event *e)
-{
-  if (e == NULL)
-    return 0;
-  mps__seg_close(&e->seg);
-  free(e);
-  return 0;
-}
+int mps_event_close(mps_event *e) { return mps__seg_free_handle(e); }
 
 int mps_event_set(mps_event *e)
 {

@@ -8,6 +8,7 @@
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -99,6 +100,34 @@ void mps__seg_abort(mps__seg *s);
 int mps__seg_open(mps__seg *s, const char *name, enum mps__kind kind, size_t min_size);
 
 void mps__seg_close(mps__seg *s);
+
+/* How one kind of object makes or checks its segment. init fills a new,
+ * zeroed object before it is published (NULL: nothing to fill); check
+ * refuses a named one that an opener must not trust, with -EPROTO (NULL:
+ * the header check is enough). */
+typedef struct mps__seg_spec {
+  enum mps__kind kind;
+  size_t size; /* create: the segment's bytes; open: the least a valid one has */
+  int (*init)(void *shm, const void *arg);
+  int (*check)(const void *shm, size_t size);
+  const void *arg; /* init's */
+} mps__seg_spec;
+
+/* Allocates a zeroed handle of handle_size bytes, which starts with its
+ * mps__seg (see MPS__SEG_HANDLE), and gives it its segment: anonymous when
+ * create and name is NULL, created when create, else opened. Returns the
+ * handle, or NULL with errno as mps__seg_anon, _create, _open, init or
+ * check said; then nothing is left allocated or mapped, and a name this
+ * call created is unlinked. */
+void *mps__seg_object(size_t handle_size, const char *name, bool create, const mps__seg_spec *spec);
+
+/* Closes the segment of a handle made by mps__seg_object and frees it.
+ * NULL is a no-op. Returns 0. */
+int mps__seg_free_handle(void *handle);
+
+/* For each handle type made by mps__seg_object. */
+#define MPS__SEG_HANDLE(type) \
+  _Static_assert(offsetof(type, seg) == 0, #type " must start with its mps__seg")
 
 /* Negative errno to errno + NULL for constructors. */
 static inline void *mps__fail(int err)

@@ -9,40 +9,26 @@
  */
 #include "config.h"
 
-#include <stdlib.h>
-
 #include "internal.h"
 
 struct mps_rlock {
   struct mps_lock l;
 };
 
+MPS__SEG_HANDLE(struct mps_lock);
+
+static int lock_init(void *shm, const void *recursive)
+{
+  return mps__mutex_init(&((struct mps__lock_shm *)shm)->mu, *(const bool *)recursive);
+}
+
 static mps_lock *lock_make(const char *name, bool create, bool recursive)
 {
-  enum mps__kind kind = recursive ? MPS__KIND_RLOCK : MPS__KIND_LOCK;
-  mps_lock *l = calloc(1, sizeof(*l));
-  if (l == NULL)
-    return mps__fail(-ENOMEM);
-  int err;
-  if (name != NULL && !create) {
-    err = mps__seg_open(&l->seg, name, kind, sizeof(struct mps__lock_shm));
-  } else {
-    err = name ? mps__seg_create(&l->seg, name, kind, sizeof(struct mps__lock_shm))
-               : mps__seg_anon(&l->seg, kind, sizeof(struct mps__lock_shm));
-    if (err == 0) {
-      struct mps__lock_shm *shm = (struct mps__lock_shm *)l->seg.hdr;
-      err = mps__mutex_init(&shm->mu, recursive);
-      if (err < 0)
-        mps__seg_abort(&l->seg);
-      else
-        mps__seg_publish(&l->seg);
-    }
-  }
-  if (err < 0) {
-    free(l);
-    return mps__fail(err);
-  }
-  l->mu = &((struct mps__lock_shm *)l->seg.hdr)->mu;
+  mps__seg_spec spec = {recursive ? MPS__KIND_RLOCK : MPS__KIND_LOCK, sizeof(struct mps__lock_shm),
+                        lock_init, NULL, &recursive};
+  mps_lock *l = mps__seg_object(sizeof(*l), name, create, &spec);
+  if (l != NULL)
+    l->mu = &((struct mps__lock_shm *)l->seg.hdr)->mu;
   return l;
 }
 
@@ -58,9 +44,7 @@ static int lock_close(mps_lock *l)
     return 0;
   if (l->seg.hdr == NULL)
     return -EINVAL;
-  mps__seg_close(&l->seg);
-  free(l);
-  return 0;
+  return mps__seg_free_handle(l);
 }
 
 static int lock_acquire(mps_lock *l, double timeout)

@@ -36,7 +36,6 @@
  */
 #include "config.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -112,9 +111,20 @@ static void attach(mps_queue *q)
   q->slots = (unsigned char *)s + s->slots_off;
 }
 
-static int shm_init(mps_queue *q, const mps_queue_opts *o, const struct layout *l)
+MPS__SEG_HANDLE(struct mps_queue);
+
+/* What a creator writes: the options with their defaults filled in, and the
+ * layout they give. */
+struct q_plan {
+  mps_queue_opts o;
+  struct layout l;
+};
+
+static int shm_init(void *shm, const void *plan)
 {
-  struct mps__queue_shm *s = (struct mps__queue_shm *)q->seg.hdr;
+  struct mps__queue_shm *s = shm;
+  const mps_queue_opts *o = &((const struct q_plan *)plan)->o;
+  const struct layout *l = &((const struct q_plan *)plan)->l;
   s->maxsize = o->maxsize;
   s->max_msg = o->max_msg;
   s->order = o->order;
@@ -130,78 +140,42 @@ static int shm_init(mps_queue *q, const mps_queue_opts *o, const struct layout *
 }
 
 /* The recorded configuration must be one we would have made ourselves. */
-static int shm_validate(const mps__seg *seg)
+static int shm_validate(const void *shm, size_t size)
 {
-  const struct mps__queue_shm *s = (const struct mps__queue_shm *)seg->hdr;
+  const struct mps__queue_shm *s = shm;
   struct layout l;
   if (layout_of(s->maxsize, s->max_msg, s->order, &l) < 0 || l.slot_size != s->slot_size ||
-      l.heap_off != s->heap_off || l.slots_off != s->slots_off || l.size != seg->size)
+      l.heap_off != s->heap_off || l.slots_off != s->slots_off || l.size != size)
     return -EPROTO;
   return 0;
 }
 
-static mps_queue *q_make(const char *name, const mps_queue_opts *opts)
+static mps_queue *q_make(const char *name, bool create, const mps_queue_opts *opts)
 {
-  mps_queue_opts o = opts ? *opts : (mps_queue_opts){0};
-  o.maxsize = o.maxsize ? o.maxsize : MPS_QUEUE_DEFAULT_MAXSIZE;
-  o.max_msg = o.max_msg ? o.max_msg : MPS_QUEUE_DEFAULT_MAX_MSG;
-  struct layout l;
-  int err = layout_of(o.maxsize, o.max_msg, (uint64_t)o.order, &l);
+  struct q_plan p = {.o = opts ? *opts : (mps_queue_opts){0}};
+  p.o.maxsize = p.o.maxsize ? p.o.maxsize : MPS_QUEUE_DEFAULT_MAXSIZE;
+  p.o.max_msg = p.o.max_msg ? p.o.max_msg : MPS_QUEUE_DEFAULT_MAX_MSG;
+  int err = create ? layout_of(p.o.maxsize, p.o.max_msg, (uint64_t)p.o.order, &p.l) : 0;
   if (err < 0)
     return mps__fail(err);
-  mps_queue *q = calloc(1, sizeof(*q));
-  if (q == NULL)
-    return mps__fail(-ENOMEM);
-  err = name ? mps__seg_create(&q->seg, name, MPS__KIND_QUEUE, l.size)
-             : mps__seg_anon(&q->seg, MPS__KIND_QUEUE, l.size);
-  if (err < 0)
-    goto fail;
-  err = shm_init(q, &o, &l);
-  if (err < 0) {
-    mps__seg_abort(&q->seg);
-    goto fail;
-  }
-  if (name)
-    mps__seg_publish(&q->seg);
-  attach(q);
+  mps__seg_spec spec = {MPS__KIND_QUEUE, create ? p.l.size : sizeof(struct mps__queue_shm),
+                        shm_init, shm_validate, &p};
+  mps_queue *q = mps__seg_object(sizeof(*q), name, create, &spec);
+  if (q != NULL)
+    attach(q);
   return q;
-fail:
-  free(q);
-  return mps__fail(err);
 }
 
-mps_queue *mps_queue_new(const mps_queue_opts *opts) { return q_make(NULL, opts); }
+mps_queue *mps_queue_new(const mps_queue_opts *opts) { return q_make(NULL, true, opts); }
 
 mps_queue *mps_queue_create(const char *name, const mps_queue_opts *opts)
 {
-  return q_make(name ? name : "", opts);
+  return q_make(name ? name : "", true, opts);
 }
 
-mps_queue *mps_queue_open(const char *name)
-{
-  mps_queue *q = calloc(1, sizeof(*q));
-  if (q == NULL)
-    return mps__fail(-ENOMEM);
-  int err = mps__seg_open(&q->seg, name ? name : "", MPS__KIND_QUEUE,
-                          sizeof(struct mps__queue_shm));
-  if (err == 0 && (err = shm_validate(&q->seg)) < 0)
-    mps__seg_close(&q->seg);
-  if (err < 0) {
-    free(q);
-    return mps__fail(err);
-  }
-  attach(q);
-  return q;
-}
+mps_queue *mps_queue_open(const char *name) { return q_make(name ? name : "", false, NULL); }
 
-int mps_queue_close(mps_queue *q)
-{
-  if (q != NULL) {
-    mps__seg_close(&q->seg);
-    free(q);
-  }
-  return 0;
-}
+int mps_queue_close(mps_queue *q) { return mps__seg_free_handle(q); }
 
 /* ---- locking and repair ------------------------------------------------ */
 

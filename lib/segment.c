@@ -13,10 +13,15 @@
  * publishing leaves a segment that is never trusted. A file that is not an
  * mpshare segment, is shorter than its header says, or has another kind or
  * layout is refused with EPROTO before anything past its header is read.
+ *
+ * Every object gets its segment through mps__seg_object, which runs these
+ * steps in this order for all of them; the object brings only its own
+ * init (before publishing) and check (after the header check).
  */
 #include "config.h"
 
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -193,6 +198,54 @@ void mps__seg_close(mps__seg *s)
     munmap(s->hdr, s->size);
   s->hdr = NULL;
   s->size = 0;
+}
+
+/* A new object: its segment, then its init. A named one is published only
+ * once init succeeded, and unlinked if init failed. An anonymous one was
+ * published by mps__seg_anon; nobody else maps it yet, and publishing again
+ * stores the same magic. */
+static int object_make(mps__seg *s, const char *name, const mps__seg_spec *spec)
+{
+  int err = name ? mps__seg_create(s, name, spec->kind, spec->size)
+                 : mps__seg_anon(s, spec->kind, spec->size);
+  if (err < 0)
+    return err;
+  err = spec->init ? spec->init(s->hdr, spec->arg) : 0;
+  if (err < 0)
+    mps__seg_abort(s);
+  else
+    mps__seg_publish(s);
+  return err;
+}
+
+static int object_open(mps__seg *s, const char *name, const mps__seg_spec *spec)
+{
+  int err = mps__seg_open(s, name, spec->kind, spec->size);
+  if (err == 0 && spec->check != NULL && (err = spec->check(s->hdr, s->size)) < 0)
+    mps__seg_close(s);
+  return err;
+}
+
+void *mps__seg_object(size_t handle_size, const char *name, bool create, const mps__seg_spec *spec)
+{
+  mps__seg *s = calloc(1, handle_size);
+  if (s == NULL)
+    return mps__fail(-ENOMEM);
+  int err = create ? object_make(s, name, spec) : object_open(s, name, spec);
+  if (err < 0) {
+    free(s);
+    return mps__fail(err);
+  }
+  return s;
+}
+
+int mps__seg_free_handle(void *handle)
+{
+  if (handle != NULL) {
+    mps__seg_close(handle);
+    free(handle);
+  }
+  return 0;
 }
 
 int mps_unlink(const char *name)

@@ -18,8 +18,6 @@
  */
 #include "config.h"
 
-#include <stdlib.h>
-
 #include "internal.h"
 
 struct sem_shm {
@@ -36,18 +34,29 @@ struct mps_semaphore {
   struct sem_shm *shm;
 };
 
-static int sem_init(struct sem_shm *shm, unsigned value, bool bounded)
+MPS__SEG_HANDLE(struct mps_semaphore);
+
+struct sem_start {
+  unsigned value;
+  bool bounded;
+};
+
+static int sem_init(void *p, const void *arg)
 {
-  atomic_store(&shm->value, value);
-  shm->bounded = bounded;
-  shm->bound = bounded ? value : MPS_SEMAPHORE_MAX;
+  struct sem_shm *shm = p;
+  const struct sem_start *st = arg;
+  atomic_store(&shm->value, st->value);
+  shm->bounded = st->bounded;
+  shm->bound = st->bounded ? st->value : MPS_SEMAPHORE_MAX;
   return mps__mutex_init(&shm->mu, false);
 }
 
 /* A named segment is trusted only if its numbers make sense. */
-static int sem_validate(const struct sem_shm *shm)
+static int sem_validate(const void *p, size_t size)
 {
+  const struct sem_shm *shm = p;
   uint32_t v = atomic_load(&shm->value);
+  (void)size;
   if (shm->bounded > 1 || shm->bound > MPS_SEMAPHORE_MAX || v > shm->bound)
     return -EPROTO;
   return 0;
@@ -57,27 +66,11 @@ static mps_semaphore *sem_make(const char *name, bool create, unsigned value, bo
 {
   if (create && value > MPS_SEMAPHORE_MAX)
     return mps__fail(-EINVAL);
-  mps_semaphore *s = calloc(1, sizeof(*s));
-  if (s == NULL)
-    return mps__fail(-ENOMEM);
-  int err;
-  if (!create) {
-    err = mps__seg_open(&s->seg, name, MPS__KIND_SEMAPHORE, sizeof(struct sem_shm));
-    if (err == 0 && (err = sem_validate((struct sem_shm *)s->seg.hdr)) < 0)
-      mps__seg_close(&s->seg);
-  } else {
-    err = name ? mps__seg_create(&s->seg, name, MPS__KIND_SEMAPHORE, sizeof(struct sem_shm))
-               : mps__seg_anon(&s->seg, MPS__KIND_SEMAPHORE, sizeof(struct sem_shm));
-    if (err == 0 && (err = sem_init((struct sem_shm *)s->seg.hdr, value, bounded)) < 0)
-      mps__seg_abort(&s->seg);
-    else if (err == 0)
-      mps__seg_publish(&s->seg);
-  }
-  if (err < 0) {
-    free(s);
-    return mps__fail(err);
-  }
-  s->shm = (struct sem_shm *)s->seg.hdr;
+  struct sem_start st = {value, bounded};
+  mps__seg_spec spec = {MPS__KIND_SEMAPHORE, sizeof(struct sem_shm), sem_init, sem_validate, &st};
+  mps_semaphore *s = mps__seg_object(sizeof(*s), name, create, &spec);
+  if (s != NULL)
+    s->shm = (struct sem_shm *)s->seg.hdr;
   return s;
 }
 
@@ -102,14 +95,7 @@ mps_semaphore *mps_semaphore_open(const char *name)
   return sem_make(name ? name : "", false, 0, false);
 }
 
-int mps_semaphore_close(mps_semaphore *s)
-{
-  if (s == NULL)
-    return 0;
-  mps__seg_close(&s->seg);
-  free(s);
-  return 0;
-}
+int mps_semaphore_close(mps_semaphore *s) { return mps__seg_free_handle(s); }
 
 int mps_semaphore_acquire(mps_semaphore *s, double timeout)
 {

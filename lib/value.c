@@ -12,7 +12,6 @@
 #include "config.h"
 
 #include <stddef.h>
-#include <stdlib.h>
 
 #include "internal.h"
 
@@ -50,6 +49,8 @@ struct mps__block {
   void *data;
   struct mps__block_shm *shm;
 };
+
+MPS__SEG_HANDLE(struct mps__block);
 
 struct mps_value {
   struct mps__block b;
@@ -109,9 +110,10 @@ static void block_attach(struct mps__block *b)
     mps__lock_borrow(&b->lock, &b->shm->mu);
 }
 
-static int block_init(struct mps__block *b, const struct block_spec *sp)
+static int block_init(void *p, const void *arg)
 {
-  struct mps__block_shm *shm = (struct mps__block_shm *)b->seg.hdr;
+  struct mps__block_shm *shm = p;
+  const struct block_spec *sp = arg;
   size_t data_size = sp->count * sp->elem;
   shm->type = sp->type;
   shm->has_lock = sp->lock;
@@ -121,14 +123,17 @@ static int block_init(struct mps__block *b, const struct block_spec *sp)
   return sp->lock ? mps__mutex_init(&shm->mu, false) : 0;
 }
 
-/* Every recorded number must agree with the others and with the mapping. */
-static int block_validate(const mps__seg *seg, enum mps__kind kind)
+/* Every recorded number must agree with the others and with the mapping.
+ * The header's kind is the one the opener asked for: the segment layer
+ * checked it. */
+static int block_validate(const void *p, size_t size)
 {
-  const struct mps__block_shm *shm = (const struct mps__block_shm *)seg->hdr;
+  const struct mps__block_shm *shm = p;
+  enum mps__kind kind = (enum mps__kind)shm->hdr.kind;
   size_t elem = shm->type == 0 ? 1 : mps_type_size(shm->type);
   if (elem == 0 || shm->has_lock > 1 ||
       shm->data_off != data_offset(kind, shm->has_lock, shm->data_size) || shm->count == 0 ||
-      shm->data_size > seg->size - MPS__BLOCK_DATA_OFF ||
+      shm->data_size > size - MPS__BLOCK_DATA_OFF ||
       shm->count > shm->data_size / elem || shm->count * elem != shm->data_size)
     return -EPROTO;
   if (kind == MPS__KIND_SHM && (shm->type != 0 || shm->has_lock))
@@ -136,64 +141,25 @@ static int block_validate(const mps__seg *seg, enum mps__kind kind)
   return 0;
 }
 
-static int block_make(struct mps__block *b, const char *name, struct block_spec *sp)
-{
-  int err = spec_check(sp);
-  if (err < 0)
-    return err;
-  size_t size = MPS__BLOCK_DATA_OFF + sp->count * sp->elem;
-  err = name ? mps__seg_create(&b->seg, name, sp->kind, size)
-             : mps__seg_anon(&b->seg, sp->kind, size);
-  if (err < 0)
-    return err;
-  err = block_init(b, sp);
-  if (err < 0) {
-    mps__seg_abort(&b->seg);
-    return err;
-  }
-  if (name)
-    mps__seg_publish(&b->seg);
-  block_attach(b);
-  return 0;
-}
-
-static int block_open(struct mps__block *b, const char *name, enum mps__kind kind)
-{
-  int err = mps__seg_open(&b->seg, name, kind, MPS__BLOCK_DATA_OFF);
-  if (err < 0)
-    return err;
-  err = block_validate(&b->seg, kind);
-  if (err < 0) {
-    mps__seg_close(&b->seg);
-    return err;
-  }
-  block_attach(b);
-  return 0;
-}
-
 /* Allocates the handle and makes (sp != NULL) or opens the block. */
 static void *block_new(size_t handle_size, const char *name, struct block_spec *sp,
                        enum mps__kind kind)
 {
-  struct mps__block *b = calloc(1, handle_size);
-  if (b == NULL)
-    return mps__fail(-ENOMEM);
-  int err = sp ? block_make(b, name, sp) : block_open(b, name, kind);
-  if (err < 0) {
-    free(b);
-    return mps__fail(err);
+  mps__seg_spec spec = {kind, MPS__BLOCK_DATA_OFF, NULL, block_validate, NULL};
+  if (sp != NULL) {
+    int err = spec_check(sp);
+    if (err < 0)
+      return mps__fail(err);
+    spec = (mps__seg_spec){sp->kind, MPS__BLOCK_DATA_OFF + sp->count * sp->elem, block_init,
+                           NULL, sp};
   }
+  struct mps__block *b = mps__seg_object(handle_size, name, sp != NULL, &spec);
+  if (b != NULL)
+    block_attach(b);
   return b;
 }
 
-static int block_close(struct mps__block *b)
-{
-  if (b != NULL) {
-    mps__seg_close(&b->seg);
-    free(b);
-  }
-  return 0;
-}
+static int block_close(struct mps__block *b) { return mps__seg_free_handle(b); }
 
 static mps_lock *block_lock(struct mps__block *b)
 {
