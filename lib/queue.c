@@ -214,11 +214,12 @@ static int q_repair(mps_queue *q)
 static int q_lock(mps_queue *q)
 {
   int r = mps__mutex_lock_spin(&q->s->mu);
-  if (r == MPS_OWNER_DIED) {
+  if (r == MPS_OWNER_DIED)
     r = q_repair(q);
-    if (r < 0)
-      mps__mutex_unlock(&q->s->mu);
-  }
+  else if (atomic_load_explicit(&q->s->log.valid, memory_order_relaxed))
+    r = log_apply(q); /* a repair that failed: the heap is damaged (-EPROTO) */
+  if (r < 0)
+    mps__mutex_unlock(&q->s->mu);
   return r;
 }
 
@@ -571,9 +572,10 @@ int mps_queue_shutdown(mps_queue *q)
   int r = q_lock(q);
   if (r < 0)
     return r;
-  atomic_store(&q->s->shut, 1);
+  /* Wake first, holding the mutex: see wait.c on a waker that dies. */
   mps__waitq_wake(&q->s->not_empty, WAKE_ALL);
   mps__waitq_wake(&q->s->not_full, WAKE_ALL);
+  atomic_store(&q->s->shut, 1);
   q_unlock(q);
   return 0;
 }

@@ -229,7 +229,8 @@ Test(queue, blocked_getter_woken_by_put, .timeout = 30)
   q = make(4, 8, MPS_FIFO);
   cr_assert_eq(pipe(sync_fds), 0);
   pid_t pid = child_run(blocked_getter, NULL);
-  wait_child(); /* about to block, or blocked: either way it must wake */
+  wait_child();
+  wait_until_blocked(pid); /* asleep in the kernel, past its spin */
   put_int(q, 77);
   child_expect_exit(pid, 0);
   cr_assert(mps_queue_empty(q));
@@ -252,6 +253,7 @@ Test(queue, blocked_putter_woken_by_get, .timeout = 30)
   cr_assert_eq(pipe(sync_fds), 0);
   pid_t pid = child_run(blocked_putter, NULL);
   wait_child();
+  wait_until_blocked(pid);
   cr_assert_eq(get_int(q), 4);
   child_expect_exit(pid, 0);
   cr_assert_eq(get_int(q), 5);
@@ -278,6 +280,8 @@ Test(queue, shutdown_wakes_blocked_getters_and_putters, .timeout = 30)
   pid_t g[2] = {child_run(shutdown_waiter, &getter), child_run(shutdown_waiter, &getter)};
   wait_child();
   wait_child();
+  wait_until_blocked(g[0]);
+  wait_until_blocked(g[1]);
   cr_assert_eq(mps_queue_shutdown(q), 0);
   child_expect_exit(g[0], 0);
   child_expect_exit(g[1], 0);
@@ -287,6 +291,7 @@ Test(queue, shutdown_wakes_blocked_getters_and_putters, .timeout = 30)
   put_int(q, 1);
   pid_t p = child_run(shutdown_waiter, &putter);
   wait_child();
+  wait_until_blocked(p);
   cr_assert_eq(mps_queue_shutdown(q), 0);
   child_expect_exit(p, 0);
   mps_queue_close(q);

@@ -11,8 +11,13 @@
  * Crash semantics: a process killed at any instruction inside a queue call
  * leaves the queue usable by the others. A message is wholly in the queue or
  * not in it; a message is delivered to at most one get that returned it. A
- * get killed before it returned leaves its message in the queue for the
- * others. Killed sleepers never swallow wake-ups.
+ * get killed before its final store leaves its message in the queue for the
+ * others; killed after it, the message was the dead process's (a killed
+ * get_many may so lose every message it had taken). Killed sleepers never
+ * swallow wake-ups, and a killed waker never leaves sleepers asleep. A
+ * consumer killed between its get and its task_done leaves that task
+ * unfinished for ever, so join (as in Python) waits for it: give join a
+ * timeout where consumers may die.
  *
  * Shutdown: after mps_queue_shutdown(), put fails with -EPIPE; get keeps
  * draining what is left and fails with -EPIPE once the queue is empty
