@@ -138,6 +138,11 @@ static ssize_t take(mps_conn *c, void *buf, size_t n)
     return errno == ECONNRESET ? -EPIPE : -errno;
   if (r == 0)
     return -EPIPE;
+  /* Only when another process read this end between our peek and this
+   * read, and the next message was longer: say so rather than hand back a
+   * cut message (that message is gone; one reader per end avoids this). */
+  if (mh.msg_flags & MSG_TRUNC)
+    return -EMSGSIZE;
   return r - 1;
 }
 
