@@ -150,6 +150,10 @@ int mps__mutex_lock(mps__mutex *m, const mps__deadline *d);
 int mps__mutex_unlock(mps__mutex *m);
 /* Whether the calling thread holds m; no side effect on a dead owner's m. */
 bool mps__mutex_held(mps__mutex *m);
+/* A hint, read without taking the lock: whether m is free right now. A
+ * spinner that only reads keeps the line shared instead of stealing it
+ * from the holder on every try. */
+bool mps__mutex_looks_free(mps__mutex *m);
 /* What a pthread lock call's error means for mpshare (recovers EOWNERDEAD). */
 int mps__mutex_result(mps__mutex *m, int err);
 

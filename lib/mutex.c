@@ -41,16 +41,27 @@ __attribute__((constructor)) static void register_forget_tid(void)
   pthread_atfork(NULL, NULL, forget_tid);
 }
 
+/* The futex word of a robust mutex holds its owner's thread id (0: free):
+ * that is the kernel's robust futex ABI, so reading it is safe on Linux;
+ * where the word sits in pthread_mutex_t is glibc's, and only this
+ * function knows it. */
+static int owner_word(mps__mutex *m)
+{
+  return __atomic_load_n(&m->m.__data.__lock, __ATOMIC_RELAXED);
+}
+
 /* A trylock cannot tell ownership without side effects (it would take, and
- * so hide, a dead owner's lock). The futex word of a robust mutex holds its
- * owner's thread id: that is the kernel's robust futex ABI, so reading it
- * is safe on Linux; where the word sits in pthread_mutex_t is glibc's. */
+ * so hide, a dead owner's lock): read the word instead. */
 bool mps__mutex_held(mps__mutex *m)
 {
   if (my_tid == 0)
     my_tid = gettid();
-  int word = __atomic_load_n(&m->m.__data.__lock, __ATOMIC_RELAXED);
-  return (word & FUTEX_TID_MASK) == my_tid;
+  return (owner_word(m) & FUTEX_TID_MASK) == my_tid;
+}
+
+bool mps__mutex_looks_free(mps__mutex *m)
+{
+  return owner_word(m) == 0;
 }
 
 int mps__mutex_init(mps__mutex *m, bool recursive)

@@ -169,17 +169,6 @@ bool mps__spin_while_eq(const _Atomic uint64_t *word, uint64_t old)
   return false;
 }
 
-/* Test before test-and-set: a spinner that only reads the lock word keeps
- * the line shared instead of stealing it from the holder on every try. */
-static bool mutex_looks_free(mps__mutex *m)
-{
-#ifdef __GLIBC__
-  return __atomic_load_n(&m->m.__data.__lock, __ATOMIC_RELAXED) == 0;
-#else
-  (void)m;
-  return true;
-#endif
-}
 
 int mps__mutex_lock_spin(mps__mutex *m)
 {
@@ -187,7 +176,7 @@ int mps__mutex_lock_spin(mps__mutex *m)
   if (!single_cpu()) {
     int64_t end = 0;
     for (unsigned i = 1;; i++) {
-      if (mutex_looks_free(m)) {
+      if (mps__mutex_looks_free(m)) { /* test before test-and-set */
         int r = mps__mutex_lock(m, &once);
         if (r != -EAGAIN)
           return r;
