@@ -58,7 +58,7 @@ static int barrier_validate(const void *p, size_t size)
   if (shm->parties == 0 || shm->parties > INT32_MAX ||
       st_count(atomic_load(&shm->state)) >= shm->parties)
     return -EPROTO;
-  return 0;
+  return mps__mutex_check(&shm->mu, false);
 }
 
 static int barrier_init(void *p, const void *parties)
@@ -104,13 +104,34 @@ static void barrier_break(struct barrier_shm *shm)
   atomic_fetch_or(&shm->state, BROKEN_BIT);
 }
 
-/* Sleeps until round `gen` ends or breaks. Caller holds the mutex. */
-static int await_round(struct barrier_shm *shm, uint32_t gen, int index, const mps__deadline *d)
+/* Breaks round gen without the mutex, which a stopped process holds past
+ * our deadline: one compare-and-swap, so that it can break only that
+ * round, and only if nobody ended it meanwhile. Woken before and after:
+ * sleepers woken first recheck once they get the mutex, as after any
+ * waker that dies between its wake and its store. */
+static void barrier_break_unlocked(struct barrier_shm *shm, uint32_t gen)
+{
+  mps__waitq_wake(&shm->wq, INT32_MAX);
+  uint64_t s = atomic_load(&shm->state);
+  while (st_gen(s) == gen && !st_broken(s) &&
+         !atomic_compare_exchange_weak(&shm->state, &s, s | BROKEN_BIT))
+    ;
+  mps__waitq_wake(&shm->wq, INT32_MAX);
+}
+
+/* Sleeps until round `gen` ends or breaks. Caller holds the mutex; it
+ * still does on return if *held. */
+static int await_round(struct barrier_shm *shm, uint32_t gen, int index, const mps__deadline *d,
+                       bool *held)
 {
   int r = 0;
   uint64_t s;
   while (s = atomic_load(&shm->state), st_gen(s) == gen && !st_broken(s) && r >= 0) {
-    r = mps__waitq_wait(&shm->wq, &shm->mu, d);
+    r = mps__waitq_wait(&shm->wq, &shm->mu, d, held);
+    if (!*held) {
+      barrier_break_unlocked(shm, gen);
+      return r;
+    }
     if (r == MPS_OWNER_DIED)
       r = 0;
   }
@@ -131,9 +152,11 @@ int mps_barrier_wait(mps_barrier *b, double timeout)
   if (r < 0)
     return r;
   struct barrier_shm *shm = b->shm;
-  mps__waitq_enter(&shm->wq, &shm->mu);
+  if ((r = mps__waitq_enter(&shm->wq, &shm->mu, &d)) < 0)
+    return r; /* not arrived: the round goes on without us */
   uint64_t s = atomic_load(&shm->state);
   uint32_t gen = st_gen(s), index = st_count(s);
+  bool held = true;
   if (st_broken(s)) {
     r = -EPIPE;
   } else if (index + 1 >= shm->parties) {
@@ -141,9 +164,10 @@ int mps_barrier_wait(mps_barrier *b, double timeout)
     r = (int)shm->parties - 1;
   } else {
     atomic_store(&shm->state, st_make(gen, index + 1));
-    r = await_round(shm, gen, (int)index, &d);
+    r = await_round(shm, gen, (int)index, &d, &held);
   }
-  mps__mutex_unlock(&shm->mu);
+  if (held)
+    mps__mutex_unlock(&shm->mu);
   return r;
 }
 
@@ -151,7 +175,9 @@ int mps_barrier_abort(mps_barrier *b)
 {
   if (b == NULL)
     return -EINVAL;
-  mps__waitq_enter(&b->shm->wq, &b->shm->mu);
+  int r = mps__waitq_enter(&b->shm->wq, &b->shm->mu, &mps__forever);
+  if (r < 0)
+    return r;
   barrier_break(b->shm);
   mps__mutex_unlock(&b->shm->mu);
   return 0;
@@ -162,7 +188,9 @@ int mps_barrier_reset(mps_barrier *b)
   if (b == NULL)
     return -EINVAL;
   struct barrier_shm *shm = b->shm;
-  mps__waitq_enter(&shm->wq, &shm->mu);
+  int r = mps__waitq_enter(&shm->wq, &shm->mu, &mps__forever);
+  if (r < 0)
+    return r;
   uint64_t s = atomic_load(&shm->state);
   /* One store starts the new round unbroken and empty; parties still
    * waiting in the old one learn from its outcome bit that it broke. */

@@ -64,11 +64,16 @@ static int cond_init(void *p, const void *own_lock)
   return err;
 }
 
-/* Only a condition with its own lock can be named. */
-static int cond_validate(const void *shm, size_t size)
+/* Only a condition with its own lock can be named; every mutex in it must
+ * be one glibc can take. */
+static int cond_validate(const void *p, size_t size)
 {
+  const struct cond_shm *shm = p;
   (void)size;
-  return ((const struct cond_shm *)shm)->own_lock != 1 ? -EPROTO : 0;
+  int err = shm->own_lock != 1 ? -EPROTO : mps__mutex_check(&shm->mu, false);
+  for (int i = 0; err == 0 && i < MPS_COND_MAX_WAITERS; i++)
+    err = mps__mutex_check(&shm->slots[i].mu, false);
+  return err;
 }
 
 static mps_cond *cond_make(const char *name, bool create, mps_lock *lock)
@@ -106,15 +111,12 @@ static uint32_t slots_used(const struct cond_shm *shm)
   return shm->hi < MPS_COND_MAX_WAITERS ? shm->hi : MPS_COND_MAX_WAITERS;
 }
 
-/* Takes slot i's mutex if nobody alive holds it. */
+/* Takes slot i's mutex if nobody alive holds it. A slot whose waiter died
+ * comes back with MPS_OWNER_DIED: it is free again. A damaged one is
+ * never taken. */
 static bool slot_take(struct cond_slot *s)
 {
-  int err = pthread_mutex_trylock(&s->mu.m);
-  if (err == EOWNERDEAD) { /* its waiter died; the slot is free again */
-    pthread_mutex_consistent(&s->mu.m);
-    err = 0;
-  }
-  return err == 0;
+  return mps__mutex_trylock(&s->mu) >= 0;
 }
 
 /* A free slot, now ours, or NULL. Caller holds the condition's lock. */
@@ -136,7 +138,7 @@ static struct cond_slot *slot_claim(struct cond_shm *shm)
 static void slot_free(struct cond_slot *s)
 {
   atomic_store(&s->state, SLOT_FREE);
-  pthread_mutex_unlock(&s->mu.m);
+  mps__mutex_unlock(&s->mu);
 }
 
 /* A WAITING slot whose waiter is alive: its mutex is held by someone else.

@@ -42,7 +42,8 @@ static int event_init(void *shm, const void *arg)
 static int event_validate(const void *shm, size_t size)
 {
   (void)size;
-  return atomic_load(&((const struct event_shm *)shm)->flag) > 1 ? -EPROTO : 0;
+  const struct event_shm *e = shm;
+  return atomic_load(&e->flag) > 1 ? -EPROTO : mps__mutex_check(&e->mu, false);
 }
 
 static mps_event *event_make(const char *name, bool create)
@@ -65,7 +66,9 @@ int mps_event_set(mps_event *e)
 {
   if (e == NULL)
     return -EINVAL;
-  mps__waitq_enter(&e->shm->wq, &e->shm->mu);
+  int r = mps__waitq_enter(&e->shm->wq, &e->shm->mu, &mps__forever);
+  if (r < 0)
+    return r;
   /* Wake first, holding the mutex: see wait.c on a waker that dies. */
   mps__waitq_wake(&e->shm->wq, INT32_MAX);
   atomic_store(&e->shm->flag, 1);
@@ -78,7 +81,9 @@ int mps_event_clear(mps_event *e)
 {
   if (e == NULL)
     return -EINVAL;
-  mps__waitq_enter(&e->shm->wq, &e->shm->mu);
+  int r = mps__waitq_enter(&e->shm->wq, &e->shm->mu, &mps__forever);
+  if (r < 0)
+    return r;
   atomic_store(&e->shm->flag, 0);
   mps__mutex_unlock(&e->shm->mu);
   return 0;
@@ -95,10 +100,18 @@ int mps_event_wait(mps_event *e, double timeout)
   if (r < 0)
     return r;
   struct event_shm *shm = e->shm;
-  mps__waitq_enter(&shm->wq, &shm->mu);
+  /* A set flag needs no lock: a stopped process inside a call on this
+   * event must not delay a waiter that would return at once. */
+  if (atomic_load(&shm->flag) != 0)
+    return 0;
+  if ((r = mps__waitq_enter(&shm->wq, &shm->mu, &d)) < 0)
+    return atomic_load(&shm->flag) != 0 ? 0 : r;
   uint32_t gen = atomic_load(&shm->gen);
+  bool held = true;
   while (atomic_load(&shm->flag) == 0 && atomic_load(&shm->gen) == gen && r >= 0) {
-    r = mps__waitq_wait(&shm->wq, &shm->mu, &d);
+    r = mps__waitq_wait(&shm->wq, &shm->mu, &d, &held);
+    if (!held) /* the flag is a single word: one last look without the lock */
+      return atomic_load(&shm->flag) != 0 || atomic_load(&shm->gen) != gen ? 0 : r;
     if (r == MPS_OWNER_DIED)
       r = 0;
   }

@@ -14,27 +14,10 @@
 
 #include <mpshare.h>
 
-#define MPS__CACHELINE 64
+#include "deadline.h"
+#include "mutex.h"
+
 #define MPS__ALIGN_UP(n, a) (((n) + (a) - 1) / (a) * (a))
-
-/* ---- deadline.c: timeouts ---------------------------------------------- */
-
-enum mps__deadline_kind { MPS__FOREVER, MPS__ONCE, MPS__TIMED };
-
-/* A timeout turned into an absolute point on CLOCK_MONOTONIC, once, at the
- * start of a call, so that retries inside the call do not extend it. */
-typedef struct mps__deadline {
-  enum mps__deadline_kind kind;
-  struct timespec at; /* MPS__TIMED only */
-} mps__deadline;
-
-/* 0, or -EINVAL for NaN. */
-int mps__deadline_init(mps__deadline *d, double timeout);
-bool mps__deadline_passed(const mps__deadline *d);
-/* The error for "gave up waiting": -EAGAIN for timeout 0, else -ETIMEDOUT. */
-int mps__deadline_error(const mps__deadline *d);
-/* Seconds on CLOCK_MONOTONIC. */
-double mps__now(void);
 
 /* ---- segment.c: every shared object's memory ---------------------------- */
 
@@ -136,44 +119,6 @@ static inline void *mps__fail(int err)
   return NULL;
 }
 
-/* ---- mutex.c: robust process-shared mutex ------------------------------ */
-
-typedef struct mps__mutex {
-  alignas(MPS__CACHELINE) pthread_mutex_t m;
-} mps__mutex;
-
-/* recursive: PTHREAD_MUTEX_RECURSIVE, else PTHREAD_MUTEX_ERRORCHECK. */
-int mps__mutex_init(mps__mutex *m, bool recursive);
-/* 0, MPS_OWNER_DIED (made consistent), -EAGAIN, -ETIMEDOUT, -EDEADLK. */
-int mps__mutex_lock(mps__mutex *m, const mps__deadline *d);
-/* 0 or -EPERM. */
-int mps__mutex_unlock(mps__mutex *m);
-/* Whether the calling thread holds m; no side effect on a dead owner's m. */
-bool mps__mutex_held(mps__mutex *m);
-/* A hint, read without taking the lock: whether m is free right now. A
- * spinner that only reads keeps the line shared instead of stealing it
- * from the holder on every try. */
-bool mps__mutex_looks_free(mps__mutex *m);
-/* What a pthread lock call's error means for mpshare (recovers EOWNERDEAD). */
-int mps__mutex_result(mps__mutex *m, int err);
-
-/* The uncontended and blocking paths, inline: every cycle spent between
- * taking and releasing a contended lock is paid by every waiter, so the
- * wrapper adds no calls there. */
-int mps__mutex_lock_contended(mps__mutex *m);
-static inline int mps__mutex_lock_forever(mps__mutex *m)
-{
-  int err = pthread_mutex_trylock(&m->m);
-  if (err == 0)
-    return 0;
-  return err == EBUSY ? mps__mutex_lock_contended(m) : mps__mutex_result(m, err);
-}
-
-static inline int mps__mutex_unlock_fast(mps__mutex *m)
-{
-  return -pthread_mutex_unlock(&m->m);
-}
-
 /* ---- lock.c: Lock and RLock ------------------------------------------- */
 
 /* A handle on a mutex: its own segment, or borrowed from the segment of a
@@ -208,29 +153,37 @@ int mps__futex_wait(_Atomic uint32_t *word, uint32_t expected, const mps__deadli
 void mps__futex_wake(_Atomic uint32_t *word, int n);
 
 /* Waits like a condition variable over m, which the caller holds: releases
- * m, sleeps until mps__waitq_wake() or the deadline, reacquires m (without
- * a deadline, as Python does). Spurious returns happen: the caller rechecks
- * its predicate in a loop. Returns 0, -EAGAIN (timeout 0: does not sleep),
- * -ETIMEDOUT, or MPS_OWNER_DIED when reacquiring m found its owner dead (m
- * is held and consistent; the caller repairs what m protects). */
-int mps__waitq_wait(mps__waitq *w, mps__mutex *m, const mps__deadline *d);
+ * m, sleeps until mps__waitq_wake() or the deadline, and retakes m before
+ * the same deadline. Spurious returns happen: the caller rechecks its
+ * predicate in a loop. Returns with m held (*held true): 0, -EAGAIN
+ * (timeout 0: does not sleep), -ETIMEDOUT, or MPS_OWNER_DIED when retaking
+ * m found its owner dead (m is consistent; every sleeper has been woken;
+ * the caller repairs what m protects). Returns without m (*held false) the
+ * error of retaking it (the deadline passed while a stopped process held
+ * it, or m is damaged): the caller must not unlock, and gives up. */
+int mps__waitq_wait(mps__waitq *w, mps__mutex *m, const mps__deadline *d, bool *held);
 
 /* Wakes up to n sleepers (INT32_MAX for all). Callable with or without the
  * mutex held; costs no syscall when nobody sleeps. */
 void mps__waitq_wake(mps__waitq *w, int n);
 
-/* Takes an object's internal mutex m, whose sleepers wait on w. If the
- * previous holder died inside the object, wake every sleeper so that all
- * recheck: a dead holder's change is then never left unannounced, whatever
- * it had done. Objects whose every change is one store need no other
- * repair. */
-void mps__waitq_enter(mps__waitq *w, mps__mutex *m);
+/* Takes an object's internal mutex m, whose sleepers wait on w, before d.
+ * If the previous holder died inside the object, wake every sleeper so
+ * that all recheck: a dead holder's change is then never left unannounced,
+ * whatever it had done. Objects whose every change is one store need no
+ * other repair. 0 with m held, or mps__mutex_lock's error without it
+ * (-EDEADLK: this thread is inside a call on the same object, as from a
+ * signal handler; the outer call's lock is left alone). */
+int mps__waitq_enter(mps__waitq *w, mps__mutex *m, const mps__deadline *d);
 
 /* The same release-sleep-reacquire step on a word of the caller's: releases
- * m (held), sleeps while *word == expected, reacquires m. For objects that
- * wake one particular sleeper (a word per sleeper, as Condition does). Same
- * returns as mps__waitq_wait. The waker wakes the word's futex before it
- * stores the new word, holding m, for the reason given in wait.c. */
+ * m (held), sleeps while *word == expected, reacquires m without a
+ * deadline (a Condition's lock is the caller's, and wait returns holding
+ * it, as Python's does). For objects that wake one particular sleeper (a
+ * word per sleeper, as Condition does). Returns 0, -EAGAIN, -ETIMEDOUT or
+ * MPS_OWNER_DIED with m held, or -EPROTO (m damaged) without it. The waker
+ * wakes the word's futex before it stores the new word, holding m, for the
+ * reason given in wait.c. */
 int mps__word_wait(_Atomic uint32_t *word, uint32_t expected, mps__mutex *m,
                    const mps__deadline *d);
 
@@ -243,12 +196,6 @@ void mps__waitq_wake_held(mps__waitq *w, int n);
  * for at most a few microseconds (less after spins that did not pay off,
  * none on a single CPU). True if the word changed. Never blocks. */
 bool mps__spin_while_eq(const _Atomic uint64_t *word, uint64_t old);
-
-/* Takes m like mps__mutex_lock_forever, after a short bounded spin on
- * trylock (none on a single CPU): for locks held only for a short copy,
- * this saves the futex sleep and wake of a contended pthread mutex.
- * 0, MPS_OWNER_DIED, -EDEADLK. */
-int mps__mutex_lock_spin(mps__mutex *m);
 
 /* ---- queue_heap.c: the priority queue's heap --------------------------- */
 

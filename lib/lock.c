@@ -22,10 +22,23 @@ static int lock_init(void *shm, const void *recursive)
   return mps__mutex_init(&((struct mps__lock_shm *)shm)->mu, *(const bool *)recursive);
 }
 
+/* An opened lock's mutex must be one glibc can take, of its own type. */
+static int lock_check(const void *shm, size_t size)
+{
+  (void)size;
+  return mps__mutex_check(&((const struct mps__lock_shm *)shm)->mu, false);
+}
+
+static int rlock_check(const void *shm, size_t size)
+{
+  (void)size;
+  return mps__mutex_check(&((const struct mps__lock_shm *)shm)->mu, true);
+}
+
 static mps_lock *lock_make(const char *name, bool create, bool recursive)
 {
   mps__seg_spec spec = {recursive ? MPS__KIND_RLOCK : MPS__KIND_LOCK, sizeof(struct mps__lock_shm),
-                        lock_init, NULL, &recursive};
+                        lock_init, recursive ? rlock_check : lock_check, &recursive};
   mps_lock *l = mps__seg_object(sizeof(*l), name, create, &spec);
   if (l != NULL)
     l->mu = &((struct mps__lock_shm *)l->seg.hdr)->mu;
@@ -52,7 +65,7 @@ static int lock_acquire(mps_lock *l, double timeout)
   if (l == NULL)
     return -EINVAL;
   if (timeout < 0)
-    return mps__mutex_lock_forever(l->mu);
+    return mps__mutex_lock(l->mu, &mps__forever);
   mps__deadline d;
   int err = mps__deadline_init(&d, timeout);
   return err < 0 ? err : mps__mutex_lock(l->mu, &d);
@@ -60,7 +73,7 @@ static int lock_acquire(mps_lock *l, double timeout)
 
 static int lock_release(mps_lock *l)
 {
-  return l == NULL ? -EINVAL : mps__mutex_unlock_fast(l->mu);
+  return l == NULL ? -EINVAL : mps__mutex_unlock(l->mu);
 }
 
 mps_lock *mps_lock_new(void) { return lock_make(NULL, true, false); }

@@ -1,4 +1,6 @@
-/* The robust process-shared mutex under every lock, queue and primitive.
+/* The robust process-shared mutex under every lock, queue and primitive:
+ * the lock with a deadline, its spin, its owner-died recovery and the
+ * check of a mutex that a segment brought, all of it.
  *
  * It is a pthread mutex with PTHREAD_PROCESS_SHARED and PTHREAD_MUTEX_ROBUST
  * (error-checking, or recursive for RLock). When its owner dies holding it,
@@ -9,6 +11,11 @@
  * new owner itself dies before pthread_mutex_consistent(), the kernel marks
  * it owner-died again and the next locker repeats the recovery.
  *
+ * Shared layout: glibc's pthread_mutex_t, alone on a cache line. The
+ * library reads three of glibc's fields: the lock word (the owner's thread
+ * id and the futex flags: the kernel's robust futex ABI), the kind word and
+ * the owner field; configure checks that they are where this file expects.
+ *
  * A blocked locker never sleeps in the kernel for more than a slice of
  * 50 ms at a time. glibc's robust mutex can strand a sleeper on a free
  * lock: an unlock clears the waiters bit and wakes one sleeper; if that
@@ -18,50 +25,100 @@
  * kernel's robust-list cleanup only helps when the lock word is 0 or the
  * dead process's own). The torture tests hit this within minutes. A
  * sleeper whose slice ends simply tries the lock again and finds it free.
+ * Between slices it also checks that the owner still exists: an owner word
+ * naming a thread that is gone, without the owner-died mark the kernel
+ * sets when a holder exits, can only be damage or forgery (-EPROTO).
+ *
+ * Every lock takes the caller's deadline, so a holder that is stopped
+ * (SIGSTOP, a debugger, a frozen cgroup) while it holds the lock delays a
+ * call with a timeout until that timeout and no longer. Timeout 0 tries
+ * for a grace of a few microseconds, so that a holder in the middle of a
+ * short copy on another CPU does not make it fail.
  */
 #include "config.h"
 
+#include <limits.h>
 #include <linux/futex.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "internal.h"
+
+/* How long a timed-out or timeout-0 lock keeps trying a busy mutex. */
+#define MPS__LOCK_GRACE_NS 5000
+/* A mutex is held for a short copy; longer than this, its holder is
+ * probably not running, and we sleep in the kernel instead. */
+#define MPS__MUTEX_SPIN_NS 3000
+#define MPS__SPIN_CHECK 32 /* spins between clock reads */
+#define MPS__LOCK_SLICE_NS (50 * 1000 * 1000L)
+/* The largest thread id Linux hands out (PID_MAX_LIMIT). */
+#define MPS__TID_MAX (4 * 1024 * 1024)
 
 /* The calling thread's id, cached: gettid() is a system call, and a
  * condition checks ownership on every wait and notify. A forked child is a
  * new thread with another id, so fork forgets the cache. */
 static __thread pid_t my_tid;
 
+/* glibc's kind word for our error-checking [0] and recursive [1] mutexes,
+ * learnt from mutexes made the way mps__mutex_init makes them. */
+static int glibc_kind[2] = {-1, -1};
+
 static void forget_tid(void)
 {
   my_tid = 0;
 }
 
-__attribute__((constructor)) static void register_forget_tid(void)
+__attribute__((constructor)) static void mutex_setup(void)
 {
   pthread_atfork(NULL, NULL, forget_tid);
+  for (int r = 0; r < 2; r++) {
+    mps__mutex m;
+    if (mps__mutex_init(&m, r != 0) == 0) {
+      glibc_kind[r] = m.m.__data.__kind;
+      pthread_mutex_destroy(&m.m);
+    }
+  }
 }
 
 /* The futex word of a robust mutex holds its owner's thread id (0: free):
  * that is the kernel's robust futex ABI, so reading it is safe on Linux;
- * where the word sits in pthread_mutex_t is glibc's, and only this
- * function knows it. */
-static int owner_word(mps__mutex *m)
+ * where the word sits in pthread_mutex_t is glibc's, and only this file
+ * knows it. */
+static unsigned owner_word(const mps__mutex *m)
 {
-  return __atomic_load_n(&m->m.__data.__lock, __ATOMIC_RELAXED);
+  return (unsigned)__atomic_load_n(&m->m.__data.__lock, __ATOMIC_RELAXED);
+}
+
+static bool kind_ok(const mps__mutex *m)
+{
+  int k = __atomic_load_n(&m->m.__data.__kind, __ATOMIC_RELAXED);
+  return k == glibc_kind[0] || k == glibc_kind[1];
 }
 
 /* A trylock cannot tell ownership without side effects (it would take, and
  * so hide, a dead owner's lock): read the word instead. */
-bool mps__mutex_held(mps__mutex *m)
+bool mps__mutex_held(const mps__mutex *m)
 {
   if (my_tid == 0)
     my_tid = gettid();
-  return (owner_word(m) & FUTEX_TID_MASK) == my_tid;
+  return (owner_word(m) & FUTEX_TID_MASK) == (unsigned)my_tid;
 }
 
-bool mps__mutex_looks_free(mps__mutex *m)
+bool mps__mutex_looks_free(const mps__mutex *m)
 {
   return owner_word(m) == 0;
+}
+
+bool mps__single_cpu(void)
+{
+  static _Atomic int ncpu;
+  int n = atomic_load_explicit(&ncpu, memory_order_relaxed);
+  if (n == 0) {
+    long r = sysconf(_SC_NPROCESSORS_ONLN);
+    n = r > 0 && r < INT_MAX ? (int)r : 1;
+    atomic_store_explicit(&ncpu, n, memory_order_relaxed);
+  }
+  return n == 1;
 }
 
 int mps__mutex_init(mps__mutex *m, bool recursive)
@@ -81,7 +138,21 @@ out:
   return -err;
 }
 
-int mps__mutex_result(mps__mutex *m, int err)
+int mps__mutex_check(const mps__mutex *m, bool recursive)
+{
+  unsigned tid = owner_word(m) & FUTEX_TID_MASK;
+  int owner = m->m.__data.__owner;
+  if (m->m.__data.__kind != glibc_kind[recursive] || tid > MPS__TID_MAX)
+    return -EPROTO;
+  /* The owner field is 0, a thread id, or glibc's "inconsistent" mark. */
+  if (owner != INT_MAX && (owner < 0 || owner > MPS__TID_MAX))
+    return -EPROTO;
+  return 0;
+}
+
+/* What a pthread lock call's error means for mpshare; recovers a dead
+ * owner's mutex, the one place that does. */
+static int lock_result(mps__mutex *m, int err)
 {
   switch (err) {
   case 0:
@@ -91,50 +162,117 @@ int mps__mutex_result(mps__mutex *m, int err)
     return MPS_OWNER_DIED;
   case EBUSY:
     return -EAGAIN;
+  case EINVAL:
+  case ENOTRECOVERABLE: /* we always make it consistent: damage */
+    return -EPROTO;
   default:
     return -err; /* ETIMEDOUT, EDEADLK, EAGAIN (recursion depth) */
   }
 }
 
-#define MPS__LOCK_SLICE_NS (50 * 1000 * 1000L)
+/* An owner word naming a thread that no longer exists and not marked
+ * owner-died: the kernel marks a robust mutex at its holder's exit, before
+ * the thread id can be reused, so this lock will never be released. */
+static bool owner_vanished(const mps__mutex *m)
+{
+  unsigned w = owner_word(m), tid = w & FUTEX_TID_MASK;
+  if (tid == 0 || (w & FUTEX_OWNER_DIED) != 0)
+    return false;
+  if (kill((pid_t)tid, 0) == 0 || errno != ESRCH)
+    return false;
+  return (owner_word(m) & FUTEX_TID_MASK) == tid;
+}
 
-/* Blocks for the lock until d (NULL: forever), one slice at a time. */
-static int lock_sliced(mps__mutex *m, const struct timespec *d)
+/* Tries a busy mutex for the grace period, then gives up with d's error. */
+static int lock_grace(mps__mutex *m, const mps__deadline *d)
+{
+  int64_t end = 0;
+  for (;;) {
+    int err = pthread_mutex_trylock(&m->m);
+    if (err != EBUSY)
+      return lock_result(m, err);
+    if (mps__single_cpu())
+      break;
+    int64_t t = mps__now_ns();
+    if (end == 0)
+      end = t + MPS__LOCK_GRACE_NS;
+    else if (t >= end)
+      break;
+    for (int i = 0; i < MPS__SPIN_CHECK; i++)
+      mps__cpu_relax();
+  }
+  return mps__deadline_error(d);
+}
+
+#ifdef MPS_TSAN_TIMEDLOCK
+/* ThreadSanitizer (Debian 12's) does not intercept pthread_mutex_clocklock
+ * and then reports every lock as a race: this build takes the same slices
+ * through pthread_mutex_timedlock, on CLOCK_REALTIME. */
+static int slice_lock(mps__mutex *m, const struct timespec *at)
+{
+  struct timespec rt;
+  mps__monotonic_to_realtime(at, &rt);
+  return pthread_mutex_timedlock(&m->m, &rt);
+}
+#else
+static int slice_lock(mps__mutex *m, const struct timespec *at)
+{
+  return pthread_mutex_clocklock(&m->m, CLOCK_MONOTONIC, at);
+}
+#endif
+
+/* Blocks for the lock until d, one slice at a time. */
+static int lock_sliced(mps__mutex *m, const mps__deadline *d)
 {
   for (;;) {
     struct timespec at;
-    clock_gettime(CLOCK_MONOTONIC, &at);
-    at.tv_nsec += MPS__LOCK_SLICE_NS;
-    if (at.tv_nsec >= 1000000000L) {
-      at.tv_sec++;
-      at.tv_nsec -= 1000000000L;
-    }
-    bool last = d != NULL && (d->tv_sec < at.tv_sec ||
-                              (d->tv_sec == at.tv_sec && d->tv_nsec <= at.tv_nsec));
-    int err = pthread_mutex_clocklock(&m->m, CLOCK_MONOTONIC, last ? d : &at);
-    if (err != ETIMEDOUT || last)
-      return mps__mutex_result(m, err);
+    bool last = mps__deadline_slice(d, MPS__LOCK_SLICE_NS, &at);
+    int err = slice_lock(m, &at);
+    if (err != ETIMEDOUT)
+      return lock_result(m, err);
+    if (last)
+      return lock_grace(m, d);
+    if (owner_vanished(m))
+      return -EPROTO;
   }
-}
-
-int mps__mutex_lock_contended(mps__mutex *m)
-{
-  return lock_sliced(m, NULL);
 }
 
 int mps__mutex_lock(mps__mutex *m, const mps__deadline *d)
 {
-  switch (d->kind) {
-  case MPS__FOREVER:
-    return mps__mutex_lock_forever(m);
-  case MPS__ONCE:
-    return mps__mutex_result(m, pthread_mutex_trylock(&m->m));
-  default:
-    return lock_sliced(m, &d->at);
-  }
+  /* glibc asserts on kinds it does not expect in a robust mutex's place
+   * (priority protection, priority inheritance): never hand it one. */
+  if (!kind_ok(m))
+    return -EPROTO;
+  int err = pthread_mutex_trylock(&m->m);
+  if (err != EBUSY)
+    return lock_result(m, err);
+  return d->kind == MPS__ONCE ? lock_grace(m, d) : lock_sliced(m, d);
 }
 
-int mps__mutex_unlock(mps__mutex *m)
+int mps__mutex_trylock(mps__mutex *m)
 {
-  return mps__mutex_unlock_fast(m);
+  return kind_ok(m) ? lock_result(m, pthread_mutex_trylock(&m->m)) : -EPROTO;
+}
+
+int mps__mutex_lock_spin(mps__mutex *m, const mps__deadline *d)
+{
+  if (d->kind != MPS__ONCE && !mps__single_cpu() && kind_ok(m)) {
+    int64_t end = 0;
+    for (unsigned i = 1;; i++) {
+      if (mps__mutex_looks_free(m)) { /* test before test-and-set */
+        int err = pthread_mutex_trylock(&m->m);
+        if (err != EBUSY)
+          return lock_result(m, err);
+      }
+      mps__cpu_relax();
+      if (i % MPS__SPIN_CHECK == 0) {
+        int64_t t = mps__now_ns();
+        if (end == 0)
+          end = t + MPS__MUTEX_SPIN_NS;
+        else if (t >= end)
+          break;
+      }
+    }
+  }
+  return mps__mutex_lock(m, d);
 }

@@ -87,26 +87,12 @@ int mps_conn_send(mps_conn *c, const void *buf, size_t len)
   return 0;
 }
 
-/* Milliseconds left before d for poll(): -1 forever, 0 once or passed. */
-static int ms_left(const mps__deadline *d)
-{
-  if (d->kind != MPS__TIMED)
-    return d->kind == MPS__FOREVER ? -1 : 0;
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  double left = (double)(d->at.tv_sec - now.tv_sec) +
-                (double)(d->at.tv_nsec - now.tv_nsec) * 1e-9;
-  if (left <= 0)
-    return 0;
-  return left > 1e6 ? 1000000000 : (int)(left * 1000.0) + 1; /* round up */
-}
-
 /* 1 readable (message or close), 0 deadline passed, negative errno. */
 static int wait_readable(mps_conn *c, const mps__deadline *d)
 {
   for (;;) {
     struct pollfd p = {.fd = c->fd, .events = POLLIN};
-    int r = poll(&p, 1, ms_left(d));
+    int r = poll(&p, 1, mps__deadline_ms_left(d));
     if (r > 0)
       return 1;
     if (r < 0 && errno != EINTR)

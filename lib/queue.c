@@ -147,7 +147,7 @@ static int shm_validate(const void *shm, size_t size)
   if (layout_of(s->maxsize, s->max_msg, s->order, &l) < 0 || l.slot_size != s->slot_size ||
       l.heap_off != s->heap_off || l.slots_off != s->slots_off || l.size != size)
     return -EPROTO;
-  return 0;
+  return mps__mutex_check(&s->mu, false);
 }
 
 static mps_queue *q_make(const char *name, bool create, const mps_queue_opts *opts)
@@ -208,12 +208,17 @@ static int q_repair(mps_queue *q)
   return err;
 }
 
-/* Takes the mutex without a deadline: holders never block while holding
- * it, so the wait is short, and put(timeout 0) must not fail only because
- * another process was inside a call. */
-static int q_lock(mps_queue *q)
+/* Takes the mutex before the caller's deadline: a process stopped while it
+ * holds it (in the middle of a long copy, say) must not hold up a call past
+ * its timeout. Timeout 0 gets mutex.c's grace of a few microseconds, so a
+ * put(timeout 0) does not fail only because a running process was copying.
+ * A failure leaves the mutex alone: -EDEADLK (a call re-entered from a
+ * signal handler) must not unlock the outer call's hold. */
+static int q_lock(mps_queue *q, const mps__deadline *d)
 {
-  int r = mps__mutex_lock_spin(&q->s->mu);
+  int r = mps__mutex_lock_spin(&q->s->mu, d);
+  if (r < 0)
+    return r;
   if (r == MPS_OWNER_DIED)
     r = q_repair(q);
   else if (atomic_load_explicit(&q->s->log.valid, memory_order_relaxed))
@@ -223,7 +228,7 @@ static int q_lock(mps_queue *q)
   return r;
 }
 
-static void q_unlock(mps_queue *q) { mps__mutex_unlock_fast(&q->s->mu); }
+static void q_unlock(mps_queue *q) { mps__mutex_unlock(&q->s->mu); }
 
 /* head and tail, checked: more than maxsize messages is a damaged queue. */
 static int q_counts(mps_queue *q, uint64_t *head, uint64_t *tail)
@@ -236,21 +241,24 @@ static int q_counts(mps_queue *q, uint64_t *head, uint64_t *tail)
 /* Sleeps on w after one bounded spin on *word per call. The caller holds
  * the mutex and loops on its predicate. Returns, with the mutex held, 0
  * (recheck), -EPROTO, or the deadline's error, after which the caller
- * rechecks once more. */
+ * rechecks once more; or, with *held false, the error of retaking the
+ * mutex before the deadline, after which the caller gives up at once. */
 static int q_wait(mps_queue *q, mps__waitq *w, const _Atomic uint64_t *word, uint64_t seen,
-                  bool *spun, const mps__deadline *d)
+                  bool *spun, const mps__deadline *d, bool *held)
 {
+  *held = true;
   if (d->kind == MPS__ONCE)
     return -EAGAIN;
+  int r;
   if (!*spun) {
     *spun = true;
     q_unlock(q);
     mps__spin_while_eq(word, seen);
-    if (mps__mutex_lock_spin(&q->s->mu) == MPS_OWNER_DIED)
-      return q_repair(q);
-    return 0;
+    r = mps__mutex_lock_spin(&q->s->mu, d);
+    *held = r >= 0;
+  } else {
+    r = mps__waitq_wait(w, &q->s->mu, d, held);
   }
-  int r = mps__waitq_wait(w, &q->s->mu, d);
   return r == MPS_OWNER_DIED ? q_repair(q) : r;
 }
 
@@ -419,8 +427,8 @@ static ssize_t put_common(mps_queue *q, int prio, const void *const *msgs, const
   ssize_t r = check_msgs(q, msgs, lens, n);
   if (r < 0 || (r = mps__deadline_init(&d, timeout)) < 0 || n == 0)
     return r;
-  bool spun = pre_spin(q, false, &d);
-  if ((r = q_lock(q)) < 0)
+  bool spun = pre_spin(q, false, &d), held = true;
+  if ((r = q_lock(q, &d)) < 0)
     return r;
   int waited = 0;
   for (;;) {
@@ -439,7 +447,9 @@ static ssize_t put_common(mps_queue *q, int prio, const void *const *msgs, const
       r = waited; /* the deadline's error, or -EPROTO */
       break;
     }
-    waited = q_wait(q, &q->s->not_full, &q->s->head, head, &spun, &d);
+    waited = q_wait(q, &q->s->not_full, &q->s->head, head, &spun, &d, &held);
+    if (!held)
+      return waited;
   }
   q_unlock(q);
   return r;
@@ -472,8 +482,8 @@ ssize_t mps_queue_get_many(mps_queue *q, void *buf, size_t cap, size_t *lens, si
   ssize_t r = mps__deadline_init(&d, timeout);
   if (r < 0 || max == 0)
     return r;
-  bool spun = pre_spin(q, true, &d);
-  if ((r = q_lock(q)) < 0)
+  bool spun = pre_spin(q, true, &d), held = true;
+  if ((r = q_lock(q, &d)) < 0)
     return r;
   int waited = 0;
   for (;;) {
@@ -492,7 +502,9 @@ ssize_t mps_queue_get_many(mps_queue *q, void *buf, size_t cap, size_t *lens, si
       r = waited;
       break;
     }
-    waited = q_wait(q, &q->s->not_empty, &q->s->tail, tail, &spun, &d);
+    waited = q_wait(q, &q->s->not_empty, &q->s->tail, tail, &spun, &d, &held);
+    if (!held)
+      return waited;
   }
   q_unlock(q);
   return r;
@@ -524,7 +536,7 @@ int mps_queue_task_done(mps_queue *q)
 {
   if (q == NULL)
     return -EINVAL;
-  int r = q_lock(q);
+  int r = q_lock(q, &mps__forever);
   if (r < 0)
     return r;
   uint64_t done = atomic_load(&q->s->done), tail = atomic_load(&q->s->tail);
@@ -545,9 +557,9 @@ int mps_queue_join(mps_queue *q, double timeout)
   if (q == NULL)
     return -EINVAL;
   int r = mps__deadline_init(&d, timeout);
-  if (r < 0 || (r = q_lock(q)) < 0)
+  if (r < 0 || (r = q_lock(q, &d)) < 0)
     return r;
-  bool gave_up = false;
+  bool gave_up = false, held = true;
   for (;;) {
     uint64_t done = atomic_load(&q->s->done), tail = atomic_load(&q->s->tail);
     if (done >= tail) {
@@ -556,7 +568,9 @@ int mps_queue_join(mps_queue *q, double timeout)
     }
     if (gave_up)
       break;
-    r = mps__waitq_wait(&q->s->all_done, &q->s->mu, &d);
+    r = mps__waitq_wait(&q->s->all_done, &q->s->mu, &d, &held);
+    if (!held)
+      return r;
     if (r == MPS_OWNER_DIED)
       r = q_repair(q);
     gave_up = r < 0;
@@ -569,7 +583,7 @@ int mps_queue_shutdown(mps_queue *q)
 {
   if (q == NULL)
     return -EINVAL;
-  int r = q_lock(q);
+  int r = q_lock(q, &mps__forever);
   if (r < 0)
     return r;
   /* Wake first, holding the mutex: see wait.c on a waker that dies. */

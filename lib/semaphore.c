@@ -59,7 +59,7 @@ static int sem_validate(const void *p, size_t size)
   (void)size;
   if (shm->bounded > 1 || shm->bound > MPS_SEMAPHORE_MAX || v > shm->bound)
     return -EPROTO;
-  return 0;
+  return mps__mutex_check(&shm->mu, false);
 }
 
 static mps_semaphore *sem_make(const char *name, bool create, unsigned value, bool bounded)
@@ -106,7 +106,9 @@ int mps_semaphore_acquire(mps_semaphore *s, double timeout)
   if (r < 0)
     return r;
   struct sem_shm *shm = s->shm;
-  mps__waitq_enter(&shm->wq, &shm->mu);
+  if ((r = mps__waitq_enter(&shm->wq, &shm->mu, &d)) < 0)
+    return r;
+  bool held = true;
   for (;;) {
     uint32_t v = atomic_load(&shm->value);
     if (v > 0) {
@@ -116,7 +118,9 @@ int mps_semaphore_acquire(mps_semaphore *s, double timeout)
     }
     if (r < 0) /* timed out, and no unit came in the meantime */
       break;
-    r = mps__waitq_wait(&shm->wq, &shm->mu, &d);
+    r = mps__waitq_wait(&shm->wq, &shm->mu, &d, &held);
+    if (!held)
+      return r;
     if (r == MPS_OWNER_DIED)
       r = 0;
   }
@@ -129,8 +133,9 @@ int mps_semaphore_release(mps_semaphore *s)
   if (s == NULL)
     return -EINVAL;
   struct sem_shm *shm = s->shm;
-  int r = 0;
-  mps__waitq_enter(&shm->wq, &shm->mu);
+  int r = mps__waitq_enter(&shm->wq, &shm->mu, &mps__forever);
+  if (r < 0)
+    return r;
   uint32_t v = atomic_load(&shm->value);
   if (v >= shm->bound || v >= MPS_SEMAPHORE_MAX) {
     r = -EOVERFLOW;

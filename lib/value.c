@@ -138,7 +138,7 @@ static int block_validate(const void *p, size_t size)
     return -EPROTO;
   if (kind == MPS__KIND_SHM && (shm->type != 0 || shm->has_lock))
     return -EPROTO;
-  return 0;
+  return shm->has_lock ? mps__mutex_check(&shm->mu, false) : 0;
 }
 
 /* Allocates the handle and makes (sp != NULL) or opens the block. */

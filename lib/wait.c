@@ -59,14 +59,17 @@ void mps__futex_wake(_Atomic uint32_t *word, int n)
   syscall(SYS_futex, word, FUTEX_WAKE, n, NULL, NULL, 0);
 }
 
-void mps__waitq_enter(mps__waitq *w, mps__mutex *m)
+int mps__waitq_enter(mps__waitq *w, mps__mutex *m, const mps__deadline *d)
 {
-  if (mps__mutex_lock_forever(m) == MPS_OWNER_DIED)
+  int r = mps__mutex_lock(m, d);
+  if (r == MPS_OWNER_DIED)
     mps__waitq_wake(w, INT32_MAX);
+  return r < 0 ? r : 0;
 }
 
-int mps__waitq_wait(mps__waitq *w, mps__mutex *m, const mps__deadline *d)
+int mps__waitq_wait(mps__waitq *w, mps__mutex *m, const mps__deadline *d, bool *held)
 {
+  *held = true;
   if (d->kind == MPS__ONCE)
     return -EAGAIN;
   uint32_t seq = atomic_load(&w->seq);
@@ -74,7 +77,14 @@ int mps__waitq_wait(mps__waitq *w, mps__mutex *m, const mps__deadline *d)
   mps__mutex_unlock(m);
   int r = mps__futex_wait(&w->seq, seq, d);
   atomic_fetch_sub(&w->sleepers, 1);
-  int relock = mps__mutex_lock_forever(m);
+  /* Retaken before the same deadline: a process stopped while it holds m
+   * must not hold this call past its timeout. Past the deadline this is
+   * one try with a short grace (mutex.c). */
+  int relock = mps__mutex_lock(m, d);
+  if (relock < 0) {
+    *held = false;
+    return relock;
+  }
   if (relock == MPS_OWNER_DIED)
     mps__waitq_wake(w, INT32_MAX); /* the dead holder may not have woken them */
   return relock == MPS_OWNER_DIED ? relock : r;
@@ -96,8 +106,8 @@ int mps__word_wait(_Atomic uint32_t *word, uint32_t expected, mps__mutex *m,
    * a change after the unlock makes the futex return at once. */
   mps__mutex_unlock(m);
   int r = mps__futex_wait(word, expected, d);
-  int relock = mps__mutex_lock_forever(m);
-  return relock == MPS_OWNER_DIED ? relock : r;
+  int relock = mps__mutex_lock(m, &mps__forever);
+  return relock != 0 ? relock : r;
 }
 
 void mps__waitq_wake_held(mps__waitq *w, int n)
@@ -115,81 +125,25 @@ void mps__waitq_wake_held(mps__waitq *w, int n)
 #define MPS__SPIN_MIN_NS 4000
 #define MPS__SPIN_MAX_NS 32000
 #define MPS__SPIN_CHECK 32 /* spins between clock reads */
-/* A mutex is held for a short copy; longer than this, its holder is
- * probably not running, and we sleep in the kernel instead. */
-#define MPS__MUTEX_SPIN_NS 3000
 
 static _Thread_local long spin_budget_ns = 8000;
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  __asm__ __volatile__("yield");
-#endif
-}
-
-static bool single_cpu(void)
-{
-  static _Atomic int ncpu;
-  int n = atomic_load_explicit(&ncpu, memory_order_relaxed);
-  if (n == 0) {
-    long r = sysconf(_SC_NPROCESSORS_ONLN);
-    n = r > 0 && r < INT_MAX ? (int)r : 1;
-    atomic_store_explicit(&ncpu, n, memory_order_relaxed);
-  }
-  return n == 1;
-}
-
-static int64_t now_ns(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 bool mps__spin_while_eq(const _Atomic uint64_t *word, uint64_t old)
 {
-  if (single_cpu())
+  if (mps__single_cpu())
     return false;
-  int64_t end = now_ns() + spin_budget_ns;
+  int64_t end = mps__now_ns() + spin_budget_ns;
   for (unsigned i = 1;; i++) {
     if (atomic_load_explicit(word, memory_order_relaxed) != old) {
       if (spin_budget_ns < MPS__SPIN_MAX_NS)
         spin_budget_ns *= 2;
       return true;
     }
-    cpu_relax();
-    if (i % MPS__SPIN_CHECK == 0 && now_ns() >= end)
+    mps__cpu_relax();
+    if (i % MPS__SPIN_CHECK == 0 && mps__now_ns() >= end)
       break;
   }
   if (spin_budget_ns > MPS__SPIN_MIN_NS)
     spin_budget_ns /= 2;
   return false;
-}
-
-
-int mps__mutex_lock_spin(mps__mutex *m)
-{
-  static const mps__deadline once = {.kind = MPS__ONCE};
-  if (!single_cpu()) {
-    int64_t end = 0;
-    for (unsigned i = 1;; i++) {
-      if (mps__mutex_looks_free(m)) { /* test before test-and-set */
-        int r = mps__mutex_lock(m, &once);
-        if (r != -EAGAIN)
-          return r;
-      }
-      cpu_relax();
-      if (i % MPS__SPIN_CHECK == 0) {
-        int64_t t = now_ns();
-        if (end == 0)
-          end = t + MPS__MUTEX_SPIN_NS;
-        else if (t >= end)
-          break;
-      }
-    }
-  }
-  return mps__mutex_lock_forever(m);
 }

@@ -1,0 +1,42 @@
+/* Timeouts and every clock computation of lib/ (deadline.c), private. */
+#ifndef MPSHARE_DEADLINE_H
+#define MPSHARE_DEADLINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+enum mps__deadline_kind { MPS__FOREVER, MPS__ONCE, MPS__TIMED };
+
+/* A timeout turned into an absolute point on CLOCK_MONOTONIC, once, at the
+ * start of a call, so that retries inside the call do not extend it. */
+typedef struct mps__deadline {
+  enum mps__deadline_kind kind;
+  struct timespec at; /* MPS__TIMED only */
+} mps__deadline;
+
+/* For calls that take no timeout, and for one try. */
+extern const mps__deadline mps__forever;
+extern const mps__deadline mps__once;
+
+/* 0, or -EINVAL for NaN. */
+int mps__deadline_init(mps__deadline *d, double timeout);
+bool mps__deadline_passed(const mps__deadline *d);
+/* The error for "gave up waiting": -EAGAIN for timeout 0, else -ETIMEDOUT. */
+int mps__deadline_error(const mps__deadline *d);
+/* Seconds on CLOCK_MONOTONIC. */
+double mps__now(void);
+/* Nanoseconds on CLOCK_MONOTONIC, for spinners' budgets. */
+int64_t mps__now_ns(void);
+/* The end of the next slice of at most ns nanoseconds of a wait until d,
+ * as an absolute CLOCK_MONOTONIC time in *at. True if that is d itself
+ * (the last slice); never for MPS__FOREVER. */
+bool mps__deadline_slice(const mps__deadline *d, long ns, struct timespec *at);
+/* Milliseconds left before d, rounded up, for poll(): -1 for forever, 0
+ * once or passed. */
+int mps__deadline_ms_left(const mps__deadline *d);
+/* The CLOCK_REALTIME time that is now as far away as `mono` on
+ * CLOCK_MONOTONIC, for calls that only take the former. */
+void mps__monotonic_to_realtime(const struct timespec *mono, struct timespec *rt);
+
+#endif
