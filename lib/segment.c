@@ -14,6 +14,13 @@
  * mpshare segment, is shorter than its header says, or has another kind or
  * layout is refused with EPROTO before anything past its header is read.
  *
+ * Creation reserves every page of the segment before it succeeds
+ * (posix_fallocate for a named one, MADV_POPULATE_WRITE for an anonymous
+ * one): tmpfs files are sparse, and a page first touched when /dev/shm is
+ * full raises SIGBUS in whoever touches it. A create that cannot reserve
+ * fails with ENOMEM and leaves nothing behind; once it has succeeded, no
+ * use of the object can fault for lack of space.
+ *
  * Every object gets its segment through mps__seg_object, which runs these
  * steps in this order for all of them; the object brings only its own
  * init (before publishing) and check (after the header check).
@@ -25,6 +32,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -58,6 +66,26 @@ static int map_fd(mps__seg *s, int fd, size_t size)
   return 0;
 }
 
+/* posix_fallocate's and madvise's "no room" as the contract names it. */
+static int no_room(int err)
+{
+  return err == ENOSPC || err == EFBIG || err == ENOMEM || err == EFAULT ? -ENOMEM : -err;
+}
+
+static int reserve_anon(void *p, size_t size)
+{
+#ifdef MADV_POPULATE_WRITE
+  /* EINVAL: a kernel before 5.14; its shared anonymous memory was charged
+   * at mmap time and has no size limit that could raise SIGBUS. */
+  if (madvise(p, size, MADV_POPULATE_WRITE) < 0 && errno != EINVAL)
+    return no_room(errno);
+#else
+  (void)p;
+  (void)size;
+#endif
+  return 0;
+}
+
 static void fill_hdr(struct mps__hdr *h, enum mps__kind kind, size_t size)
 {
   h->layout = MPS__LAYOUT;
@@ -73,6 +101,11 @@ int mps__seg_anon(mps__seg *s, enum mps__kind kind, size_t size)
   void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED)
     return -ENOMEM;
+  int err = reserve_anon(p, size);
+  if (err < 0) {
+    munmap(p, size);
+    return err;
+  }
   s->hdr = p;
   s->size = size;
   fill_hdr(s->hdr, kind, size);
@@ -103,7 +136,18 @@ int mps__seg_create(mps__seg *s, const char *name, enum mps__kind kind, size_t s
     return open_error();
   /* The umask may have taken bits away; the contract is exactly 0600. */
   if (fchmod(fd, 0600) < 0 || ftruncate(fd, (off_t)size) < 0) {
-    err = errno == EFBIG || errno == ENOSPC ? -ENOMEM : -errno;
+    err = no_room(errno);
+    goto fail;
+  }
+  /* A segment larger than the free space fails before it fills the
+   * filesystem page by page; posix_fallocate is what guarantees it. */
+  struct statvfs fs;
+  if (fstatvfs(fd, &fs) == 0 && fs.f_blocks != 0 && size / fs.f_frsize > fs.f_bavail) {
+    err = -ENOMEM;
+    goto fail;
+  }
+  if ((err = posix_fallocate(fd, 0, (off_t)size)) != 0) {
+    err = no_room(err);
     goto fail;
   }
   err = map_fd(s, fd, size);
