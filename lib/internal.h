@@ -59,6 +59,7 @@ typedef struct mps__seg {
   struct mps__hdr *hdr; /* base of the mapping */
   size_t size;
   char name[MPS_NAME_MAX + 2]; /* "/name" while being created, else "" */
+  int fd; /* while being created: holds the creator's OFD lock; else -1 */
 } mps__seg;
 
 /* Checks `name` against the shm_open rules of DESIGN.md and writes it with
@@ -79,7 +80,9 @@ void mps__seg_abort(mps__seg *s);
 
 /* Maps the named segment and checks its header: magic, layout, kind, and a
  * size equal to the file's and at least min_size. 0, -EINVAL, -ENOENT,
- * -EACCES, -EPROTO (foreign, truncated, other kind or layout). */
+ * -EACCES, -EAGAIN (a live process is still creating it: retry),
+ * -EPROTO (foreign, truncated, other kind or layout, or its creator died
+ * before it was finished). */
 int mps__seg_open(mps__seg *s, const char *name, enum mps__kind kind, size_t min_size);
 
 void mps__seg_close(mps__seg *s);

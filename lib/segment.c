@@ -8,9 +8,14 @@
  *
  * A named segment is created with O_EXCL and mode 0600, sized, initialised
  * by its object, and only then published by storing the magic (release).
- * An opener that finds the file still empty or unpublished waits a moment
- * for the creator, then refuses it with EPROTO: a creator that died before
- * publishing leaves a segment that is never trusted. A file that is not an
+ * The creator holds an open-file-description lock on the file from just
+ * after shm_open until it publishes (or dies: the kernel drops the lock
+ * with its last descriptor). An opener that finds the file still empty or
+ * unpublished waits up to 200 ms for the creator, then asks the kernel
+ * whether that lock is still held (F_OFD_GETLK, which takes nothing): if
+ * it is, a live creator is slow (a large queue on a loaded machine), and
+ * open fails with EAGAIN, which a caller may retry; if not, the creator
+ * died before publishing and the segment, never to be trusted, is EPROTO. A file that is not an
  * mpshare segment, is shorter than its header says, or has another kind or
  * layout is refused with EPROTO before anything past its header is read.
  *
@@ -86,6 +91,21 @@ static int reserve_anon(void *p, size_t size)
   return 0;
 }
 
+/* The creator's "still being made" mark: a write lock on the whole file,
+ * owned by the open file description, so it goes with the creator's last
+ * descriptor, whatever the creator does or however it dies. */
+static int mark_creating(int fd)
+{
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+  return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
+}
+
+static bool creator_alive(int fd)
+{
+  struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
+  return fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+}
+
 static void fill_hdr(struct mps__hdr *h, enum mps__kind kind, size_t size)
 {
   h->layout = MPS__LAYOUT;
@@ -98,6 +118,7 @@ int mps__seg_anon(mps__seg *s, enum mps__kind kind, size_t size)
   if (size < sizeof(struct mps__hdr))
     return -EINVAL;
   memset(s, 0, sizeof(*s));
+  s->fd = -1;
   void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED)
     return -ENOMEM;
@@ -126,6 +147,7 @@ static int open_error(void)
 int mps__seg_create(mps__seg *s, const char *name, enum mps__kind kind, size_t size)
 {
   memset(s, 0, sizeof(*s));
+  s->fd = -1;
   int err = mps__name_check(name, s->name);
   if (err < 0)
     return err;
@@ -134,6 +156,8 @@ int mps__seg_create(mps__seg *s, const char *name, enum mps__kind kind, size_t s
   int fd = shm_open(s->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0)
     return open_error();
+  if ((err = mark_creating(fd)) < 0)
+    goto fail;
   /* The umask may have taken bits away; the contract is exactly 0600. */
   if (fchmod(fd, 0600) < 0 || ftruncate(fd, (off_t)size) < 0) {
     err = no_room(errno);
@@ -153,7 +177,7 @@ int mps__seg_create(mps__seg *s, const char *name, enum mps__kind kind, size_t s
   err = map_fd(s, fd, size);
   if (err < 0)
     goto fail;
-  close(fd);
+  s->fd = fd; /* kept, with its lock, until published or aborted */
   fill_hdr(s->hdr, kind, size);
   return 0;
 fail:
@@ -162,16 +186,25 @@ fail:
   return err;
 }
 
+static void drop_creating(mps__seg *s)
+{
+  if (s->fd >= 0)
+    close(s->fd);
+  s->fd = -1;
+}
+
 void mps__seg_publish(mps__seg *s)
 {
   atomic_store_explicit(&s->hdr->magic, MPS__MAGIC, memory_order_release);
   s->name[0] = '\0';
+  drop_creating(s); /* after the magic: an opener sees one or the other */
 }
 
 void mps__seg_abort(mps__seg *s)
 {
   if (s->name[0] != '\0')
     shm_unlink(s->name);
+  drop_creating(s);
   mps__seg_close(s);
 }
 
@@ -191,12 +224,12 @@ static int settled_size(int fd, size_t *size)
       return 0;
     }
     if (waited >= MPS__PUBLISH_WAIT_NS)
-      return -EPROTO;
+      return creator_alive(fd) ? -EAGAIN : -EPROTO;
     nanosleep(&pause, NULL);
   }
 }
 
-static int check_hdr(mps__seg *s, enum mps__kind kind, size_t min_size)
+static int check_hdr(mps__seg *s, int fd, enum mps__kind kind, size_t min_size)
 {
   struct timespec pause = {0, MPS__PUBLISH_POLL_NS};
   uint64_t magic;
@@ -207,6 +240,8 @@ static int check_hdr(mps__seg *s, enum mps__kind kind, size_t min_size)
     nanosleep(&pause, NULL);
   }
   const struct mps__hdr *h = s->hdr;
+  if (magic == 0 && creator_alive(fd))
+    return -EAGAIN;
   if (magic != MPS__MAGIC || h->layout != MPS__LAYOUT || h->kind != (uint32_t)kind ||
       h->size != s->size || h->size < min_size)
     return -EPROTO;
@@ -217,6 +252,7 @@ int mps__seg_open(mps__seg *s, const char *name, enum mps__kind kind, size_t min
 {
   char path[MPS_NAME_MAX + 2];
   memset(s, 0, sizeof(*s));
+  s->fd = -1;
   int err = mps__name_check(name, path);
   if (err < 0)
     return err;
@@ -227,12 +263,9 @@ int mps__seg_open(mps__seg *s, const char *name, enum mps__kind kind, size_t min
   err = settled_size(fd, &size);
   if (err == 0)
     err = size > MPS_SIZE_MAX + min_size ? -EPROTO : map_fd(s, fd, size);
-  close(fd);
-  if (err < 0)
-    return err;
-  err = check_hdr(s, kind, min_size);
-  if (err < 0)
+  if (err == 0 && (err = check_hdr(s, fd, kind, min_size)) < 0)
     mps__seg_close(s);
+  close(fd);
   return err;
 }
 
