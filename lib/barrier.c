@@ -146,7 +146,7 @@ static int await_round(struct barrier_shm *shm, uint32_t gen, int index, const m
 int mps_barrier_wait(mps_barrier *b, double timeout)
 {
   mps__deadline d;
-  if (b == NULL)
+  if (!mps__seg_live(b))
     return -EINVAL;
   int r = mps__deadline_init(&d, timeout);
   if (r < 0)
@@ -173,7 +173,7 @@ int mps_barrier_wait(mps_barrier *b, double timeout)
 
 int mps_barrier_abort(mps_barrier *b)
 {
-  if (b == NULL)
+  if (!mps__seg_live(b))
     return -EINVAL;
   int r = mps__waitq_enter(&b->shm->wq, &b->shm->mu, &mps__forever);
   if (r < 0)
@@ -185,7 +185,7 @@ int mps_barrier_abort(mps_barrier *b)
 
 int mps_barrier_reset(mps_barrier *b)
 {
-  if (b == NULL)
+  if (!mps__seg_live(b))
     return -EINVAL;
   struct barrier_shm *shm = b->shm;
   int r = mps__waitq_enter(&shm->wq, &shm->mu, &mps__forever);
@@ -199,14 +199,14 @@ int mps_barrier_reset(mps_barrier *b)
   return 0;
 }
 
-int mps_barrier_parties(mps_barrier *b) { return b == NULL ? -EINVAL : (int)b->shm->parties; }
+int mps_barrier_parties(mps_barrier *b) { return !mps__seg_live(b) ? -EINVAL : (int)b->shm->parties; }
 
 int mps_barrier_n_waiting(mps_barrier *b)
 {
-  if (b == NULL)
+  if (!mps__seg_live(b))
     return -EINVAL;
   uint64_t s = atomic_load(&b->shm->state);
   return st_broken(s) ? 0 : (int)st_count(s);
 }
 
-bool mps_barrier_broken(mps_barrier *b) { return b != NULL && st_broken(atomic_load(&b->shm->state)); }
+bool mps_barrier_broken(mps_barrier *b) { return mps__seg_live(b) && st_broken(atomic_load(&b->shm->state)); }

@@ -78,11 +78,13 @@ static int cond_validate(const void *p, size_t size)
 
 static mps_cond *cond_make(const char *name, bool create, mps_lock *lock)
 {
+  if (lock != NULL && !mps__seg_live(lock))
+    return mps__fail(-EINVAL);
   bool own_lock = lock == NULL;
   mps__seg_spec spec = {MPS__KIND_COND, sizeof(struct cond_shm), cond_init, cond_validate,
                         &own_lock};
   mps_cond *c = mps__seg_object(sizeof(*c), name, create, &spec);
-  if (c == NULL)
+  if (!mps__seg_live(c))
     return NULL;
   c->shm = (struct cond_shm *)c->seg.hdr;
   c->mu = own_lock ? &c->shm->mu : lock->mu;
@@ -98,13 +100,13 @@ int mps_cond_close(mps_cond *c) { return mps__seg_free_handle(c); }
 int mps_cond_acquire(mps_cond *c, double timeout)
 {
   mps__deadline d;
-  if (c == NULL)
+  if (!mps__seg_live(c))
     return -EINVAL;
   int err = mps__deadline_init(&d, timeout);
   return err < 0 ? err : mps__mutex_lock(c->mu, &d);
 }
 
-int mps_cond_release(mps_cond *c) { return c == NULL ? -EINVAL : mps__mutex_unlock(c->mu); }
+int mps_cond_release(mps_cond *c) { return !mps__seg_live(c) ? -EINVAL : mps__mutex_unlock(c->mu); }
 
 static uint32_t slots_used(const struct cond_shm *shm)
 {
@@ -177,7 +179,7 @@ static int wait_until(mps_cond *c, const mps__deadline *d)
 int mps_cond_wait(mps_cond *c, double timeout)
 {
   mps__deadline d;
-  if (c == NULL)
+  if (!mps__seg_live(c))
     return -EINVAL;
   int r = mps__deadline_init(&d, timeout);
   if (r < 0)
@@ -188,7 +190,7 @@ int mps_cond_wait(mps_cond *c, double timeout)
 int mps_cond_wait_for(mps_cond *c, int (*pred)(void *), void *arg, double timeout)
 {
   mps__deadline d;
-  if (c == NULL || pred == NULL)
+  if (!mps__seg_live(c) || pred == NULL)
     return -EINVAL;
   int r = mps__deadline_init(&d, timeout);
   if (r < 0)
@@ -229,7 +231,7 @@ static void slot_signal(struct cond_slot *s)
 
 int mps_cond_notify(mps_cond *c, unsigned n)
 {
-  if (c == NULL)
+  if (!mps__seg_live(c))
     return -EINVAL;
   if (!mps__mutex_held(c->mu))
     return -EPERM;
@@ -246,7 +248,7 @@ int mps_cond_notify(mps_cond *c, unsigned n)
 
 int mps_cond_notify_all(mps_cond *c)
 {
-  if (c == NULL)
+  if (!mps__seg_live(c))
     return -EINVAL;
   if (!mps__mutex_held(c->mu))
     return -EPERM;

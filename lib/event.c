@@ -64,7 +64,7 @@ int mps_event_close(mps_event *e) { return mps__seg_free_handle(e); }
 
 int mps_event_set(mps_event *e)
 {
-  if (e == NULL)
+  if (!mps__seg_live(e))
     return -EINVAL;
   int r = mps__waitq_enter(&e->shm->wq, &e->shm->mu, &mps__forever);
   if (r < 0)
@@ -79,7 +79,7 @@ int mps_event_set(mps_event *e)
 
 int mps_event_clear(mps_event *e)
 {
-  if (e == NULL)
+  if (!mps__seg_live(e))
     return -EINVAL;
   int r = mps__waitq_enter(&e->shm->wq, &e->shm->mu, &mps__forever);
   if (r < 0)
@@ -89,12 +89,12 @@ int mps_event_clear(mps_event *e)
   return 0;
 }
 
-bool mps_event_is_set(mps_event *e) { return e != NULL && atomic_load(&e->shm->flag) != 0; }
+bool mps_event_is_set(mps_event *e) { return mps__seg_live(e) && atomic_load(&e->shm->flag) != 0; }
 
 int mps_event_wait(mps_event *e, double timeout)
 {
   mps__deadline d;
-  if (e == NULL)
+  if (!mps__seg_live(e))
     return -EINVAL;
   int r = mps__deadline_init(&d, timeout);
   if (r < 0)

@@ -65,6 +65,7 @@ mps_future *mps__future_register(mps_pool *p, int *err)
     return NULL;
   }
   f->id = ++p->next_id;
+  f->magic = MPS__LIVE;
   f->pool = p;
   f->refs = 2;
   f->next = p->buckets[f->id % POOL_BUCKETS];
@@ -172,7 +173,7 @@ static bool future_is_done(const void *arg)
 int mps_future_result(mps_future *f, void *out, size_t cap, size_t *len, double timeout)
 {
   mps__deadline d;
-  if (f == NULL || (out == NULL && cap > 0) || mps__deadline_init(&d, timeout) < 0)
+  if (!MPS__OPEN(f) || (out == NULL && cap > 0) || mps__deadline_init(&d, timeout) < 0)
     return -EINVAL;
   mps__hub_init();
   pthread_mutex_lock(&mps__hub.mu);
@@ -196,7 +197,7 @@ out:
 
 bool mps_future_done(mps_future *f)
 {
-  if (f == NULL)
+  if (!MPS__OPEN(f))
     return false;
   pthread_mutex_lock(&mps__hub.mu);
   bool done = f->done;
@@ -206,7 +207,7 @@ bool mps_future_done(mps_future *f)
 
 int mps_future_cancel(mps_future *f)
 {
-  if (f == NULL)
+  if (!MPS__OPEN(f))
     return -EINVAL;
   pthread_mutex_lock(&mps__hub.mu);
   int r;
@@ -220,9 +221,10 @@ int mps_future_cancel(mps_future *f)
 
 void mps_future_free(mps_future *f)
 {
-  if (f == NULL)
+  if (!MPS__OPEN(f))
     return;
   pthread_mutex_lock(&mps__hub.mu);
+  f->magic = MPS__DEAD;
   unref(f);
   pthread_mutex_unlock(&mps__hub.mu);
 }
@@ -250,8 +252,11 @@ ssize_t mps_pool_wait_any(mps_future *const *fs, size_t n, double timeout)
   if (fs == NULL || mps__deadline_init(&d, timeout) < 0)
     return -EINVAL;
   size_t live = 0;
-  for (size_t i = 0; i < n; i++)
+  for (size_t i = 0; i < n; i++) {
+    if (fs[i] != NULL && !MPS__OPEN(fs[i]))
+      return -EINVAL;
     live += fs[i] != NULL;
+  }
   if (live == 0)
     return -EINVAL;
   mps__hub_init();

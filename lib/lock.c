@@ -48,6 +48,7 @@ static mps_lock *lock_make(const char *name, bool create, bool recursive)
 void mps__lock_borrow(mps_lock *l, mps__mutex *mu)
 {
   l->seg.hdr = NULL;
+  l->seg.magic = MPS__LIVE; /* open as long as its owner is */
   l->mu = mu;
 }
 
@@ -55,6 +56,8 @@ static int lock_close(mps_lock *l)
 {
   if (l == NULL)
     return 0;
+  if (!mps__seg_live(l))
+    return -EINVAL;
   if (l->seg.hdr == NULL)
     return -EINVAL;
   return mps__seg_free_handle(l);
@@ -62,7 +65,7 @@ static int lock_close(mps_lock *l)
 
 static int lock_acquire(mps_lock *l, double timeout)
 {
-  if (l == NULL)
+  if (!mps__seg_live(l))
     return -EINVAL;
   if (timeout < 0)
     return mps__mutex_lock(l->mu, &mps__forever);
@@ -73,7 +76,7 @@ static int lock_acquire(mps_lock *l, double timeout)
 
 static int lock_release(mps_lock *l)
 {
-  return l == NULL ? -EINVAL : mps__mutex_unlock(l->mu);
+  return !mps__seg_live(l) ? -EINVAL : mps__mutex_unlock(l->mu);
 }
 
 mps_lock *mps_lock_new(void) { return lock_make(NULL, true, false); }

@@ -348,6 +348,7 @@ mps_pool *mps_pool_new_opts(const mps_pool_opts *opts)
       while (!p->ready)
         pthread_cond_wait(&mps__hub.cv, &mps__hub.mu);
       pthread_mutex_unlock(&mps__hub.mu);
+      p->magic = MPS__LIVE;
       return p;
     }
     mps_queue_shutdown(p->results);
@@ -364,7 +365,7 @@ mps_pool *mps_pool_new(unsigned workers)
 
 int mps_pool_shutdown(mps_pool *p, bool wait, bool cancel_pending)
 {
-  if (p == NULL)
+  if (!MPS__OPEN(p))
     return -EINVAL;
   pthread_mutex_lock(&mps__hub.mu);
   p->shutting = true;
@@ -387,9 +388,10 @@ int mps_pool_shutdown(mps_pool *p, bool wait, bool cancel_pending)
 
 void mps_pool_free(mps_pool *p)
 {
-  if (p == NULL)
+  if (!MPS__OPEN(p))
     return;
   mps_pool_shutdown(p, true, false);
+  p->magic = MPS__DEAD;
   pthread_join(p->manager, NULL);
   pthread_join(p->collector, NULL);
   pool_release(p);
@@ -397,7 +399,7 @@ void mps_pool_free(mps_pool *p)
 
 ssize_t mps_pool_workers(mps_pool *p, pid_t *pids, size_t n)
 {
-  if (p == NULL || (pids == NULL && n > 0))
+  if (!MPS__OPEN(p) || (pids == NULL && n > 0))
     return -EINVAL;
   size_t k = 0;
   pthread_mutex_lock(&mps__hub.mu);
@@ -415,7 +417,7 @@ ssize_t mps_pool_workers(mps_pool *p, pid_t *pids, size_t n)
 
 mps_future *mps_pool_submit(mps_pool *p, mps_task_fn fn, const void *arg, size_t len)
 {
-  if (p == NULL || fn == NULL || (arg == NULL && len > 0))
+  if (!MPS__OPEN(p) || fn == NULL || (arg == NULL && len > 0))
     return mps__fail(-EINVAL);
   if (len > p->opts.max_arg)
     return mps__fail(-EMSGSIZE);
@@ -489,7 +491,7 @@ static int map_collect(mps_future *f, char *dst, size_t size, double timeout)
 int mps_pool_map(mps_pool *p, mps_task_fn fn, const void *args, size_t nargs,
                  size_t arg_size, void *results, size_t result_size, double timeout)
 {
-  if (p == NULL || fn == NULL || (args == NULL && nargs > 0 && arg_size > 0) ||
+  if (!MPS__OPEN(p) || fn == NULL || (args == NULL && nargs > 0 && arg_size > 0) ||
       (results == NULL && nargs > 0 && result_size > 0) || timeout != timeout)
     return -EINVAL;
   double end = mps__now() + (timeout > 0 ? timeout : 0);

@@ -51,6 +51,7 @@ struct mps_future {
   int64_t ret; /* result length, or negative errno */
   void *data;
   mps_future *next; /* in the pool's table */
+  uint32_t magic;   /* MPS__LIVE until the caller frees it (internal.h) */
 };
 
 struct pool_worker {
@@ -75,6 +76,7 @@ struct mps_pool {
   uint64_t next_id;
   bool ready, shutting, finished;
   mps_future *buckets[POOL_BUCKETS];
+  uint32_t magic; /* MPS__LIVE until freed (internal.h) */
 };
 
 static inline struct pool_slot *pool_slot(mps_pool *p, unsigned i)

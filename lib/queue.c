@@ -409,7 +409,7 @@ static bool pre_spin(mps_queue *q, bool getter, const mps__deadline *d)
 
 static int check_msgs(mps_queue *q, const void *const *msgs, const size_t *lens, size_t n)
 {
-  if (q == NULL || (n > 0 && (msgs == NULL || lens == NULL)))
+  if (!mps__seg_live(q) || (n > 0 && (msgs == NULL || lens == NULL)))
     return -EINVAL;
   for (size_t i = 0; i < n; i++) {
     if (msgs[i] == NULL && lens[i] > 0)
@@ -477,7 +477,7 @@ ssize_t mps_queue_get_many(mps_queue *q, void *buf, size_t cap, size_t *lens, si
                            double timeout)
 {
   mps__deadline d;
-  if (q == NULL || (buf == NULL && cap > 0) || (lens == NULL && max > 0))
+  if (!mps__seg_live(q) || (buf == NULL && cap > 0) || (lens == NULL && max > 0))
     return -EINVAL;
   ssize_t r = mps__deadline_init(&d, timeout);
   if (r < 0 || max == 0)
@@ -519,7 +519,7 @@ ssize_t mps_queue_get(mps_queue *q, void *buf, size_t cap, double timeout)
 
 size_t mps_queue_qsize(mps_queue *q)
 {
-  if (q == NULL)
+  if (!mps__seg_live(q))
     return 0;
   /* head first: the tail read after it is at least as new, so no wrap. */
   uint64_t head = atomic_load(&q->s->head);
@@ -528,13 +528,13 @@ size_t mps_queue_qsize(mps_queue *q)
 }
 
 bool mps_queue_empty(mps_queue *q) { return mps_queue_qsize(q) == 0; }
-bool mps_queue_full(mps_queue *q) { return q != NULL && mps_queue_qsize(q) == q->cap; }
-size_t mps_queue_maxsize(mps_queue *q) { return q ? q->cap : 0; }
-size_t mps_queue_max_msg(mps_queue *q) { return q ? q->max_msg : 0; }
+bool mps_queue_full(mps_queue *q) { return mps__seg_live(q) && mps_queue_qsize(q) == q->cap; }
+size_t mps_queue_maxsize(mps_queue *q) { return mps__seg_live(q) ? q->cap : 0; }
+size_t mps_queue_max_msg(mps_queue *q) { return mps__seg_live(q) ? q->max_msg : 0; }
 
 int mps_queue_task_done(mps_queue *q)
 {
-  if (q == NULL)
+  if (!mps__seg_live(q))
     return -EINVAL;
   int r = q_lock(q, &mps__forever);
   if (r < 0)
@@ -554,7 +554,7 @@ int mps_queue_task_done(mps_queue *q)
 int mps_queue_join(mps_queue *q, double timeout)
 {
   mps__deadline d;
-  if (q == NULL)
+  if (!mps__seg_live(q))
     return -EINVAL;
   int r = mps__deadline_init(&d, timeout);
   if (r < 0 || (r = q_lock(q, &d)) < 0)
@@ -581,7 +581,7 @@ int mps_queue_join(mps_queue *q, double timeout)
 
 int mps_queue_shutdown(mps_queue *q)
 {
-  if (q == NULL)
+  if (!mps__seg_live(q))
     return -EINVAL;
   int r = q_lock(q, &mps__forever);
   if (r < 0)

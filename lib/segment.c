@@ -313,15 +313,20 @@ void *mps__seg_object(size_t handle_size, const char *name, bool create, const m
     free(s);
     return mps__fail(err);
   }
+  s->magic = MPS__LIVE;
   return s;
 }
 
 int mps__seg_free_handle(void *handle)
 {
-  if (handle != NULL) {
-    mps__seg_close(handle);
-    free(handle);
-  }
+  if (handle == NULL)
+    return 0;
+  if (!mps__seg_live(handle))
+    return -EINVAL;
+  mps__seg *s = handle;
+  s->magic = MPS__DEAD;
+  mps__seg_close(s);
+  free(handle);
   return 0;
 }
 

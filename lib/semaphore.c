@@ -100,7 +100,7 @@ int mps_semaphore_close(mps_semaphore *s) { return mps__seg_free_handle(s); }
 int mps_semaphore_acquire(mps_semaphore *s, double timeout)
 {
   mps__deadline d;
-  if (s == NULL)
+  if (!mps__seg_live(s))
     return -EINVAL;
   int r = mps__deadline_init(&d, timeout);
   if (r < 0)
@@ -130,7 +130,7 @@ int mps_semaphore_acquire(mps_semaphore *s, double timeout)
 
 int mps_semaphore_release(mps_semaphore *s)
 {
-  if (s == NULL)
+  if (!mps__seg_live(s))
     return -EINVAL;
   struct sem_shm *shm = s->shm;
   int r = mps__waitq_enter(&shm->wq, &shm->mu, &mps__forever);
@@ -150,5 +150,5 @@ int mps_semaphore_release(mps_semaphore *s)
 
 int mps_semaphore_value(mps_semaphore *s)
 {
-  return s == NULL ? -EINVAL : (int)atomic_load(&s->shm->value);
+  return !mps__seg_live(s) ? -EINVAL : (int)atomic_load(&s->shm->value);
 }

@@ -163,7 +163,7 @@ static int block_close(struct mps__block *b) { return mps__seg_free_handle(b); }
 
 static mps_lock *block_lock(struct mps__block *b)
 {
-  return b != NULL && b->shm->has_lock ? &b->lock : NULL;
+  return mps__seg_live(b) && b->shm->has_lock ? &b->lock : NULL;
 }
 
 /* A named constructor never falls back to an anonymous block: NULL is a
@@ -209,10 +209,10 @@ mps_value *mps_value_open(const char *name)
 }
 
 int mps_value_close(mps_value *v) { return block_close((struct mps__block *)v); }
-void *mps_value_ptr(mps_value *v) { return v ? v->b.data : NULL; }
+void *mps_value_ptr(mps_value *v) { return mps__seg_live(v) ? v->b.data : NULL; }
 mps_lock *mps_value_get_lock(mps_value *v) { return block_lock((struct mps__block *)v); }
-size_t mps_value_size(mps_value *v) { return v ? v->b.shm->data_size : 0; }
-mps_type mps_value_type(mps_value *v) { return v ? (mps_type)v->b.shm->type : 0; }
+size_t mps_value_size(mps_value *v) { return mps__seg_live(v) ? v->b.shm->data_size : 0; }
+mps_type mps_value_type(mps_value *v) { return mps__seg_live(v) ? (mps_type)v->b.shm->type : 0; }
 
 /* ---- Array -------------------------------------------------------------- */
 
@@ -238,9 +238,9 @@ mps_array *mps_array_open(const char *name)
 }
 
 int mps_array_close(mps_array *a) { return block_close((struct mps__block *)a); }
-void *mps_array_data(mps_array *a) { return a ? a->b.data : NULL; }
-size_t mps_array_len(mps_array *a) { return a ? a->b.shm->count : 0; }
-mps_type mps_array_type(mps_array *a) { return a ? (mps_type)a->b.shm->type : 0; }
+void *mps_array_data(mps_array *a) { return mps__seg_live(a) ? a->b.data : NULL; }
+size_t mps_array_len(mps_array *a) { return mps__seg_live(a) ? a->b.shm->count : 0; }
+mps_type mps_array_type(mps_array *a) { return mps__seg_live(a) ? (mps_type)a->b.shm->type : 0; }
 mps_lock *mps_array_get_lock(mps_array *a) { return block_lock((struct mps__block *)a); }
 
 /* ---- SharedMemory ------------------------------------------------------- */
@@ -257,5 +257,5 @@ mps_shm *mps_shm_open(const char *name)
 }
 
 int mps_shm_close(mps_shm *s) { return block_close((struct mps__block *)s); }
-void *mps_shm_data(mps_shm *s) { return s ? s->b.data : NULL; }
-size_t mps_shm_size(mps_shm *s) { return s ? s->b.shm->data_size : 0; }
+void *mps_shm_data(mps_shm *s) { return mps__seg_live(s) ? s->b.data : NULL; }
+size_t mps_shm_size(mps_shm *s) { return mps__seg_live(s) ? s->b.shm->data_size : 0; }
