@@ -129,6 +129,25 @@ int mps__seg_free_handle(void *handle);
 #define MPS__SEG_HANDLE(type) \
   _Static_assert(offsetof(type, seg) == 0, #type " must start with its mps__seg")
 
+/* Whether the reserved tail of an options struct is all zero: a non-zero
+ * word is a field of a later version that this library does not know, so
+ * the call fails with -EINVAL rather than ignore what the caller asked. */
+static inline bool mps__reserved_zero(const unsigned long long r[MPS_OPTS_RESERVED])
+{
+  for (int i = 0; i < MPS_OPTS_RESERVED; i++)
+    if (r[i] != 0)
+      return false;
+  return true;
+}
+
+/* The options structs keep their size for ever (common.h): a new field is
+ * carved out of `reserved`, shrinking it so that these still hold. */
+#if SIZE_MAX == UINT64_MAX
+_Static_assert(sizeof(mps_queue_opts) == 88, "carve new fields out of mps_queue_opts.reserved");
+_Static_assert(sizeof(mps_process_opts) == 80, "carve new fields out of mps_process_opts.reserved");
+_Static_assert(sizeof(mps_pool_opts) == 120, "carve new fields out of mps_pool_opts.reserved");
+#endif
+
 /* Negative errno to errno + NULL for constructors. */
 static inline void *mps__fail(int err)
 {

@@ -65,7 +65,9 @@ static void worker_run(mps_pool *p, struct pool_slot *s, struct res_msg *res)
   res->kind = RES_RESULT;
   res->ret = r;
   size_t n = sizeof(*res) + (r > 0 ? (size_t)r : 0);
-  mps_queue_put(p->results, res, n, MPS_FOREVER);
+  /* Fails only once the pool is torn down: nobody waits for it then. */
+  if (mps_queue_put(p->results, res, n, MPS_FOREVER) < 0)
+    return;
 }
 
 static _Noreturn void worker_exit(struct pool_slot *s, uint32_t reason, int code)
@@ -186,7 +188,9 @@ static void on_exit_of(mps_pool *p, unsigned i)
     p->w[i].respawn = spawn(p, i) < 0; /* the slot is reset by spawn */
   if (id != 0) {
     struct res_msg death = {.id = id, .kind = RES_DEATH, .ret = -ECHILD};
-    mps_queue_put(p->results, &death, sizeof(death), MPS_FOREVER);
+    /* Fails only once the pool is torn down: nobody waits for it then. */
+    if (mps_queue_put(p->results, &death, sizeof(death), MPS_FOREVER) < 0)
+      return;
   }
 }
 
@@ -273,6 +277,8 @@ static void *collector_main(void *arg)
 
 static int opts_check(mps_pool_opts *o)
 {
+  if (!mps__reserved_zero(o->reserved))
+    return -EINVAL;
   if (o->workers == 0) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     o->workers = n > 0 ? (unsigned)n : 1;
