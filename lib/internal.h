@@ -35,6 +35,28 @@ bool mps__deadline_passed(const mps__deadline *d);
 int mps__deadline_error(const mps__deadline *d);
 /* Seconds on CLOCK_MONOTONIC. */
 double mps__now(void);
+/* The time left before d (TIMED), for ppoll(): 0, or -ETIMEDOUT once it
+ * has passed (ONCE: always passed; FOREVER: 0 with *left zero). */
+int mps__deadline_left(const mps__deadline *d, struct timespec *left);
+/* The time left before d in poll()'s milliseconds, rounded up: -1 for
+ * FOREVER, 0 once passed. */
+int mps__deadline_poll_ms(const mps__deadline *d);
+
+/* ---- spawn.c: forking and watching children ---------------------------- */
+
+/* Forks. The child (0 returned) dies by SIGKILL with the forking thread when
+ * die_with_parent, even if the parent died during the fork. The parent gets
+ * the pid, or -EAGAIN / -ENOMEM. */
+pid_t mps__fork(bool die_with_parent);
+/* A pidfd for the caller's unreaped child, or a negative errno (-ENOSYS
+ * without kernel support; seccomp profiles and valgrind refuse it too). */
+int mps__pidfd_open(pid_t pid);
+/* Whether the caller's unreaped child pid has exited; never reaps it. */
+bool mps__child_exited(pid_t pid);
+/* Sleeps until the unreaped child has exited or d passes, without reaping
+ * it: on its pidfd when there is one (pidfd >= 0), else with waitid. 0 or
+ * -ETIMEDOUT (also for timeout 0 while it runs). */
+int mps__child_wait_exit(pid_t pid, int pidfd, const mps__deadline *d);
 
 /* ---- segment.c: every shared object's memory ---------------------------- */
 

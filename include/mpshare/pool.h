@@ -21,6 +21,18 @@
  *
  * Threads: submit, result, cancel and wait_any may be called from any thread
  * of the process that made the pool. Workers never see the pool handle.
+ *
+ * Forked children: only the process that made the pool may use it (as in
+ * Python). In a child that inherited the handle through fork(), every call
+ * on the pool or on its pending futures fails with -EPERM (submit: NULL
+ * with errno EPERM) and touches nothing shared; mps_pool_free() there
+ * releases only the child's copy of the handle. A future that was done
+ * before the fork can still be read in the child.
+ *
+ * Workers are watched through pidfds; where pidfd_open is missing (Linux
+ * before 5.3) or refused (a seccomp profile, valgrind 3.19), the pool checks
+ * them with waitid every 10 ms instead, so a worker's death is noticed
+ * within about 10 ms.
  * Forking from a process with threads: workers are forked by the manager
  * thread; the task functions run in a child of a threaded process, so they
  * should not depend on locks another thread of the parent might hold.
