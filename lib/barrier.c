@@ -199,9 +199,9 @@ int mps_barrier_reset(mps_barrier *b)
   return 0;
 }
 
-int mps_barrier_parties(mps_barrier *b) { return !mps__seg_live(b) ? -EINVAL : (int)b->shm->parties; }
+int mps_barrier_parties(const mps_barrier *b) { return !mps__seg_live(b) ? -EINVAL : (int)b->shm->parties; }
 
-int mps_barrier_n_waiting(mps_barrier *b)
+int mps_barrier_n_waiting(const mps_barrier *b)
 {
   if (!mps__seg_live(b))
     return -EINVAL;
@@ -209,4 +209,4 @@ int mps_barrier_n_waiting(mps_barrier *b)
   return st_broken(s) ? 0 : (int)st_count(s);
 }
 
-bool mps_barrier_broken(mps_barrier *b) { return mps__seg_live(b) && st_broken(atomic_load(&b->shm->state)); }
+bool mps_barrier_broken(const mps_barrier *b) { return mps__seg_live(b) && st_broken(atomic_load(&b->shm->state)); }

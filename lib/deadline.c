@@ -8,6 +8,7 @@
  */
 #include "config.h"
 
+#include <limits.h>
 #include <math.h>
 
 #include "internal.h"
@@ -98,18 +99,6 @@ bool mps__deadline_slice(const mps__deadline *d, long ns, struct timespec *at)
   return true;
 }
 
-int mps__deadline_ms_left(const mps__deadline *d)
-{
-  if (d->kind != MPS__TIMED)
-    return d->kind == MPS__FOREVER ? -1 : 0;
-  struct timespec now = now_ts();
-  double left = (double)(d->at.tv_sec - now.tv_sec) +
-                (double)(d->at.tv_nsec - now.tv_nsec) * 1e-9;
-  if (left <= 0)
-    return 0;
-  return left > 1e6 ? 1000000000 : (int)(left * 1000.0) + 1; /* round up */
-}
-
 void mps__monotonic_to_realtime(const struct timespec *mono, struct timespec *rt)
 {
   struct timespec now = now_ts();
@@ -117,4 +106,33 @@ void mps__monotonic_to_realtime(const struct timespec *mono, struct timespec *rt
   long ns = (long)(mono->tv_sec - now.tv_sec) * NS_PER_S + (mono->tv_nsec - now.tv_nsec);
   if (ns > 0)
     ts_add_ns(rt, ns);
+}
+
+int mps__deadline_left(const mps__deadline *d, struct timespec *left)
+{
+  if (d->kind != MPS__TIMED) {
+    *left = (struct timespec){0};
+    return d->kind == MPS__ONCE ? -ETIMEDOUT : 0;
+  }
+  struct timespec now = now_ts();
+  left->tv_sec = d->at.tv_sec - now.tv_sec;
+  left->tv_nsec = d->at.tv_nsec - now.tv_nsec;
+  if (left->tv_nsec < 0) {
+    left->tv_sec--;
+    left->tv_nsec += NS_PER_S;
+  }
+  return left->tv_sec < 0 ? -ETIMEDOUT : 0;
+}
+
+int mps__deadline_poll_ms(const mps__deadline *d)
+{
+  struct timespec left;
+  if (d->kind == MPS__FOREVER)
+    return -1;
+  if (mps__deadline_left(d, &left) < 0)
+    return 0;
+  if (left.tv_sec >= INT_MAX / 1000 - 1)
+    return INT_MAX;
+  /* Rounded up: a poll that returns a little early would only loop. */
+  return (int)(left.tv_sec * 1000 + (left.tv_nsec + 999999) / 1000000);
 }

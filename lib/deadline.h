@@ -32,9 +32,12 @@ int64_t mps__now_ns(void);
  * as an absolute CLOCK_MONOTONIC time in *at. True if that is d itself
  * (the last slice); never for MPS__FOREVER. */
 bool mps__deadline_slice(const mps__deadline *d, long ns, struct timespec *at);
-/* Milliseconds left before d, rounded up, for poll(): -1 for forever, 0
- * once or passed. */
-int mps__deadline_ms_left(const mps__deadline *d);
+/* The time left before d (TIMED), for ppoll(): 0, or -ETIMEDOUT once it
+ * has passed (ONCE: always passed; FOREVER: 0 with *left zero). */
+int mps__deadline_left(const mps__deadline *d, struct timespec *left);
+/* The time left before d in poll()'s milliseconds, rounded up: -1 for
+ * FOREVER, 0 once passed. */
+int mps__deadline_poll_ms(const mps__deadline *d);
 /* The CLOCK_REALTIME time that is now as far away as `mono` on
  * CLOCK_MONOTONIC, for calls that only take the former. */
 void mps__monotonic_to_realtime(const struct timespec *mono, struct timespec *rt);

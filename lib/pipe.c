@@ -94,7 +94,7 @@ static int wait_readable(mps_conn *c, const mps__deadline *d)
 {
   for (;;) {
     struct pollfd p = {.fd = c->fd, .events = POLLIN};
-    int r = poll(&p, 1, mps__deadline_ms_left(d));
+    int r = poll(&p, 1, mps__deadline_poll_ms(d));
     if (r > 0)
       return 1;
     if (r < 0 && errno != EINTR)
@@ -171,7 +171,7 @@ ssize_t mps_conn_recv(mps_conn *c, void *buf, size_t cap, double timeout)
   }
 }
 
-int mps_conn_fileno(mps_conn *c)
+int mps_conn_fileno(const mps_conn *c)
 {
   return !MPS__OPEN(c) ? -EINVAL : c->fd;
 }

@@ -136,7 +136,7 @@ static int cond_close(void *h) { return mps_cond_close(h); }
 
 static void *queue_create(const char *n)
 {
-  mps_queue_opts o = {4, 16, MPS_PRIORITY};
+  mps_queue_opts o = {.maxsize = 4, .max_msg = 16, .order = MPS_PRIORITY};
   return mps_queue_create(n, &o);
 }
 static void *queue_open(const char *n) { return mps_queue_open(n); }

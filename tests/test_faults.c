@@ -69,7 +69,7 @@ static int lock_create_ftruncate(const char *name)
 
 static int queue_create_fallocate(const char *name)
 {
-  mps_queue_opts o = {64, 1024, MPS_PRIORITY};
+  mps_queue_opts o = {.maxsize = 64, .max_msg = 1024, .order = MPS_PRIORITY};
   EXPECT_NULL("posix_fallocate", mps_queue_create(name, &o), ENOMEM);
   return 0;
 }

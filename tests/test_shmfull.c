@@ -56,7 +56,7 @@ static int too_big(void *arg)
   int r = private_small_shm();
   if (r != 0)
     return r;
-  mps_queue_opts o = {64, 16384, MPS_FIFO};
+  mps_queue_opts o = {.maxsize = 64, .max_msg = 16384, .order = MPS_FIFO};
   char name[64];
   errno = 0;
   if (mps_queue_create(test_name(name, "big"), &o) != NULL || errno != ENOMEM)
@@ -100,7 +100,7 @@ static int fill(void *arg)
   if (made == 0 || made == 200)
     return 6;
   int before = shm_entries();
-  mps_queue_opts o = {16, 4096, MPS_PRIORITY};
+  mps_queue_opts o = {.maxsize = 16, .max_msg = 4096, .order = MPS_PRIORITY};
   errno = 0;
   if (mps_queue_create(test_name(name, "q"), &o) != NULL || errno != ENOMEM)
     return 7;

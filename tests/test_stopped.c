@@ -203,7 +203,7 @@ static int put_and_stop(void *arg)
 
 static void stopped_inside_put(mps_order order)
 {
-  mps_queue_opts o = {4, 4096, order};
+  mps_queue_opts o = {.maxsize = 4, .max_msg = 4096, .order = order};
   fq = mps_queue_new(&o);
   cr_assert_not_null(fq);
   pid_t pid = child_run(put_and_stop, NULL);
@@ -266,7 +266,7 @@ Test(stopped, forged_live_owner_costs_only_the_timeout, .timeout = 20)
 
 Test(stopped, put_reentered_from_a_handler_gets_edeadlk, .timeout = 20)
 {
-  mps_queue_opts o = {4, 4096, MPS_FIFO};
+  mps_queue_opts o = {.maxsize = 4, .max_msg = 4096, .order = MPS_FIFO};
   fq = mps_queue_new(&o);
   cr_assert_not_null(fq);
   on_fault = REENTER_PUT;
@@ -282,7 +282,7 @@ Test(stopped, put_reentered_from_a_handler_gets_edeadlk, .timeout = 20)
 
 Test(stopped, get_reentered_from_a_handler_gets_edeadlk, .timeout = 20)
 {
-  mps_queue_opts o = {4, 4096, MPS_FIFO};
+  mps_queue_opts o = {.maxsize = 4, .max_msg = 4096, .order = MPS_FIFO};
   fq = mps_queue_new(&o);
   cr_assert_not_null(fq);
   unsigned char msg[BIG];
