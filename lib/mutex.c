@@ -40,6 +40,8 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <signal.h>
+#include <stdint.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -58,6 +60,11 @@
  * condition checks ownership on every wait and notify. A forked child is a
  * new thread with another id, so fork forgets the cache. */
 static __thread pid_t my_tid;
+
+/* This thread's robust list head, which the kernel walks when the thread
+ * dies: glibc links every robust mutex the thread holds into it. Fixed for
+ * the life of a thread (and the same in a forked child). */
+static __thread struct robust_list_head *my_robust;
 
 /* glibc's kind word for our error-checking [0] and recursive [1] mutexes,
  * learnt from mutexes made the way mps__mutex_init makes them. */
@@ -119,6 +126,41 @@ bool mps__single_cpu(void)
     atomic_store_explicit(&ncpu, n, memory_order_relaxed);
   }
   return n == 1;
+}
+
+/* Whether m's list links are those of a mutex this thread holds: the pair
+ * stored in m equals the pair of some entry on this thread's robust list
+ * (the entry is m itself, or m seen through another mapping of the same
+ * segment). Entries point at a mutex's __list.__next, __prev just before
+ * it; the low bit marks priority-inheritance mutexes. The walk is as long
+ * as the number of robust mutexes this thread holds, one or two. */
+static bool linked_by_me(const mps__mutex *m)
+{
+  if (my_robust == NULL) {
+    size_t len;
+    if (syscall(SYS_get_robust_list, 0, &my_robust, &len) < 0 || my_robust == NULL)
+      return true; /* no robust list: glibc will not unlink through m either */
+  }
+  void *next = m->m.__data.__list.__next, *prev = m->m.__data.__list.__prev;
+  struct robust_list *head = &my_robust->list;
+  struct robust_list *e = (struct robust_list *)((uintptr_t)head->next & ~(uintptr_t)1);
+  for (int n = 0; e != head && e != NULL && n < 4096; n++) {
+    void **node = (void **)e;
+    if (node[0] == next && node[-1] == prev)
+      return true;
+    e = (struct robust_list *)((uintptr_t)e->next & ~(uintptr_t)1);
+  }
+  return false;
+}
+
+int mps__mutex_unlock(mps__mutex *m)
+{
+  if (!mps__mutex_held(m))
+    return -EPERM;
+  /* A recursive mutex held more than once is not unlinked yet. */
+  if (m->m.__data.__count <= 1 && !linked_by_me(m))
+    return -EPERM;
+  return -pthread_mutex_unlock(&m->m);
 }
 
 int mps__mutex_init(mps__mutex *m, bool recursive)

@@ -53,11 +53,12 @@ int mps__mutex_trylock(mps__mutex *m);
  * wake of a contended pthread mutex. */
 int mps__mutex_lock_spin(mps__mutex *m, const mps__deadline *d);
 
-/* 0 or -EPERM (not the owner). */
-static inline int mps__mutex_unlock(mps__mutex *m)
-{
-  return -pthread_mutex_unlock(&m->m);
-}
+/* 0 or -EPERM (not the owner). Ownership is the owner word and, since
+ * glibc's unlock then unlinks the mutex through the list pointers stored
+ * in it, those pointers being the ones of a mutex on this thread's robust
+ * list: an owner word forged to name this thread cannot make an unlock
+ * write through pointers read from a segment. */
+int mps__mutex_unlock(mps__mutex *m);
 
 /* Whether the calling thread holds m; no side effect on a dead owner's m. */
 bool mps__mutex_held(const mps__mutex *m);

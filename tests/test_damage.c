@@ -337,3 +337,33 @@ Test(damage, every_handle_after_close_is_einval, .timeout = 30)
   cr_expect_null(mps_array_get_lock(arr));
   assert_no_segments_left();
 }
+
+/* An owner word forged to name this very thread, with list links that
+ * point nowhere: glibc's unlock would write through them. A release is
+ * refused (-EPERM) instead, and nothing is written. */
+Test(damage, an_owner_forged_to_this_thread_cannot_make_release_write, .timeout = 30)
+{
+  for (int recursive = 0; recursive < 2; recursive++) {
+    const struct kind *k = &kinds[recursive];
+    char name[64];
+    create_named(k, name);
+    void *h = k->open(name);
+    cr_assert_not_null(h);
+    struct mapping m = map_named(name);
+    size_t off[4];
+    cr_assert_gt(find_mutexes(m, off, 4), 0);
+    pthread_mutex_t *mu = mutex_at(m, off[0]);
+    mu->__data.__lock = gettid();
+    mu->__data.__owner = gettid();
+    mu->__data.__count = 1;
+    mu->__data.__list.__next = (void *)0x1000;
+    mu->__data.__list.__prev = (void *)0x2000;
+    int r = recursive ? mps_rlock_release(h) : mps_lock_release(h);
+    cr_expect_eq(r, -EPERM, "%s release: %d", k->what, r);
+    cr_expect_eq(mu->__data.__lock, gettid(), "%s: the lock word was left alone", k->what);
+    memset(mu, 0, sizeof(*mu));
+    k->close(h);
+    munmap(m.p, m.size);
+    mps_unlink(name);
+  }
+}
