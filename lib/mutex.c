@@ -25,9 +25,12 @@
  * kernel's robust-list cleanup only helps when the lock word is 0 or the
  * dead process's own). The torture tests hit this within minutes. A
  * sleeper whose slice ends simply tries the lock again and finds it free.
- * Between slices it also checks that the owner still exists: an owner word
- * naming a thread that is gone, without the owner-died mark the kernel
- * sets when a holder exits, can only be damage or forgery (-EPROTO).
+ * Between slices it also checks that the owner can be a holder at all: an
+ * owner word naming a thread that is gone, without the owner-died mark the
+ * kernel sets when a holder exits, or a live thread whose process does not
+ * map the segment, can only be damage or forgery (-EPROTO). Thread ids are
+ * read in this process's pid namespace: processes that share a segment
+ * must share one (glibc's robust mutexes need that too).
  *
  * Every lock takes the caller's deadline, so a holder that is stopped
  * (SIGSTOP, a debugger, a frozen cgroup) while it holds the lock delays a
@@ -41,6 +44,9 @@
 #include <linux/futex.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -52,7 +58,9 @@
  * probably not running, and we sleep in the kernel instead. */
 #define MPS__MUTEX_SPIN_NS 3000
 #define MPS__SPIN_CHECK 32 /* spins between clock reads */
+#ifndef MPS__LOCK_SLICE_NS /* the fuzzers build with a shorter slice */
 #define MPS__LOCK_SLICE_NS (50 * 1000 * 1000L)
+#endif
 /* The largest thread id Linux hands out (PID_MAX_LIMIT). */
 #define MPS__TID_MAX (4 * 1024 * 1024)
 
@@ -212,17 +220,59 @@ static int lock_result(mps__mutex *m, int err)
   }
 }
 
-/* An owner word naming a thread that no longer exists and not marked
- * owner-died: the kernel marks a robust mutex at its holder's exit, before
- * the thread id can be reused, so this lock will never be released. */
-static bool owner_vanished(const mps__mutex *m)
+/* The "device inode" of the mapping of process pid (0: this one) that
+ * contains addr, or, with addr NULL, whether pid maps the segment whose
+ * id is given: 1 yes, 0 no, -1 cannot tell (its maps are not readable). */
+static int maps_find(pid_t pid, const void *addr, char id[64])
+{
+  char path[64], *line = NULL;
+  size_t cap = 0;
+  snprintf(path, sizeof(path), pid ? "/proc/%d/maps" : "/proc/self/maps", (int)pid);
+  FILE *f = fopen(path, "re");
+  if (f == NULL)
+    return -1;
+  int found = 0;
+  while (!found && getline(&line, &cap, f) > 0) {
+    unsigned long lo, hi;
+    char dev[32];
+    unsigned long ino;
+    if (sscanf(line, "%lx-%lx %*s %*s %31s %lu", &lo, &hi, dev, &ino) != 4)
+      continue;
+    char this_id[64];
+    snprintf(this_id, sizeof(this_id), "%s %lu", dev, ino);
+    if (addr != NULL && (uintptr_t)addr >= lo && (uintptr_t)addr < hi) {
+      snprintf(id, 64, "%s", this_id);
+      found = 1;
+    } else if (addr == NULL && strcmp(id, this_id) == 0) {
+      found = 1;
+    }
+  }
+  free(line);
+  fclose(f);
+  return found;
+}
+
+/* An owner word that cannot be a holder's: it names a thread that no
+ * longer exists and is not marked owner-died (the kernel marks a robust
+ * mutex at its holder's exit, before the thread id can be reused), or a
+ * live thread whose process does not map this segment (a kernel thread,
+ * an unrelated process: a forged word). Such a lock is never released.
+ * Checked once per 50 ms slice of a blocked lock, so the cost of reading
+ * two maps files does not matter. A process whose maps cannot be read is
+ * given the benefit of the doubt. */
+static bool owner_bogus(const mps__mutex *m)
 {
   unsigned w = owner_word(m), tid = w & FUTEX_TID_MASK;
   if (tid == 0 || (w & FUTEX_OWNER_DIED) != 0)
     return false;
-  if (kill((pid_t)tid, 0) == 0 || errno != ESRCH)
-    return false;
-  return (owner_word(m) & FUTEX_TID_MASK) == tid;
+  bool bogus;
+  if (kill((pid_t)tid, 0) < 0 && errno == ESRCH) {
+    bogus = true;
+  } else {
+    char id[64];
+    bogus = maps_find(0, m, id) == 1 && maps_find((pid_t)tid, NULL, id) == 0;
+  }
+  return bogus && (owner_word(m) & FUTEX_TID_MASK) == tid;
 }
 
 /* Tries a busy mutex for the grace period, then gives up with d's error. */
@@ -274,7 +324,7 @@ static int lock_sliced(mps__mutex *m, const mps__deadline *d)
       return lock_result(m, err);
     if (last)
       return lock_grace(m, d);
-    if (owner_vanished(m))
+    if (owner_bogus(m))
       return -EPROTO;
   }
 }

@@ -37,11 +37,13 @@ int mps__mutex_check(const mps__mutex *m, bool recursive);
  * was touched, so a call re-entered from a signal handler leaves the outer
  * call's lock alone), -EAGAIN (recursion depth), -EPROTO (m is damaged:
  * a kind glibc would abort on, or an owner word naming a thread that no
- * longer exists, which the kernel would have marked owner-died).
+ * longer exists, which the kernel would have marked owner-died, or one
+ * whose process does not map m's segment).
  *
  * A holder that is stopped (SIGSTOP, a debugger, a frozen cgroup) delays
- * the call until d and no longer; so does an owner word forged to name a
- * live unrelated thread. */
+ * the call until d and no longer (for ever with no deadline: it is a real
+ * holder); so does an owner word forged to name a live thread of a process
+ * that maps the segment. */
 int mps__mutex_lock(mps__mutex *m, const mps__deadline *d);
 
 /* One try, no grace: for a caller that scans many mutexes (a Condition's

@@ -261,13 +261,17 @@ static int exit_now(void *arg)
   return 0;
 }
 
-/* An owner word naming a thread that is gone, without the owner-died mark
- * the kernel would have set: calls without a timeout get -EPROTO after one
- * 50 ms slice instead of waiting for ever. */
-Test(damage, a_vanished_owner_ends_a_wait_without_timeout, .timeout = 30)
+/* An owner word that cannot be a holder's: calls without a timeout get
+ * -EPROTO after one 50 ms slice instead of waiting for ever. */
+static int sleep_forever(void *arg)
 {
-  pid_t gone = child_run(exit_now, NULL);
-  child_expect_exit(gone, 0);
+  (void)arg;
+  pause();
+  return 0;
+}
+
+static void forged_owner_ends_waits(pid_t owner)
+{
   for (size_t i = 0; i < NKINDS; i++) {
     if (kinds[i].use_forever == NULL)
       continue;
@@ -279,7 +283,7 @@ Test(damage, a_vanished_owner_ends_a_wait_without_timeout, .timeout = 30)
     size_t off[4];
     cr_assert_gt(find_mutexes(m, off, 4), 0);
     pthread_mutex_t *mu = mutex_at(m, off[0]);
-    mu->__data.__lock = gone;
+    mu->__data.__lock = owner;
     double t0 = test_now();
     cr_expect_eq(kinds[i].use_forever(h), -EPROTO, "%s", kinds[i].what);
     cr_expect_lt(test_now() - t0, 1.0, "%s", kinds[i].what);
@@ -288,6 +292,23 @@ Test(damage, a_vanished_owner_ends_a_wait_without_timeout, .timeout = 30)
     munmap(m.p, m.size);
     mps_unlink(name);
   }
+}
+
+Test(damage, a_vanished_owner_ends_a_wait_without_timeout, .timeout = 30)
+{
+  pid_t gone = child_run(exit_now, NULL);
+  child_expect_exit(gone, 0);
+  forged_owner_ends_waits(gone);
+}
+
+/* A live process that does not map the segment (forked before it was
+ * made) cannot be its holder either. */
+Test(damage, an_owner_that_does_not_map_the_segment_ends_a_wait, .timeout = 30)
+{
+  pid_t other = child_run(sleep_forever, NULL);
+  forged_owner_ends_waits(other);
+  kill(other, SIGKILL);
+  child_expect_signal(other, SIGKILL);
 }
 
 /* ---- handles after close ------------------------------------------------ */
