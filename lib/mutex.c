@@ -165,8 +165,10 @@ int mps__mutex_unlock(mps__mutex *m)
 {
   if (!mps__mutex_held(m))
     return -EPERM;
-  /* A recursive mutex held more than once is not unlinked yet. */
-  if (m->m.__data.__count <= 1 && !linked_by_me(m))
+  /* A recursive mutex held more than once is only counted down; any other
+   * unlock unlinks it. */
+  bool counted = m->m.__data.__kind == glibc_kind[1] && m->m.__data.__count > 1;
+  if (!counted && !linked_by_me(m))
     return -EPERM;
   return -pthread_mutex_unlock(&m->m);
 }
@@ -190,9 +192,13 @@ out:
 
 int mps__mutex_check(const mps__mutex *m, bool recursive)
 {
-  unsigned tid = owner_word(m) & FUTEX_TID_MASK;
+  unsigned w = owner_word(m), tid = w & FUTEX_TID_MASK;
   int owner = m->m.__data.__owner;
   if (m->m.__data.__kind != glibc_kind[recursive] || tid > MPS__TID_MAX)
+    return -EPROTO;
+  /* The waiters bit alone: an unlock always clears the whole word, and the
+   * kernel marks a dead owner's word owner-died, so this is damage. */
+  if (w == FUTEX_WAITERS)
     return -EPROTO;
   /* The owner field is 0, a thread id, or glibc's "inconsistent" mark. */
   if (owner != INT_MAX && (owner < 0 || owner > MPS__TID_MAX))
@@ -263,8 +269,10 @@ static int maps_find(pid_t pid, const void *addr, char id[64])
 static bool owner_bogus(const mps__mutex *m)
 {
   unsigned w = owner_word(m), tid = w & FUTEX_TID_MASK;
-  if (tid == 0 || (w & FUTEX_OWNER_DIED) != 0)
+  if ((w & FUTEX_OWNER_DIED) != 0)
     return false;
+  if (tid == 0) /* waiters and no owner: glibc waits for a 0 that never comes */
+    return w != 0 && owner_word(m) == w;
   bool bogus;
   if (kill((pid_t)tid, 0) < 0 && errno == ESRCH) {
     bogus = true;
