@@ -16,6 +16,14 @@ have_cmd pkg-config || need_pkgs="$need_pkgs pkg-config"
 have_cmd make || need_pkgs="$need_pkgs make"
 have_cmd cc || need_pkgs="$need_pkgs gcc libc6-dev"
 pkg-config --exists criterion 2>/dev/null || need_pkgs="$need_pkgs libcriterion-dev"
+# MPS_CHECK_TOOLS=1 (CI sets it): also what `make fuzz` (clang, libFuzzer),
+# `make check-valgrind` and `make check-tsan` need.
+if [ "${MPS_CHECK_TOOLS:-0}" = 1 ]; then
+  have_cmd clang || need_pkgs="$need_pkgs clang"
+  [ -n "$(find /usr/lib/llvm-*/lib/clang -name 'libclang_rt.fuzzer*.a' 2>/dev/null | head -1)" ] ||
+    need_pkgs="$need_pkgs libclang-rt-14-dev"
+  have_cmd valgrind || need_pkgs="$need_pkgs valgrind"
+fi
 
 if [ -n "$need_pkgs" ]; then
   if [ "$(id -u)" = 0 ] && have_cmd apt-get; then

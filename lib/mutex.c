@@ -304,7 +304,7 @@ static int lock_grace(mps__mutex *m, const mps__deadline *d)
   return mps__deadline_error(d);
 }
 
-#ifdef MPS_TSAN_TIMEDLOCK
+#if defined(__SANITIZE_THREAD__) || defined(MPS_TSAN_TIMEDLOCK)
 /* ThreadSanitizer (Debian 12's) does not intercept pthread_mutex_clocklock
  * and then reports every lock as a race: this build takes the same slices
  * through pthread_mutex_timedlock, on CLOCK_REALTIME. */
