@@ -30,6 +30,9 @@ typedef struct mps__deadline {
 
 /* 0, or -EINVAL for NaN. */
 int mps__deadline_init(mps__deadline *d, double timeout);
+/* The earlier of d and ns nanoseconds from now, as a timed deadline: one
+ * bounded slice of a longer sleep. */
+void mps__deadline_slice(const mps__deadline *d, long ns, mps__deadline *out);
 bool mps__deadline_passed(const mps__deadline *d);
 /* The error for "gave up waiting": -EAGAIN for timeout 0, else -ETIMEDOUT. */
 int mps__deadline_error(const mps__deadline *d);
@@ -42,7 +45,7 @@ double mps__now(void);
 /* Layout version: bump MPS__LAYOUT_REV when any shared struct changes. The
  * sizes of the pthread types and of a pointer are part of it, so that builds
  * with different ABIs refuse each other's segments. */
-#define MPS__LAYOUT_REV 1u
+#define MPS__LAYOUT_REV 2u
 #define MPS__LAYOUT                                                       \
   ((MPS__LAYOUT_REV << 24) | ((uint32_t)sizeof(pthread_mutex_t) << 8) | \
    (uint32_t)sizeof(void *))
@@ -154,6 +157,9 @@ bool mps__mutex_held(mps__mutex *m);
  * spinner that only reads keeps the line shared instead of stealing it
  * from the holder on every try. */
 bool mps__mutex_looks_free(mps__mutex *m);
+/* Whether a thread holds m and is still alive (read without side effect:
+ * the kernel marks a dead owner's word). A liveness token. */
+bool mps__mutex_owner_alive(mps__mutex *m);
 /* What a pthread lock call's error means for mpshare (recovers EOWNERDEAD). */
 int mps__mutex_result(mps__mutex *m, int err);
 
@@ -243,6 +249,9 @@ void mps__waitq_wake_held(mps__waitq *w, int n);
  * for at most a few microseconds (less after spins that did not pay off,
  * none on a single CPU). True if the word changed. Never blocks. */
 bool mps__spin_while_eq(const _Atomic uint64_t *word, uint64_t old);
+/* The same while both *a == olda and *b == oldb. */
+bool mps__spin_while_eq2(const _Atomic uint64_t *a, uint64_t olda, const _Atomic uint64_t *b,
+                         uint64_t oldb);
 
 /* Takes m like mps__mutex_lock_forever, after a short bounded spin on
  * trylock (none on a single CPU): for locks held only for a short copy,
