@@ -1,34 +1,40 @@
 /* Queue: a bounded FIFO, LIFO or priority queue of byte strings in one
- * shared segment, with task_done/join and shutdown.
+ * shared segment, with task_done/join and shutdown. This file makes,
+ * opens and closes queues, runs the LIFO and priority queues, and hands
+ * FIFO calls to the lock-free core in queue_ring.c (with queue_repair.c
+ * and queue_token.c; its crash semantics are written there).
  *
- * Shared layout (struct mps__queue_shm, then the arrays): the segment header;
- * the configuration (maxsize, max_msg, order, slot size and the offsets of
- * the arrays), written once by the creator and checked by every opener; the
- * robust mutex; then, each on its own cache line, the counters `head`
- * (messages ever got), `tail` (messages ever put), `done` (task_done calls)
- * with the shutdown flag, the three wait queues (not_empty, not_full,
- * all_done), and the heap's redo record. For a priority queue the heap
- * (queue_heap.c) follows; then `maxsize` payload slots of a 64-bit length
- * and max_msg bytes, each slot cache-line aligned so that a producer and a
- * consumer never write the same line.
+ * Shared layout (struct mps__queue_shm in queue_internal.h, then the
+ * arrays): the segment header; the configuration (maxsize, max_msg,
+ * order, slot size and the offsets of the arrays), written once by the
+ * creator and checked by every opener; the robust mutex; then, each on
+ * its own cache line, the counters `head` (messages ever got), `tail`
+ * (messages ever put), `done` (task_done calls) with the shutdown flag,
+ * the three wait queues (not_empty, not_full, all_done), the heap's redo
+ * record and the FIFO core's counters. For a FIFO queue its liveness
+ * tokens follow, for a priority queue the heap (queue_heap.c); then
+ * `maxsize` payload slots of a state word, a 64-bit length and max_msg
+ * bytes, each slot cache-line aligned so that a producer and a consumer
+ * never write the same line.
  *
- * qsize is tail - head and the unfinished tasks are tail - done. A FIFO
- * message lives in slot (its put number % maxsize); LIFO keeps a stack in
- * slots 0..qsize-1; the priority heap names the slot of each message.
+ * LIFO and priority: qsize is tail - head and the unfinished tasks are
+ * tail - done. LIFO keeps a stack in slots 0..qsize-1; the priority heap
+ * names the slot of each message.
  *
- * Crash semantics: every mutation is made under the mutex, and is committed
- * by one final store. A put writes its payload into a free slot, then stores
- * the new tail; a get copies the payload out, then stores the new head;
- * task_done stores the new done. A process killed before that store changed
- * nothing anyone can see; killed after it, the call is complete. A heap
- * update needs several stores: they are planned first into the redo record,
- * which is marked valid, applied, and cleared; whoever takes the mutex with
- * MPS_OWNER_DIED applies a valid record again (every store in it writes an
- * absolute value) before looking at the queue. Sleepers are woken before
- * the commit store, while the mutex is held, so a waker killed after its
- * commit has already woken them; the recovering process also wakes all.
- * Every wake is a wake-all: a woken sleeper killed before it takes the
- * mutex must not swallow the only wake-up.
+ * Crash semantics (LIFO, priority): every mutation is made under the
+ * mutex, and is committed by one final store. A put writes its payload
+ * into a free slot, then stores the new tail; a get copies the payload
+ * out, then stores the new head; task_done stores the new done. A process
+ * killed before that store changed nothing anyone can see; killed after
+ * it, the call is complete. A heap update needs several stores: they are
+ * planned first into the redo record, which is marked valid, applied, and
+ * cleared; whoever takes the mutex with MPS_OWNER_DIED applies a valid
+ * record again (every store in it writes an absolute value) before
+ * looking at the queue. Sleepers are woken before the commit store, while
+ * the mutex is held, so a waker killed after its commit has already woken
+ * them; the recovering process also wakes all. Every wake is a wake-all:
+ * a woken sleeper killed before it takes the mutex must not swallow the
+ * only wake-up.
  *
  * Indices read from the segment are checked before use (slot numbers below
  * maxsize, lengths at most max_msg, qsize at most maxsize), so a damaged or
@@ -291,22 +297,17 @@ static ssize_t q_enqueue(mps_queue *q, int prio, const void *const *msgs, const 
     return (ssize_t)k;
   }
   for (uint64_t i = 0; i < k; i++)
-    slot_write(q, q->order == MPS_FIFO ? (tail + i) % q->cap : count + i, msgs[i], lens[i]);
+    slot_write(q, count + i, msgs[i], lens[i]); /* LIFO: the stack's top */
   atomic_store_explicit(&q->s->tail, tail + k, memory_order_release);
   return (ssize_t)k;
 }
 
-/* The slot of the i-th message to get next (i > 0 only for FIFO/LIFO). */
+/* The slot of the i-th message to get next (i > 0 only for LIFO). */
 static int64_t next_slot(mps_queue *q, uint64_t head, uint64_t tail, uint64_t i)
 {
-  switch (q->order) {
-  case MPS_FIFO:
-    return (int64_t)((head + i) % q->cap);
-  case MPS_LIFO:
+  if (q->order == MPS_LIFO)
     return (int64_t)(tail - head - 1 - i);
-  default:
-    return q->heap[0].slot < q->cap ? (int64_t)q->heap[0].slot : -EPROTO;
-  }
+  return q->heap[0].slot < q->cap ? (int64_t)q->heap[0].slot : -EPROTO;
 }
 
 /* Copies message (slot) out at buf + *off if it fits in cap. Returns its

@@ -178,8 +178,10 @@ enum mps__crash {
 void mps__crashpoint(enum mps__crash id);
 /* Arms point id to SIGKILL this process on its hit-th hit (0 disarms). */
 void mps__crash_arm(enum mps__crash id, unsigned hit);
-/* Holes made in q so far (white-box, for the crash-point test). */
+/* Holes made in q so far, and tickets ever claimed (white-box, for the
+ * crash-point test). */
 uint64_t mps__queue_skipped(mps_queue *q);
+uint64_t mps__queue_tickets(mps_queue *q);
 #define MPS__CRASHPOINT(id) mps__crashpoint(id)
 #else
 #define MPS__CRASHPOINT(id) ((void)0)
@@ -198,7 +200,8 @@ int mps__ring_shutdown(mps_queue *q);
 
 /* ---- queue_repair.c ------------------------------------------------------ */
 
-/* Whether some token holds an intent and its thread is dead. */
+/* Whether some token holds an intent and its thread is dead, or a dead
+ * repairer left its redo record to apply. */
 bool mps__ring_dead_claims(mps_queue *q);
 /* Turns every ticket claimed by a dead thread and never published into a
  * hole, under the mutex. 0, or -EPROTO. */

@@ -47,6 +47,11 @@ static unsigned ntok(mps_queue *q)
 
 bool mps__ring_dead_claims(mps_queue *q)
 {
+  /* A repairer that died with its redo record valid: `skipped` is behind
+   * until someone applies it. */
+  if (atomic_load_explicit(&q->s->ring.log.valid, memory_order_relaxed) &&
+      !mps__mutex_owner_alive(&q->s->mu))
+    return true;
   for (unsigned k = 0, n = ntok(q); k < n; k++)
     if (atomic_load_explicit(&q->tok[k].intent, memory_order_acquire) != 0 &&
         !mps__mutex_owner_alive(&q->tok[k].mu))

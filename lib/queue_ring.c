@@ -332,8 +332,14 @@ int mps__ring_task_done(mps_queue *q)
   for (;;) {
     uint64_t tail = atomic_load(&q->s->tail) & MPS__TICKETS;
     uint64_t skipped = atomic_load(&q->s->ring.skipped);
-    if ((dv & MPS__TICKETS) + skipped >= tail)
-      return -EINVAL;
+    if ((dv & MPS__TICKETS) + skipped >= tail) {
+      if (!mps__ring_dead_claims(q))
+        return -EINVAL;
+      int r = mps__ring_repair(q); /* the holes may not be counted yet */
+      if (r < 0)
+        return r;
+      continue;
+    }
     MPS__CRASHPOINT(MPS__CP_DONE_BEFORE);
     if (atomic_compare_exchange_weak(done, &dv, (dv & MPS__TICKETS) + 1))
       break;
