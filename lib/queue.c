@@ -137,6 +137,8 @@ static int shm_validate(const void *shm, size_t size)
 static mps_queue *q_make(const char *name, bool create, const mps_queue_opts *opts)
 {
   struct q_plan p = {.o = opts ? *opts : (mps_queue_opts){0}};
+  if (!mps__reserved_zero(p.o.reserved))
+    return mps__fail(-EINVAL);
   p.o.maxsize = p.o.maxsize ? p.o.maxsize : MPS_QUEUE_DEFAULT_MAXSIZE;
   p.o.max_msg = p.o.max_msg ? p.o.max_msg : MPS_QUEUE_DEFAULT_MAX_MSG;
   int err = create ? layout_of(p.o.maxsize, p.o.max_msg, (uint64_t)p.o.order, &p.l) : 0;
@@ -496,7 +498,7 @@ ssize_t mps_queue_get(mps_queue *q, void *buf, size_t cap, double timeout)
   return r < 0 ? r : (ssize_t)len;
 }
 
-size_t mps_queue_qsize(mps_queue *q)
+size_t mps_queue_qsize(const mps_queue *q)
 {
   if (q == NULL)
     return 0;
@@ -508,10 +510,10 @@ size_t mps_queue_qsize(mps_queue *q)
   return n > q->cap ? q->cap : n;
 }
 
-bool mps_queue_empty(mps_queue *q) { return mps_queue_qsize(q) == 0; }
-bool mps_queue_full(mps_queue *q) { return q != NULL && mps_queue_qsize(q) == q->cap; }
-size_t mps_queue_maxsize(mps_queue *q) { return q ? q->cap : 0; }
-size_t mps_queue_max_msg(mps_queue *q) { return q ? q->max_msg : 0; }
+bool mps_queue_empty(const mps_queue *q) { return q != NULL && mps_queue_qsize(q) == 0; }
+bool mps_queue_full(const mps_queue *q) { return q != NULL && mps_queue_qsize(q) == q->cap; }
+size_t mps_queue_maxsize(const mps_queue *q) { return q ? q->cap : 0; }
+size_t mps_queue_max_msg(const mps_queue *q) { return q ? q->max_msg : 0; }
 
 int mps_queue_task_done(mps_queue *q)
 {

@@ -193,7 +193,7 @@ ssize_t mps__ring_put(mps_queue *q, const void *const *msgs, const size_t *lens,
                       const mps__deadline *d);
 ssize_t mps__ring_get(mps_queue *q, void *buf, size_t cap, size_t *lens, size_t max,
                       const mps__deadline *d);
-size_t mps__ring_qsize(mps_queue *q);
+size_t mps__ring_qsize(const mps_queue *q);
 int mps__ring_task_done(mps_queue *q);
 int mps__ring_join(mps_queue *q, const mps__deadline *d);
 int mps__ring_shutdown(mps_queue *q);

@@ -317,7 +317,7 @@ ssize_t mps__ring_get(mps_queue *q, void *buf, size_t cap, size_t *lens, size_t 
 
 /* ---- counts, task_done, join, shutdown --------------------------------- */
 
-size_t mps__ring_qsize(mps_queue *q)
+size_t mps__ring_qsize(const mps_queue *q)
 {
   /* head first: the tail read after it is at least as new. */
   uint64_t h = atomic_load(&q->s->head) & MPS__TICKETS;

@@ -71,7 +71,7 @@ static int record(const unsigned char *buf, ssize_t n)
 
 static void setup(unsigned cap)
 {
-  mps_queue_opts o = {cap, MAX_MSG, MPS_FIFO};
+  mps_queue_opts o = {.maxsize = cap, .max_msg = MAX_MSG, .order = MPS_FIFO};
   q = mps_queue_new(&o);
   cr_assert_not_null(q);
   shv = mps_value_new_sized(sizeof(struct shared), false);
@@ -345,8 +345,7 @@ static int sleeping_getter(void *arg)
 {
   (void)arg;
   unsigned char b[MAX_MSG];
-  mps_queue_get(q, b, sizeof(b), 10.0);
-  return 0;
+  return mps_queue_get(q, b, sizeof(b), 10.0) == -ETIMEDOUT ? 0 : 1; /* killed asleep */
 }
 
 static int sleeping_putter(void *arg)
