@@ -178,6 +178,8 @@ enum mps__crash {
 void mps__crashpoint(enum mps__crash id);
 /* Arms point id to SIGKILL this process on its hit-th hit (0 disarms). */
 void mps__crash_arm(enum mps__crash id, unsigned hit);
+/* The same with another signal than SIGKILL (SIGSTOP, say). */
+void mps__crash_arm_signal(enum mps__crash id, unsigned hit, int signo);
 /* Holes made in q so far, and tickets ever claimed (white-box, for the
  * crash-point test). */
 uint64_t mps__queue_skipped(mps_queue *q);
