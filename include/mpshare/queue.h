@@ -14,8 +14,8 @@
  * one get that returned it. A get killed before it committed leaves its
  * messages in the queue for the others; killed after, the messages were
  * the dead process's (a killed get_many may so lose every message it had
- * taken). Killed sleepers never swallow wake-ups, and a killed waker
- * costs the sleepers at most one bounded sleep slice (20-50 ms). A
+ * taken). A killed sleeper or waker costs the other sleepers at most one
+ * bounded sleep slice (20-50 ms) before they see the change. A
  * consumer killed between its get and its task_done leaves that task
  * unfinished for ever, so join (as in Python) waits for it: give join a
  * timeout where consumers may die.
