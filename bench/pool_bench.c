@@ -57,7 +57,7 @@ static double run_pool(mps_pool *p, mps_task_fn fn, const void *arg, size_t len,
     bad |= (fs[i] = mps_pool_submit(p, fn, arg, len)) == NULL;
   for (int i = 0; i < n; i++) {
     char out[8];
-    bad |= fs[i] == NULL || mps_future_result(fs[i], out, sizeof(out), NULL, MPS_FOREVER) != 0;
+    bad |= fs[i] == NULL || mps_future_result(fs[i], NULL, out, sizeof(out), MPS_FOREVER) != 0;
     mps_future_free(fs[i]);
   }
   double dt = now() - t0;
