@@ -30,6 +30,9 @@ typedef struct mps__deadline {
 
 /* 0, or -EINVAL for NaN. */
 int mps__deadline_init(mps__deadline *d, double timeout);
+/* The earlier of d and ns nanoseconds from now, as a timed deadline: one
+ * bounded slice of a longer sleep. */
+void mps__deadline_slice(const mps__deadline *d, long ns, mps__deadline *out);
 bool mps__deadline_passed(const mps__deadline *d);
 /* The error for "gave up waiting": -EAGAIN for timeout 0, else -ETIMEDOUT. */
 int mps__deadline_error(const mps__deadline *d);
@@ -64,7 +67,7 @@ int mps__child_wait_exit(pid_t pid, int pidfd, const mps__deadline *d);
 /* Layout version: bump MPS__LAYOUT_REV when any shared struct changes. The
  * sizes of the pthread types and of a pointer are part of it, so that builds
  * with different ABIs refuse each other's segments. */
-#define MPS__LAYOUT_REV 1u
+#define MPS__LAYOUT_REV 2u
 #define MPS__LAYOUT                                                       \
   ((MPS__LAYOUT_REV << 24) | ((uint32_t)sizeof(pthread_mutex_t) << 8) | \
    (uint32_t)sizeof(void *))
@@ -151,6 +154,25 @@ int mps__seg_free_handle(void *handle);
 #define MPS__SEG_HANDLE(type) \
   _Static_assert(offsetof(type, seg) == 0, #type " must start with its mps__seg")
 
+/* Whether the reserved tail of an options struct is all zero: a non-zero
+ * word is a field of a later version that this library does not know, so
+ * the call fails with -EINVAL rather than ignore what the caller asked. */
+static inline bool mps__reserved_zero(const unsigned long long r[MPS_OPTS_RESERVED])
+{
+  for (int i = 0; i < MPS_OPTS_RESERVED; i++)
+    if (r[i] != 0)
+      return false;
+  return true;
+}
+
+/* The options structs keep their size for ever (common.h): a new field is
+ * carved out of `reserved`, shrinking it so that these still hold. */
+#if SIZE_MAX == UINT64_MAX
+_Static_assert(sizeof(mps_queue_opts) == 88, "carve new fields out of mps_queue_opts.reserved");
+_Static_assert(sizeof(mps_process_opts) == 80, "carve new fields out of mps_process_opts.reserved");
+_Static_assert(sizeof(mps_pool_opts) == 120, "carve new fields out of mps_pool_opts.reserved");
+#endif
+
 /* Negative errno to errno + NULL for constructors. */
 static inline void *mps__fail(int err)
 {
@@ -176,6 +198,9 @@ bool mps__mutex_held(mps__mutex *m);
  * spinner that only reads keeps the line shared instead of stealing it
  * from the holder on every try. */
 bool mps__mutex_looks_free(mps__mutex *m);
+/* Whether a thread holds m and is still alive (read without side effect:
+ * the kernel marks a dead owner's word). A liveness token. */
+bool mps__mutex_owner_alive(mps__mutex *m);
 /* What a pthread lock call's error means for mpshare (recovers EOWNERDEAD). */
 int mps__mutex_result(mps__mutex *m, int err);
 
@@ -265,6 +290,9 @@ void mps__waitq_wake_held(mps__waitq *w, int n);
  * for at most a few microseconds (less after spins that did not pay off,
  * none on a single CPU). True if the word changed. Never blocks. */
 bool mps__spin_while_eq(const _Atomic uint64_t *word, uint64_t old);
+/* The same while both *a == olda and *b == oldb. */
+bool mps__spin_while_eq2(const _Atomic uint64_t *a, uint64_t olda, const _Atomic uint64_t *b,
+                         uint64_t oldb);
 
 /* Takes m like mps__mutex_lock_forever, after a short bounded spin on
  * trylock (none on a single CPU): for locks held only for a short copy,

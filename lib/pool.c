@@ -344,6 +344,8 @@ static int cancel_task(void *arg, mps_future *f)
 
 static int opts_check(mps_pool_opts *o)
 {
+  if (!mps__reserved_zero(o->reserved))
+    return -EINVAL;
   if (o->workers == 0) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     o->workers = n > 0 ? (unsigned)n : 1;

@@ -93,7 +93,9 @@ static void repost(mps_pool *p, unsigned i, struct mps__pool_res *copy)
                                  .seq = atomic_load(&s->taken),
                                  .first = (uint32_t)posted,
                                  .count = (uint32_t)(finished - posted)};
-  mps_queue_put(p->results, copy, sizeof(*copy) + used, MPS_FOREVER);
+  /* Fails only once the pool is torn down: nobody waits for it then. */
+  if (mps_queue_put(p->results, copy, sizeof(*copy) + used, MPS_FOREVER) < 0)
+    return;
 }
 
 static bool give_up_on_init(mps_pool *p, bool was_ready)
@@ -144,7 +146,8 @@ static void on_exit_of(mps_pool *p, unsigned i, void *buf)
    * leaves alone. */
   if (again)
     p->w[i].respawn = spawn(p, i) < 0;
-  mps_queue_put(p->results, &death, sizeof(death), MPS_FOREVER);
+  if (mps_queue_put(p->results, &death, sizeof(death), MPS_FOREVER) < 0)
+    return; /* torn down: nobody waits for it */
 }
 
 /* Sleeps until a worker ends or the control eventfd is poked. Workers

@@ -56,7 +56,7 @@ static _Atomic unsigned process_counter;
 
 mps_process *mps_process_new(int (*target)(void *), void *arg, const mps_process_opts *opts)
 {
-  if (target == NULL)
+  if (target == NULL || (opts != NULL && !mps__reserved_zero(opts->reserved)))
     return mps__fail(-EINVAL);
   mps_process *p = calloc(1, sizeof(*p));
   if (p == NULL)
@@ -210,11 +210,11 @@ bool mps_process_is_alive(mps_process *p)
   return err == 0 && try_reap(p) == -EAGAIN;
 }
 
-pid_t mps_process_pid(const mps_process *p) { return p == NULL ? -EINVAL : atomic_load(&p->pid); }
+pid_t mps_process_pid(const mps_process *p) { return p == NULL ? 0 : atomic_load(&p->pid); }
 
 const char *mps_process_name(const mps_process *p)
 {
-  return p == NULL ? mps__fail(-EINVAL) : p->name;
+  return p == NULL ? NULL : p->name;
 }
 
 bool mps_process_daemon(const mps_process *p) { return p != NULL && p->daemon; }

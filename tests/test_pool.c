@@ -441,6 +441,8 @@ Test(pool, bad_arguments, .timeout = 30)
   cr_assert_eq(errno, EINVAL);
   cr_assert_null(mps_pool_new_opts(&(mps_pool_opts){.workers = 1, .max_arg = (size_t)1 << 40}));
   cr_assert_eq(errno, EINVAL);
+  cr_assert_null(mps_pool_new_opts(&(mps_pool_opts){.workers = 1, .reserved = {[0] = 1}}));
+  cr_assert_eq(errno, EINVAL, "a non-zero reserved word is refused");
   mps_pool *p = mps_pool_new_opts(&(mps_pool_opts){.workers = 1, .max_arg = 16});
   cr_assert_not_null(p);
   char big[17] = {0};

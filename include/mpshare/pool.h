@@ -76,6 +76,7 @@ typedef struct mps_pool_opts {
                                    many tasks; 0: never */
   void (*init)(void *arg);      /* run once in each new worker; may be NULL */
   void *init_arg;
+  unsigned long long reserved[MPS_OPTS_RESERVED]; /* must be zero (see common.h) */
 } mps_pool_opts;
 
 /* Makes a pool of `workers` processes (0: number of online CPUs) with the
@@ -85,7 +86,7 @@ typedef struct mps_pool_opts {
 MPS_API mps_pool *mps_pool_new(unsigned workers);
 
 /* Same with options (NULL: all defaults). NULL with errno EINVAL (workers
- * above 1024, a limit above 64 MiB), ENOMEM, EAGAIN. */
+ * above 1024, a limit above 64 MiB, a non-zero reserved word), ENOMEM, EAGAIN. */
 MPS_API mps_pool *mps_pool_new_opts(const mps_pool_opts *opts);
 
 /* Queues fn(arg[0..len)) to run in a worker; arg is copied, the caller
@@ -95,8 +96,8 @@ MPS_API mps_pool *mps_pool_new_opts(const mps_pool_opts *opts);
  * caller owns (mps_future_free), or NULL with errno EINVAL (NULL pool or fn,
  * NULL arg with len > 0), EMSGSIZE (len above max_arg), EPIPE (the pool is
  * shut down), ENOMEM. */
-MPS_API mps_future *mps_pool_submit(mps_pool *p, mps_task_fn fn, const void *arg, size_t len);
-MPS_API mps_future *mps_pool_submit_timeout(mps_pool *p, mps_task_fn fn, const void *arg,
+MPS_API MPS_NODISCARD mps_future *mps_pool_submit(mps_pool *p, mps_task_fn fn, const void *arg, size_t len);
+MPS_API MPS_NODISCARD mps_future *mps_pool_submit_timeout(mps_pool *p, mps_task_fn fn, const void *arg,
                                             size_t len, double timeout);
 
 /* Waits at most `timeout` seconds for f's task to finish. The library's
@@ -111,7 +112,7 @@ MPS_API mps_future *mps_pool_submit_timeout(mps_pool *p, mps_task_fn fn, const v
  * that made the pool), -EINVAL (NULL f, NULL out with cap > 0, NaN
  * timeout). So a task that returns -ETIMEDOUT is never taken for a wait
  * that timed out. */
-MPS_API int mps_future_result(mps_future *f, ssize_t *value, void *out, size_t cap,
+MPS_API MPS_NODISCARD int mps_future_result(mps_future *f, ssize_t *value, void *out, size_t cap,
                               double timeout);
 
 /* True once f has a result (success, error, -ECHILD or cancelled). */
@@ -141,7 +142,7 @@ MPS_API int mps_future_set_add(mps_future_set *s, mps_future *f);
 /* Waits at most `timeout` seconds for the next future of s to complete and
  * returns it (it leaves the set). NULL with errno ENOENT (no future left in
  * the set), EAGAIN (timeout 0), ETIMEDOUT, EINVAL. */
-MPS_API mps_future *mps_future_set_next(mps_future_set *s, double timeout);
+MPS_API MPS_NODISCARD mps_future *mps_future_set_next(mps_future_set *s, double timeout);
 
 /* Frees the set; its futures stay valid and leave it. NULL is a no-op. */
 MPS_API void mps_future_set_free(mps_future_set *s);
@@ -162,7 +163,7 @@ MPS_API void mps_future_free(mps_future *f);
  * (as_completed). Returns the index, -EAGAIN (timeout 0), -ETIMEDOUT,
  * -EINVAL (fs NULL, or every entry NULL, or NaN timeout). The futures may
  * belong to different pools. */
-MPS_API ssize_t mps_pool_wait_any(mps_future *const *fs, size_t n, double timeout);
+MPS_API MPS_NODISCARD ssize_t mps_pool_wait_any(mps_future *const *fs, size_t n, double timeout);
 
 /* Runs fn over nargs arguments of arg_size bytes each (args laid out back
  * to back) and stores result i at results + i * result_size, in input
@@ -171,7 +172,7 @@ MPS_API ssize_t mps_pool_wait_any(mps_future *const *fs, size_t n, double timeou
  * order (its own errno, -ECHILD, -EMSGSIZE if a result exceeds
  * result_size), -ETIMEDOUT, -EAGAIN, -EINVAL, -EPIPE, -ENOMEM. On an error
  * the tasks not yet started are cancelled; results is then partly written. */
-MPS_API int mps_pool_map(mps_pool *p, mps_task_fn fn, const void *args, size_t nargs,
+MPS_API MPS_NODISCARD int mps_pool_map(mps_pool *p, mps_task_fn fn, const void *args, size_t nargs,
                          size_t arg_size, void *results, size_t result_size, double timeout);
 
 /* Stops accepting tasks (submit then fails with EPIPE). cancel_pending:
