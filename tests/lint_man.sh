@@ -48,7 +48,7 @@ for page in "$srcdir"/man/*.[37]; do
   fi
 done
 missing=$(grep -v '^#' "$srcdir/lib/libmpshare.sym" | while read -r sym; do
-  grep -qw -- "$sym" "$srcdir"/man/*.3 || echo "$sym"
+  grep -qw -- "$sym" "$srcdir"/man/*.[37] || echo "$sym"
 done)
 [ -z "$missing" ] || echo "note: exported but not yet in a man page:" $missing
 [ $status -eq 0 ] && echo "ok: $(ls "$srcdir"/man/*.[37] | wc -l) man pages lint clean"
