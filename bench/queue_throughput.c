@@ -17,12 +17,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <mqueue.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <pthread.h>
 #include <stdalign.h>
 #include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -30,15 +30,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MSG 64
-#define CAP 1024
+#define MSG   64
+#define CAP   1024
 #define BATCH 32
-#define STOP UINT64_MAX
+#define STOP  UINT64_MAX
 
 enum kind { MPS_SINGLE, MPS_BATCH, PIPE, SEQPACKET, POSIX_MQ, RING_CONDVAR, RING_SPIN, KINDS };
-static const char *names[KINDS] = {"mpshare queue",        "mpshare queue, batch of 32",
-                                   "pipe",                 "seqpacket socketpair",
-                                   "POSIX mq",             "mutex+condvar ring (C)",
+static const char *names[KINDS] = {"mpshare queue",
+                                   "mpshare queue, batch of 32",
+                                   "pipe",
+                                   "seqpacket socketpair",
+                                   "POSIX mq",
+                                   "mutex+condvar ring (C)",
                                    "spinning SPSC ring (bound)"};
 
 /* The two reference rings. `waiting` counts sleepers so that a signal is
@@ -62,8 +65,8 @@ struct chan {
 
 static struct ring *ring_new(void)
 {
-  struct ring *r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                        -1, 0);
+  struct ring *r =
+      mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (r == MAP_FAILED)
     return NULL;
   pthread_mutexattr_t ma;

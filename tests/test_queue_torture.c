@@ -8,16 +8,16 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#define NPROD 2
-#define NCONS 2
-#define MAX_MSG 1024
-#define MAX_IDS (1u << 24)
+#define NPROD    2
+#define NCONS    2
+#define MAX_MSG  1024
+#define MAX_IDS  (1u << 24)
 #define PROGRESS 40 /* deliveries required between two kills */
 
 struct shared {
   _Atomic uint64_t next_id;   /* ids handed to producers */
   _Atomic uint64_t delivered; /* gets that returned a message */
-  _Atomic uint32_t stop; /* producers return */
+  _Atomic uint32_t stop;      /* producers return */
   _Atomic uint8_t got[MAX_IDS];
 };
 
