@@ -20,17 +20,17 @@
 #include <mpshare.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
-#include <signal.h>
-#include <fcntl.h>
 #include <mqueue.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdalign.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <pthread.h>
-#include <stdalign.h>
-#include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -38,10 +38,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MSG 64
-#define CAP 1024
+#define MSG   64
+#define CAP   1024
 #define BATCH 32
-#define STOP UINT64_MAX
+#define STOP  UINT64_MAX
 
 enum kind {
   MPS_SINGLE,
@@ -90,8 +90,8 @@ struct chan {
 
 static struct ring *ring_new(void)
 {
-  struct ring *r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                        -1, 0);
+  struct ring *r =
+      mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (r == MAP_FAILED)
     return NULL;
   pthread_mutexattr_t ma;
@@ -197,10 +197,7 @@ static int chan_open(struct chan *c, enum kind k)
   }
 }
 
-static bool is_mps(enum kind k)
-{
-  return k <= MPS_PRIO_Q;
-}
+static bool is_mps(enum kind k) { return k <= MPS_PRIO_Q; }
 
 static void chan_close(struct chan *c)
 {
@@ -400,7 +397,7 @@ struct shape {
   unsigned kinds; /* bit k: kind k runs in this shape */
 };
 
-#define K(k) (1u << (k))
+#define K(k)      (1u << (k))
 #define MPS_KINDS (K(MPS_SINGLE) | K(MPS_BATCH) | K(BOOST))
 static const struct shape shapes[] = {
     {1, 1, false, ~0u},
@@ -422,8 +419,9 @@ static void measure(int s, uint64_t n, int rounds)
     int nbusy = shapes[s].busy ? busy_start(busy, 64) : 0;
     for (int k = 0; k < KINDS; k++)
       if (shapes[s].kinds & K(k)) /* slow peers move fewer messages */
-        v[k][r] = run((enum kind)k, shapes[s].np, shapes[s].nc,
-                      k == POSIX_MQ || k == SEQPACKET || (shapes[s].busy && k != MPS_BATCH) ? n / 4 : n);
+        v[k][r] =
+            run((enum kind)k, shapes[s].np, shapes[s].nc,
+                k == POSIX_MQ || k == SEQPACKET || (shapes[s].busy && k != MPS_BATCH) ? n / 4 : n);
     busy_stop(busy, nbusy);
   }
   for (int k = 0; k < KINDS; k++) {
@@ -442,7 +440,8 @@ static void print_shape(int s)
     if (med[s][k] > 0)
       printf("       %-32s %12.0f %18.2f\n", names[k], med[s][k], med[s][MPS_SINGLE] / med[s][k]);
     else
-      printf("       %-32s %12s\n", names[k], k == BOOST && !boost_prog[0] ? "not built" : "failed");
+      printf("       %-32s %12s\n", names[k],
+             k == BOOST && !boost_prog[0] ? "not built" : "failed");
   }
 }
 
@@ -471,8 +470,7 @@ static void print_summary(void)
       printf("       %-44s %7.2fx %8s%s\n", rows[i].what, a / b, rows[i].target,
              a / b >= rows[i].min ? "" : "  (missed)");
     else
-      printf("       %-44s %8s %8s\n", rows[i].what, b > 0 ? "failed" : "no Boost",
-             rows[i].target);
+      printf("       %-44s %8s %8s\n", rows[i].what, b > 0 ? "failed" : "no Boost", rows[i].target);
   }
 }
 

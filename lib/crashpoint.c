@@ -28,10 +28,7 @@ void mps__crash_arm_signal(enum mps__crash id, unsigned hit, int signo)
   atomic_store(&armed, hit > 0 ? (int)id : MPS__CP_NONE);
 }
 
-void mps__crash_arm(enum mps__crash id, unsigned hit)
-{
-  mps__crash_arm_signal(id, hit, SIGKILL);
-}
+void mps__crash_arm(enum mps__crash id, unsigned hit) { mps__crash_arm_signal(id, hit, SIGKILL); }
 
 void mps__crashpoint(enum mps__crash id)
 {
@@ -40,12 +37,6 @@ void mps__crashpoint(enum mps__crash id)
     kill(getpid(), atomic_load(&sig));
 }
 
-uint64_t mps__queue_skipped(mps_queue *q)
-{
-  return atomic_load(&q->s->ring.skipped);
-}
+uint64_t mps__queue_skipped(mps_queue *q) { return atomic_load(&q->s->ring.skipped); }
 
-uint64_t mps__queue_tickets(mps_queue *q)
-{
-  return atomic_load(&q->s->tail) & MPS__TICKETS;
-}
+uint64_t mps__queue_tickets(mps_queue *q) { return atomic_load(&q->s->tail) & MPS__TICKETS; }

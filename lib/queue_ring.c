@@ -49,8 +49,8 @@
 
 /* Sleeps are cut into slices this long: what a killed waker costs. */
 #define SLICE_NS (20 * 1000 * 1000L)
-#define M52 ((UINT64_C(1) << 52) - 1)
-#define PHASE (3u << 1)
+#define M52      ((UINT64_C(1) << 52) - 1)
+#define PHASE    (3u << 1)
 
 static uint64_t st_pub(const mps_queue *q, uint64_t x, unsigned phase)
 {
@@ -211,8 +211,8 @@ struct taken {
 /* Copies the published messages from ticket h on (at most max, as many
  * as fit) and passes holes. Lengths are checked before any copy: a racer
  * that lost to another get may read a slot being rewritten. */
-static void take(mps_queue *q, uint64_t h, unsigned char *buf, size_t cap, size_t *lens,
-                 size_t max, struct taken *tk)
+static void take(mps_queue *q, uint64_t h, unsigned char *buf, size_t cap, size_t *lens, size_t max,
+                 struct taken *tk)
 {
   size_t off = 0;
   memset(tk, 0, sizeof(*tk));

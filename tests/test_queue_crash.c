@@ -16,9 +16,9 @@
 #include "queue_internal.h"
 
 #define MAX_MSG 40
-#define MSGS 8   /* messages a producer victim tries to put */
-#define BATCH 3  /* per put_many / get_many */
-#define MAX_ID 64
+#define MSGS    8 /* messages a producer victim tries to put */
+#define BATCH   3 /* per put_many / get_many */
+#define MAX_ID  64
 
 struct shared {
   _Atomic uint64_t put_done; /* ids 0..put_done-1: their put returned */
@@ -111,8 +111,8 @@ static bool run_victim(struct victim *v, const char *what)
     kills[v->cp]++;
     return true;
   }
-  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 99, "%s: victim failed, status 0x%x",
-            what, status);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 99, "%s: victim failed, status 0x%x", what,
+            status);
   return false;
 }
 
@@ -200,8 +200,8 @@ static void check_after(const char *what, uint64_t delivered_min, uint64_t skipp
     cr_assert_eq(skipped, skipped_want, "%s: %llu holes", what, (unsigned long long)skipped);
   cr_assert_eq(delivered + skipped + lost, tickets,
                "%s: %llu delivered + %llu holes + %llu lost != %llu claimed", what,
-               (unsigned long long)delivered, (unsigned long long)skipped,
-               (unsigned long long)lost, (unsigned long long)tickets);
+               (unsigned long long)delivered, (unsigned long long)skipped, (unsigned long long)lost,
+               (unsigned long long)tickets);
   cr_assert(mps_queue_empty(q), "%s", what);
   unsigned char m[MAX_MSG], b[MAX_MSG];
   size_t len = fill(m, MAX_ID - 1);
@@ -294,10 +294,7 @@ struct cons_arg {
   bool batch;
 };
 
-static int consumer_victim(void *arg)
-{
-  return drain(0, ((struct cons_arg *)arg)->batch);
-}
+static int consumer_victim(void *arg) { return drain(0, ((struct cons_arg *)arg)->batch); }
 
 static void consumer_case(enum mps__crash cp, unsigned hit, unsigned cap, bool batch)
 {

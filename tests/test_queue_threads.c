@@ -42,7 +42,7 @@ __attribute__((constructor)) static void exec_peer(void)
 
 /* ---- several threads putting at once ------------------------------------- */
 
-#define THREADS 4
+#define THREADS    4
 #define PER_THREAD 20000
 
 static void *put_thread(void *arg)

@@ -8,15 +8,15 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#define MAXPROC 4 /* producers, and consumers, at most */
-#define MAX_MSG 1024
-#define MAX_IDS (1u << 24)
+#define MAXPROC  4 /* producers, and consumers, at most */
+#define MAX_MSG  1024
+#define MAX_IDS  (1u << 24)
 #define PROGRESS 40 /* deliveries required between two kills */
 
 struct shared {
   _Atomic uint64_t next_id;   /* ids handed to producers */
   _Atomic uint64_t delivered; /* gets that returned a message */
-  _Atomic uint32_t stop; /* producers return */
+  _Atomic uint32_t stop;      /* producers return */
   _Atomic uint8_t got[MAX_IDS];
 };
 
