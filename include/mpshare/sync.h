@@ -108,6 +108,13 @@ typedef struct mps_cond mps_cond;
  * with errno ENOMEM. */
 MPS_API mps_cond *mps_cond_new(mps_lock *lock);
 
+/* Python's default Condition(): an anonymous condition over an RLock (from
+ * mps_rlock_new), or over a recursive lock of its own when lock is NULL.
+ * The owner may hold it several levels deep when it waits: wait releases
+ * every level while asleep and takes them all back before returning. The
+ * lock is borrowed: it must outlive the condition. NULL with errno ENOMEM. */
+MPS_API mps_cond *mps_cond_new_rlock(mps_rlock *lock);
+
 /* Named forms, always over the condition's own lock (a lock in another
  * segment cannot be found by name from here). Errors as for
  * mps_semaphore_create / mps_semaphore_open. */
