@@ -216,7 +216,9 @@ static void take(mps_queue *q, uint64_t h, unsigned char *buf, size_t cap, size_
 {
   size_t off = 0;
   memset(tk, 0, sizeof(*tk));
-  for (uint64_t x = h; x - h < q->cap; x++) {
+  /* Stop at max before looking at the next slot: its line is the one
+   * the producers are writing now. */
+  for (uint64_t x = h; x - h < q->cap && tk->nfull < max; x++) {
     struct mps__slot *sl = mps__q_slot(q, x % q->cap);
     uint64_t st = atomic_load_explicit(&sl->state, memory_order_acquire);
     if (!mps__st_is_pub(q, st, x)) {
@@ -227,8 +229,6 @@ static void take(mps_queue *q, uint64_t h, unsigned char *buf, size_t cap, size_
       tk->j++;
       continue;
     }
-    if (tk->nfull == max)
-      return;
     uint64_t len = sl->len;
     tk->bad = len > q->max_msg;
     tk->toobig = !tk->bad && len > cap - off;
