@@ -232,6 +232,13 @@ static void take(mps_queue *q, uint64_t h, unsigned char *buf, size_t cap, size_
       memcpy(buf + off, p.sl->data, len);
     lens[nfull++] = len;
     off += len;
+    /* Another get that commits first makes this copy worthless: look
+     * now and then, rather than copy a whole batch for nothing. */
+    if (nfull % 8 == 0 &&
+        (atomic_load_explicit(&q->s->head, memory_order_relaxed) & MPS__TICKETS) != h) {
+      stale = true;
+      break;
+    }
   }
   /* Filled once, from locals: byte flags stored one by one and read back
    * together stall the store buffer. */
@@ -310,9 +317,9 @@ ssize_t mps__ring_get(mps_queue *q, void *buf, size_t cap, size_t *lens, size_t 
     uint64_t h = raw & MPS__TICKETS;
     struct taken tk;
     take(q, h, buf, cap, lens, max, &tk);
+    if (tk.stale)
+      continue;
     if (tk.j == 0) {
-      if (tk.stale)
-        continue;
       /* A length is only trusted once head shows that nobody took and
        * rewrote the slot while we read it. */
       if (tk.bad || tk.toobig) {
