@@ -15,5 +15,6 @@
 #include <mpshare/sync.h>
 #include <mpshare/pipe.h>
 #include <mpshare/pool.h>
+#include <mpshare/inspect.h>
 
 #endif

@@ -38,31 +38,18 @@
 
 #include <string.h>
 
-#include "internal.h"
+#include "inspect.h"
+#include "stats.h"
 
-struct mps__queue_shm {
-  struct mps__hdr hdr;
-  uint64_t maxsize;
-  uint64_t max_msg;
-  uint64_t slot_size;
-  uint64_t heap_off; /* 0 unless MPS_PRIORITY */
-  uint64_t slots_off;
-  uint32_t order;
-  mps__mutex mu;
-  alignas(MPS__CACHELINE) _Atomic uint64_t head;
-  alignas(MPS__CACHELINE) _Atomic uint64_t tail;
-  alignas(MPS__CACHELINE) _Atomic uint64_t done;
-  _Atomic uint32_t shut;
-  alignas(MPS__CACHELINE) mps__waitq not_empty;
-  alignas(MPS__CACHELINE) mps__waitq not_full;
-  alignas(MPS__CACHELINE) mps__waitq all_done;
-  alignas(MPS__CACHELINE) struct mps__qlog log;
-};
-
-struct mps__slot {
-  uint64_t len;
-  unsigned char data[];
-};
+/* Layout word: struct mps__queue_shm, its heap entries, redo record and
+ * slots. */
+#define QUEUE_LAYOUT                                                                           \
+  MPS__FOLD4(MPS__FOLD6(MPS__LAYOUT, sizeof(struct mps__queue_shm),                            \
+                        offsetof(struct mps__queue_shm, order), offsetof(struct mps__queue_shm, mu), \
+                        offsetof(struct mps__queue_shm, head), offsetof(struct mps__queue_shm, done), \
+                        offsetof(struct mps__queue_shm, log)),                                 \
+             sizeof(struct mps__qent), sizeof(struct mps__qlog), MPS__QLOG_MAX,                \
+             sizeof(struct mps__slot))
 
 /* A process's handle. The configuration is copied from the segment once,
  * after it was checked, so that later writes to it cannot mislead us. */
@@ -150,8 +137,9 @@ static int shm_validate(const void *shm, size_t size)
   return 0;
 }
 
-static mps_queue *q_make(const char *name, bool create, const mps_queue_opts *opts)
+static mps_queue *q_make(enum mps__seg_mode mode, const char *name, const mps_queue_opts *opts)
 {
+  bool create = mode != MPS__SEG_OPEN;
   struct q_plan p = {.o = opts ? *opts : (mps_queue_opts){0}};
   p.o.maxsize = p.o.maxsize ? p.o.maxsize : MPS_QUEUE_DEFAULT_MAXSIZE;
   p.o.max_msg = p.o.max_msg ? p.o.max_msg : MPS_QUEUE_DEFAULT_MAX_MSG;
@@ -159,21 +147,21 @@ static mps_queue *q_make(const char *name, bool create, const mps_queue_opts *op
   if (err < 0)
     return mps__fail(err);
   mps__seg_spec spec = {MPS__KIND_QUEUE, create ? p.l.size : sizeof(struct mps__queue_shm),
-                        shm_init, shm_validate, &p};
-  mps_queue *q = mps__seg_object(sizeof(*q), name, create, &spec);
+                        shm_init, shm_validate, &p, QUEUE_LAYOUT};
+  mps_queue *q = mps__seg_object(sizeof(*q), mode, name, &spec);
   if (q != NULL)
     attach(q);
   return q;
 }
 
-mps_queue *mps_queue_new(const mps_queue_opts *opts) { return q_make(NULL, true, opts); }
+mps_queue *mps_queue_new(const mps_queue_opts *opts) { return q_make(MPS__SEG_ANON, NULL, opts); }
 
 mps_queue *mps_queue_create(const char *name, const mps_queue_opts *opts)
 {
-  return q_make(name ? name : "", true, opts);
+  return q_make(MPS__SEG_CREATE, name, opts);
 }
 
-mps_queue *mps_queue_open(const char *name) { return q_make(name ? name : "", false, NULL); }
+mps_queue *mps_queue_open(const char *name) { return q_make(MPS__SEG_OPEN, name, NULL); }
 
 int mps_queue_close(mps_queue *q) { return mps__seg_free_handle(q); }
 
@@ -205,6 +193,7 @@ static int q_repair(mps_queue *q)
   mps__waitq_wake(&q->s->not_empty, WAKE_ALL);
   mps__waitq_wake(&q->s->not_full, WAKE_ALL);
   mps__waitq_wake(&q->s->all_done, WAKE_ALL);
+  mps__stat_recovered(&q->s->hdr, MPS__REPAIR_QUEUE_LOG);
   return err;
 }
 
@@ -250,7 +239,7 @@ static int q_wait(mps_queue *q, mps__waitq *w, const _Atomic uint64_t *word, uin
       return q_repair(q);
     return 0;
   }
-  int r = mps__waitq_wait(w, &q->s->mu, d);
+  int r = mps__waitq_wait(w, &q->s->mu, d, NULL);
   return r == MPS_OWNER_DIED ? q_repair(q) : r;
 }
 
@@ -399,6 +388,22 @@ static bool pre_spin(mps_queue *q, bool getter, const mps__deadline *d)
 
 /* ---- public calls ------------------------------------------------------- */
 
+/* Counts what a put or get did (mutex held): r messages moved (PUTS, GETS;
+ * a put also raises the peak from depth), or a wait that gave up
+ * (*_TIMEOUTS, when r is the deadline's error). */
+static void q_tally(mps_queue *q, unsigned id, ssize_t r, uint64_t depth)
+{
+  struct mps__hdr *h = &q->s->hdr;
+  if (id == MPS__ST_PUTS || id == MPS__ST_GETS) {
+    if (r > 0)
+      mps__stat_add(h, id, (uint64_t)r);
+    if (r > 0 && id == MPS__ST_PUTS)
+      mps__stat_max(h, MPS__ST_PEAK, depth + (uint64_t)r);
+  } else if (r == -ETIMEDOUT || r == -EAGAIN) {
+    mps__stat_inc(h, id);
+  }
+}
+
 static int check_msgs(mps_queue *q, const void *const *msgs, const size_t *lens, size_t n)
 {
   if (q == NULL || (n > 0 && (msgs == NULL || lens == NULL)))
@@ -433,10 +438,12 @@ static ssize_t put_common(mps_queue *q, int prio, const void *const *msgs, const
       break;
     if (tail - head < q->cap) {
       r = q_enqueue(q, prio, msgs, lens, n, head, tail);
+      q_tally(q, MPS__ST_PUTS, r, tail - head);
       break;
     }
     if (waited < 0) {
       r = waited; /* the deadline's error, or -EPROTO */
+      q_tally(q, MPS__ST_PUT_TIMEOUTS, r, 0);
       break;
     }
     waited = q_wait(q, &q->s->not_full, &q->s->head, head, &spun, &d);
@@ -482,6 +489,7 @@ ssize_t mps_queue_get_many(mps_queue *q, void *buf, size_t cap, size_t *lens, si
       break;
     if (tail != head) {
       r = q_dequeue(q, buf, cap, lens, max, head, tail);
+      q_tally(q, MPS__ST_GETS, r, 0);
       break;
     }
     if (atomic_load(&q->s->shut)) {
@@ -490,6 +498,7 @@ ssize_t mps_queue_get_many(mps_queue *q, void *buf, size_t cap, size_t *lens, si
     }
     if (waited < 0) {
       r = waited;
+      q_tally(q, MPS__ST_GET_TIMEOUTS, r, 0);
       break;
     }
     waited = q_wait(q, &q->s->not_empty, &q->s->tail, tail, &spun, &d);
@@ -556,7 +565,7 @@ int mps_queue_join(mps_queue *q, double timeout)
     }
     if (gave_up)
       break;
-    r = mps__waitq_wait(&q->s->all_done, &q->s->mu, &d);
+    r = mps__waitq_wait(&q->s->all_done, &q->s->mu, &d, NULL);
     if (r == MPS_OWNER_DIED)
       r = q_repair(q);
     gave_up = r < 0;
@@ -579,3 +588,29 @@ int mps_queue_shutdown(mps_queue *q)
   q_unlock(q);
   return 0;
 }
+
+/* ---- inspection ----------------------------------------------------------- */
+
+static int q_describe(const void *copy, size_t size, mps_object_info *info)
+{
+  static const char *const orders[] = {[MPS_FIFO] = "fifo", [MPS_LIFO] = "lifo",
+                                       [MPS_PRIORITY] = "priority"};
+  const struct mps__queue_shm *s = copy;
+  if (shm_validate(copy, size) < 0)
+    return -EPROTO;
+  uint64_t head = atomic_load(&s->head), tail = atomic_load(&s->tail);
+  uint64_t done = atomic_load(&s->done);
+  if (tail - head > s->maxsize || tail - done > tail)
+    return -EPROTO;
+  mps__info_num(info, "depth", (int64_t)(tail - head));
+  mps__info_num(info, "maxsize", (int64_t)s->maxsize);
+  mps__info_num(info, "max_msg", (int64_t)s->max_msg);
+  mps__info_text(info, "order", orders[s->order]);
+  mps__info_num(info, "unfinished", (int64_t)(tail - done));
+  mps__info_bool(info, "shutdown", atomic_load(&s->shut) != 0);
+  return 0;
+}
+
+const struct mps__kind_view mps__queue_view = {MPS__KIND_QUEUE, "queue", QUEUE_LAYOUT,
+                                               sizeof(struct mps__queue_shm), MPS__FAMILY_QUEUE,
+                                               q_describe};
