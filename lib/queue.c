@@ -141,6 +141,8 @@ static mps_queue *q_make(enum mps__seg_mode mode, const char *name, const mps_qu
 {
   bool create = mode != MPS__SEG_OPEN;
   struct q_plan p = {.o = opts ? *opts : (mps_queue_opts){0}};
+  if (!mps__reserved_zero(p.o.reserved))
+    return mps__fail(-EINVAL);
   p.o.maxsize = p.o.maxsize ? p.o.maxsize : MPS_QUEUE_DEFAULT_MAXSIZE;
   p.o.max_msg = p.o.max_msg ? p.o.max_msg : MPS_QUEUE_DEFAULT_MAX_MSG;
   int err = create ? layout_of(p.o.maxsize, p.o.max_msg, (uint64_t)p.o.order, &p.l) : 0;
@@ -514,7 +516,7 @@ ssize_t mps_queue_get(mps_queue *q, void *buf, size_t cap, double timeout)
   return r < 0 ? r : (ssize_t)len;
 }
 
-size_t mps_queue_qsize(mps_queue *q)
+size_t mps_queue_qsize(const mps_queue *q)
 {
   if (q == NULL)
     return 0;
@@ -524,10 +526,10 @@ size_t mps_queue_qsize(mps_queue *q)
   return n > q->cap ? q->cap : n;
 }
 
-bool mps_queue_empty(mps_queue *q) { return mps_queue_qsize(q) == 0; }
-bool mps_queue_full(mps_queue *q) { return q != NULL && mps_queue_qsize(q) == q->cap; }
-size_t mps_queue_maxsize(mps_queue *q) { return q ? q->cap : 0; }
-size_t mps_queue_max_msg(mps_queue *q) { return q ? q->max_msg : 0; }
+bool mps_queue_empty(const mps_queue *q) { return q != NULL && mps_queue_qsize(q) == 0; }
+bool mps_queue_full(const mps_queue *q) { return q != NULL && mps_queue_qsize(q) == q->cap; }
+size_t mps_queue_maxsize(const mps_queue *q) { return q ? q->cap : 0; }
+size_t mps_queue_max_msg(const mps_queue *q) { return q ? q->max_msg : 0; }
 
 int mps_queue_task_done(mps_queue *q)
 {
