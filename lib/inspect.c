@@ -82,6 +82,9 @@ void mps__info_mutex(mps_object_info *info, const mps__mutex *m)
   mps__info_bool(info, "held", owner != 0);
   mps__info_num(info, "owner_pid", owner);
   mps__info_bool(info, "owner_alive", owner != 0 && !died && mps__proc_alive(owner, 0));
+  /* The kernel clears a dead owner's id and sets this bit: the next
+   * acquirer gets MPS_OWNER_DIED. */
+  mps__info_bool(info, "owner_died", died);
 }
 
 const mps_info_field *mps_info_get(const mps_info_field *fields, size_t n, const char *key)

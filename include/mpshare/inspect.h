@@ -71,7 +71,7 @@ typedef struct mps_object_info {
 /* Describes the named object into *info (overwritten whole). Returns 0,
  * -EINVAL (bad name, NULL info), -ENOENT, -EACCES, or -EPROTO: not an
  * mpshare object, another layout, or damaged (info says "foreign"). */
-int mps_inspect(const char *name, mps_object_info *info);
+MPS_API int mps_inspect(const char *name, mps_object_info *info);
 
 /* List the foreign files of this user too, not only mpshare objects. */
 #define MPS_INSPECT_ALL 1u
@@ -82,13 +82,13 @@ int mps_inspect(const char *name, mps_object_info *info);
  * mps_inspect_free (also when *n is 0). Returns 0, -EINVAL (NULL list or n,
  * unknown flags), -ENOMEM, or -errno from opening /dev/shm; on failure
  * *list is NULL and *n 0. */
-int mps_inspect_list(mps_object_info **list, size_t *n, unsigned flags);
+MPS_API int mps_inspect_list(mps_object_info **list, size_t *n, unsigned flags);
 
 /* Releases a list from mps_inspect_list. NULL is a no-op. */
-void mps_inspect_free(mps_object_info *list);
+MPS_API void mps_inspect_free(mps_object_info *list);
 
 /* The field of info->state or info->counters named key, or NULL. */
-const mps_info_field *mps_info_get(const mps_info_field *fields, size_t n, const char *key);
+MPS_API const mps_info_field *mps_info_get(const mps_info_field *fields, size_t n, const char *key);
 
 #ifdef __cplusplus
 }
