@@ -3,7 +3,7 @@
  * never opens an object, takes a lock or waits for another process.
  *
  *   mpshare ls [--json] [--all]      mpshare rm NAME...
- *   mpshare inspect NAME [--json]    mpshare gc [--dry-run] [--json]
+ *   mpshare inspect NAME [--json]    mpshare gc [--dry-run] [--json] [NAME...]
  *   mpshare watch NAME [--interval S] [--count N]
  *
  * Exit status: 0 success, 1 a named object is missing or refused, 2 bad
@@ -103,6 +103,16 @@ static bool is_garbage(const mps_object_info *o)
   return o->status == 0 && !o->creator_alive && o->attached == 0;
 }
 
+/* Whether gc was told to look at this object: all of them when no NAME
+ * was given, else only those named. */
+static bool in_scope(const struct opts *o, const char *name)
+{
+  for (int i = 0; i < o->nargs; i++)
+    if (strcmp(name + 1, o->args[i] + (o->args[i][0] == '/')) == 0)
+      return true;
+  return o->nargs == 0;
+}
+
 static int cmd_gc(const struct opts *o)
 {
   mps_object_info *list, fresh;
@@ -111,7 +121,8 @@ static int cmd_gc(const struct opts *o)
   if (err < 0)
     return fail("/dev/shm", err);
   for (size_t i = 0; i < n; i++) {
-    if (!is_garbage(&list[i]) || mps_inspect(list[i].name, &fresh) < 0 || !is_garbage(&fresh))
+    if (!in_scope(o, list[i].name) || !is_garbage(&list[i]) ||
+        mps_inspect(list[i].name, &fresh) < 0 || !is_garbage(&fresh))
       continue;
     if (!o->dry_run && (err = mps_unlink(fresh.name)) < 0) {
       fail(fresh.name, err);
@@ -203,12 +214,13 @@ static const struct command commands[] = {
      "Unlink mpshare objects. A file that is not an mpshare object is refused.\n"
      "Processes that map an object keep using it until they close it.\n",
      "", 1, 1 << 20},
-    {"gc", cmd_gc, "mpshare gc [--dry-run] [--json]",
+    {"gc", cmd_gc, "mpshare gc [--dry-run] [--json] [NAME...]",
      "Unlink every mpshare object whose creator is dead and that no live process maps\n"
      "(per /proc/*/maps). Never removes a mapped object nor a foreign file.\n"
      "  --dry-run  only say what would be removed\n"
-     "  --json     print the removed objects as one JSON array\n",
-     "jd", 0, 0},
+     "  --json     print the removed objects as one JSON array\n"
+     "  NAME...    look only at these objects\n",
+     "jd", 0, 1 << 20},
     {"watch", cmd_watch, "mpshare watch NAME [--interval S] [--count N]",
      "Show an object's state and its counters' rates every S seconds (default 1)\n"
      "until interrupted, or N times.\n",
