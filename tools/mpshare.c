@@ -173,7 +173,10 @@ static void watch_show(const mps_object_info *now, const mps_object_info *prev, 
     const mps_info_field *c = &now->counters[i];
     const mps_info_field *p = prev ? mps_info_get(prev->counters, prev->n_counters, c->key) : NULL;
     double rate = p && dt > 0 ? (double)(c->value - p->value) / dt : 0;
-    printf("  %-14s %14lld %12.1f/s\n", c->key, (long long)c->value, rate);
+    if (strcmp(c->key, "peak_depth") == 0) /* a maximum, not a count: no rate */
+      printf("  %-14s %14lld\n", c->key, (long long)c->value);
+    else
+      printf("  %-14s %14lld %12.1f/s\n", c->key, (long long)c->value, rate);
   }
   fflush(stdout);
 }
