@@ -31,6 +31,9 @@ typedef struct mps__deadline {
 
 /* 0, or -EINVAL for NaN. */
 int mps__deadline_init(mps__deadline *d, double timeout);
+/* The earlier of d and ns nanoseconds from now, as a timed deadline: one
+ * bounded slice of a longer sleep. */
+void mps__deadline_slice(const mps__deadline *d, long ns, mps__deadline *out);
 bool mps__deadline_passed(const mps__deadline *d);
 /* The error for "gave up waiting": -EAGAIN for timeout 0, else -ETIMEDOUT. */
 int mps__deadline_error(const mps__deadline *d);
@@ -279,6 +282,9 @@ bool mps__mutex_looks_free(mps__mutex *m);
 /* The owner's thread id read from m's word (0: free), and whether the
  * kernel marked the owner dead. Reads a copy too: no side effect. */
 int mps__mutex_owner(const mps__mutex *m, bool *died);
+/* Whether a thread holds m and is still alive (read without side effect:
+ * the kernel marks a dead owner's word). A liveness token. */
+bool mps__mutex_owner_alive(mps__mutex *m);
 /* What a pthread lock call's error means for mpshare (recovers EOWNERDEAD). */
 int mps__mutex_result(mps__mutex *m, int err);
 
@@ -389,6 +395,9 @@ void mps__waitq_wake_held(mps__waitq *w, int n);
  * for at most a few microseconds (less after spins that did not pay off,
  * none on a single CPU). True if the word changed. Never blocks. */
 bool mps__spin_while_eq(const _Atomic uint64_t *word, uint64_t old);
+/* The same while both *a == olda and *b == oldb. */
+bool mps__spin_while_eq2(const _Atomic uint64_t *a, uint64_t olda, const _Atomic uint64_t *b,
+                         uint64_t oldb);
 
 /* Takes m like mps__mutex_lock_forever, after a short bounded spin on
  * trylock (none on a single CPU): for locks held only for a short copy,
@@ -418,32 +427,6 @@ struct mps__qlog {
     uint64_t pos;
     struct mps__qent e;
   } w[MPS__QLOG_MAX];
-};
-
-/* The shared struct of a queue (queue.c), here so that white-box tests can
- * name its offsets. */
-struct mps__queue_shm {
-  struct mps__hdr hdr;
-  uint64_t maxsize;
-  uint64_t max_msg;
-  uint64_t slot_size;
-  uint64_t heap_off; /* 0 unless MPS_PRIORITY */
-  uint64_t slots_off;
-  uint32_t order;
-  mps__mutex mu;
-  alignas(MPS__CACHELINE) _Atomic uint64_t head;
-  alignas(MPS__CACHELINE) _Atomic uint64_t tail;
-  alignas(MPS__CACHELINE) _Atomic uint64_t done;
-  _Atomic uint32_t shut;
-  alignas(MPS__CACHELINE) mps__waitq not_empty;
-  alignas(MPS__CACHELINE) mps__waitq not_full;
-  alignas(MPS__CACHELINE) mps__waitq all_done;
-  alignas(MPS__CACHELINE) struct mps__qlog log;
-};
-
-struct mps__slot {
-  uint64_t len;
-  unsigned char data[];
 };
 
 /* Plans inserting e into the heap of `count` entries (heap[count] is free).

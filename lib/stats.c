@@ -6,7 +6,8 @@
  * (entry n % 16 holds the n-th). The increments are inline (stats.h); this
  * file records recoveries and reads the block back.
  *
- * Crash semantics: all writers hold the object's mutex. A process killed
+ * Crash semantics: writers hold the object's mutex, or use a relaxed
+ * read-modify-write (stats.h). A process killed
  * between the load and the store of an increment loses that one count; a
  * recorder killed while writing an entry leaves it half written, and the
  * count is stored after the entry, so that entry is not shown until the
@@ -46,6 +47,7 @@ static const char *const repair_names[MPS__REPAIR_END_] = {
     [MPS__REPAIR_WAKE] = "holder died inside; all sleepers woken",
     [MPS__REPAIR_QUEUE_LOG] = "holder died inside; redo record checked, sleepers woken",
     [MPS__REPAIR_COND_SLOT] = "waiter died; its slot freed",
+    [MPS__REPAIR_QUEUE_HOLES] = "producer died mid-put; its claimed slots made holes",
 };
 
 const char *mps__repair_name(uint32_t what)

@@ -2,10 +2,12 @@
  * the objects make. The block itself sits in every segment header
  * (struct mps__stats in internal.h); stats.c reads it back for inspect.c.
  *
- * Every call here is made with the object's mutex held, which orders all
+ * The plain calls are made with the object's mutex held, which orders all
  * updates of one object's counters: an increment is a relaxed load and
  * store, no locked instruction, on a cache line of the caller's shard that
- * the object's hot path does not otherwise write. Built with
+ * the object's hot path does not otherwise write. Lock-free paths use the
+ * _atomic calls (a relaxed read-modify-write) on counters that no mutex
+ * holder writes. Built with
  * MPS_WITHOUT_STATS (configure --disable-stats), the calls compile to
  * nothing and the block stays zero; its layout does not change.
  */
@@ -22,7 +24,8 @@
 
 /* Counter ids. Lock-like objects (lock, rlock, a value's or array's lock): */
 enum { MPS__ST_ACQUIRED, MPS__ST_CONTENDED, MPS__ST_OWNER_DIED };
-/* Queues (PEAK is a maximum, not a sum; HOLES counts slots a get skipped): */
+/* Queues (PEAK is a maximum, not a sum; HOLES: slots of dead producers,
+ * which gets skip): */
 enum { MPS__ST_PUTS, MPS__ST_GETS, MPS__ST_PUT_TIMEOUTS, MPS__ST_GET_TIMEOUTS, MPS__ST_PEAK,
        MPS__ST_HOLES };
 /* Semaphores, events, conditions, barriers: calls that waited, waits that
@@ -35,6 +38,7 @@ enum mps__repair {
   MPS__REPAIR_WAKE,      /* an internal mutex's owner died: every sleeper woken */
   MPS__REPAIR_QUEUE_LOG, /* a queue's holder died: its redo record checked, sleepers woken */
   MPS__REPAIR_COND_SLOT, /* a condition's waiter died: its slot freed */
+  MPS__REPAIR_QUEUE_HOLES, /* a producer died mid-put: its unpublished slots made holes */
   MPS__REPAIR_END_
 };
 
@@ -64,6 +68,32 @@ static inline void mps__stat_max(struct mps__hdr *h, unsigned id, uint64_t v)
   _Atomic uint64_t *c = mps__stat_at(h, id);
   if (atomic_load_explicit(c, memory_order_relaxed) < v)
     atomic_store_explicit(c, v, memory_order_relaxed);
+#else
+  (void)h, (void)id, (void)v;
+#endif
+}
+
+/* The same for code that does not hold the object's mutex (the FIFO
+ * queue's lock-free path): a relaxed read-modify-write, still on the
+ * caller's shard, so it stays exact with several threads per process. */
+static inline void mps__stat_add_atomic(struct mps__hdr *h, unsigned id, uint64_t n)
+{
+#if MPS__STATS
+  atomic_fetch_add_explicit(mps__stat_at(h, id), n, memory_order_relaxed);
+#else
+  (void)h, (void)id, (void)n;
+#endif
+}
+
+static inline void mps__stat_max_atomic(struct mps__hdr *h, unsigned id, uint64_t v)
+{
+#if MPS__STATS
+  _Atomic uint64_t *c = mps__stat_at(h, id);
+  uint64_t old = atomic_load_explicit(c, memory_order_relaxed);
+  while (old < v &&
+         !atomic_compare_exchange_weak_explicit(c, &old, v, memory_order_relaxed,
+                                                memory_order_relaxed))
+    ;
 #else
   (void)h, (void)id, (void)v;
 #endif

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 
 #include "helpers.h"
-#include "internal.h"
+#include "queue_internal.h"
 
 static int fds[2], back[2];
 

@@ -3,7 +3,7 @@
  * process, batch calls, and 4 producers x 4 consumers delivering every
  * message exactly once. The SIGKILL torture is in test_queue_torture.c. */
 #include "helpers.h"
-#include "internal.h" /* white-box: offsets of the shared structs */
+#include "queue_internal.h" /* white-box: offsets of the shared structs */
 
 #include <math.h>
 #include <stdint.h>
