@@ -73,6 +73,16 @@ static inline pid_t mps__self_pid(void)
   return p != 0 ? p : mps__self_pid_slow();
 }
 
+/* The calling thread's id, cached per thread (gettid is a system call);
+ * fork forgets it. Initial-exec TLS: a plain load, no call. */
+extern __thread pid_t mps__self_tid_cache __attribute__((tls_model("initial-exec")));
+pid_t mps__self_tid_slow(void);
+static inline pid_t mps__self_tid(void)
+{
+  pid_t t = mps__self_tid_cache;
+  return t != 0 ? t : mps__self_tid_slow();
+}
+
 /* Field 22 of /proc/<pid>/stat, the process's start time in clock ticks
  * after boot; 0 if there is no such process or it cannot be read. */
 uint64_t mps__proc_start(pid_t pid);
@@ -116,15 +126,17 @@ enum mps__kind {
 /* ---- the counters block of every header (stats.h has its calls) -------- */
 
 /* Every object's counters: MPS__STAT_N 64-bit counters whose meaning the
- * kind gives (stats.h), in MPS__STAT_SHARDS cache lines. A process adds to
- * the line of its shard only (its pid picks it), so that counting never
- * moves a line between two processes that take turns on a lock. */
+ * kind gives (stats.h), in MPS__STAT_SHARDS cache lines. A thread adds to
+ * the line of its shard only (its thread id picks it), so that counting
+ * never moves a line between two processes that take turns on a lock. */
 #define MPS__STAT_N 8
 #define MPS__STAT_SHARDS 8
 #define MPS__RECOVERY_RING 16
 
+/* 128 bytes apart: the adjacent-line prefetcher moves lines in pairs, so
+ * two processes' shards in one pair would still pass it back and forth. */
 struct mps__stat_shard {
-  alignas(MPS__CACHELINE) _Atomic uint64_t c[MPS__STAT_N];
+  alignas(2 * MPS__CACHELINE) _Atomic uint64_t c[MPS__STAT_N];
 };
 
 struct mps__recovery {
@@ -137,7 +149,7 @@ struct mps__recovery {
  * ever recorded (entry n % 16 is the n-th). */
 struct mps__stats {
   struct mps__stat_shard shard[MPS__STAT_SHARDS];
-  alignas(MPS__CACHELINE) _Atomic uint64_t recoveries;
+  alignas(2 * MPS__CACHELINE) _Atomic uint64_t recoveries;
   struct mps__recovery ring[MPS__RECOVERY_RING];
 };
 

@@ -1,5 +1,6 @@
-/* What /proc says about processes: this process's cached pid, another's
- * start time and whether it still runs.
+/* What /proc says about processes: this process's cached pid and the
+ * calling thread's id, another process's start time and whether it still
+ * runs.
  *
  * A pid alone does not name a process for long: after it exits the kernel
  * may hand the same pid to an unrelated process. A process is therefore
@@ -18,10 +19,13 @@
 #include "internal.h"
 
 pid_t mps__self_pid_cache;
+__thread pid_t mps__self_tid_cache __attribute__((tls_model("initial-exec")));
 
+/* A forked child is a new process whose one thread has a new id. */
 static void forget_pid(void)
 {
   mps__self_pid_cache = 0;
+  mps__self_tid_cache = 0;
 }
 
 __attribute__((constructor)) static void register_forget_pid(void)
@@ -33,6 +37,12 @@ pid_t mps__self_pid_slow(void)
 {
   mps__self_pid_cache = getpid();
   return mps__self_pid_cache;
+}
+
+pid_t mps__self_tid_slow(void)
+{
+  mps__self_tid_cache = gettid();
+  return mps__self_tid_cache;
 }
 
 /* Field 22 of a stat line: fields 3.. follow the last ')', since the

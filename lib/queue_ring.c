@@ -162,14 +162,14 @@ static int wait_room(mps_queue *q, uint64_t t, bool *spun, const mps__deadline *
 static void put_counted(mps_queue *q, uint64_t t, uint64_t c)
 {
   uint64_t depth = t + c - atomic_load_explicit(&q->head_cache, memory_order_relaxed);
-  mps__stat_add_atomic(&q->s->hdr, MPS__ST_PUTS, c);
-  mps__stat_max_atomic(&q->s->hdr, MPS__ST_PEAK, depth < q->cap ? depth : q->cap);
+  mps__stat_add_lockfree(&q->s->hdr, MPS__ST_PUTS, c);
+  mps__stat_max_lockfree(&q->s->hdr, MPS__ST_PEAK, depth < q->cap ? depth : q->cap);
 }
 
 static int timeout_counted(mps_queue *q, unsigned id, int r)
 {
   if (r == -ETIMEDOUT || r == -EAGAIN)
-    mps__stat_add_atomic(&q->s->hdr, id, 1);
+    mps__stat_add_lockfree(&q->s->hdr, id, 1);
   return r;
 }
 
@@ -330,7 +330,7 @@ ssize_t mps__ring_get(mps_queue *q, void *buf, size_t cap, size_t *lens, size_t 
     }
     MPS__CRASHPOINT(MPS__CP_GET_COPIED);
     if (commit(q, raw, h, tk.j) && tk.nfull > 0) {
-      mps__stat_add_atomic(&q->s->hdr, MPS__ST_GETS, tk.nfull);
+      mps__stat_add_lockfree(&q->s->hdr, MPS__ST_GETS, tk.nfull);
       return (ssize_t)tk.nfull;
     }
   }

@@ -6,8 +6,7 @@
  * updates of one object's counters: an increment is a relaxed load and
  * store, no locked instruction, on a cache line of the caller's shard that
  * the object's hot path does not otherwise write. Lock-free paths use the
- * _atomic calls (a relaxed read-modify-write) on counters that no mutex
- * holder writes. Built with
+ * _lockfree calls, on counters that no mutex holder writes. Built with
  * MPS_WITHOUT_STATS (configure --disable-stats), the calls compile to
  * nothing and the block stays zero; its layout does not change.
  */
@@ -44,7 +43,7 @@ enum mps__repair {
 
 static inline _Atomic uint64_t *mps__stat_at(struct mps__hdr *h, unsigned id)
 {
-  return &h->stats.shard[(unsigned)mps__self_pid() % MPS__STAT_SHARDS].c[id];
+  return &h->stats.shard[(unsigned)mps__self_tid() % MPS__STAT_SHARDS].c[id];
 }
 
 /* Adds n to counter id of the object whose header is h (mutex held). */
@@ -73,30 +72,20 @@ static inline void mps__stat_max(struct mps__hdr *h, unsigned id, uint64_t v)
 #endif
 }
 
-/* The same for code that does not hold the object's mutex (the FIFO
- * queue's lock-free path): a relaxed read-modify-write, still on the
- * caller's shard, so it stays exact with several threads per process. */
-static inline void mps__stat_add_atomic(struct mps__hdr *h, unsigned id, uint64_t n)
+/* For a lock-free path (the FIFO queue), where no mutex orders the
+ * updates: the same relaxed load and store on the calling thread's shard.
+ * A locked read-modify-write would cost a few percent of a put or get;
+ * this one is exact unless two threads whose ids share a shard (equal
+ * modulo MPS__STAT_SHARDS) count on the same object at the same instant,
+ * when one count can be lost. */
+static inline void mps__stat_add_lockfree(struct mps__hdr *h, unsigned id, uint64_t n)
 {
-#if MPS__STATS
-  atomic_fetch_add_explicit(mps__stat_at(h, id), n, memory_order_relaxed);
-#else
-  (void)h, (void)id, (void)n;
-#endif
+  mps__stat_add(h, id, n);
 }
 
-static inline void mps__stat_max_atomic(struct mps__hdr *h, unsigned id, uint64_t v)
+static inline void mps__stat_max_lockfree(struct mps__hdr *h, unsigned id, uint64_t v)
 {
-#if MPS__STATS
-  _Atomic uint64_t *c = mps__stat_at(h, id);
-  uint64_t old = atomic_load_explicit(c, memory_order_relaxed);
-  while (old < v &&
-         !atomic_compare_exchange_weak_explicit(c, &old, v, memory_order_relaxed,
-                                                memory_order_relaxed))
-    ;
-#else
-  (void)h, (void)id, (void)v;
-#endif
+  mps__stat_max(h, id, v);
 }
 
 /* Records a crash recovery in the object's ring: this process, now, what
