@@ -4,8 +4,8 @@
  * mutex, a wait queue (wait.c), the number of parties, one state word that
  * packs the round number (generation, 32 bits), the broken flag and the
  * arrivals in the current round, and the outcome of the last 64 rounds
- * (bit g%64 set: round g ended broken, by a reset while parties waited). A waiter remembers its round and its arrival
- * index; it returns when the round number moves on (released, or reset: the
+ * (bit g%64 set: round g ended broken, by a reset while parties waited). A waiter remembers its
+ * round and its arrival index; it returns when the round number moves on (released, or reset: the
  * outcome bit says which) or the barrier breaks.
  *
  * Crash semantics: nothing about a waiter is stored but the arrival count.
@@ -39,8 +39,8 @@ struct barrier_shm {
 };
 
 /* Layout word: struct barrier_shm. */
-#define BARRIER_LAYOUT                                                                      \
-  MPS__FOLD4(MPS__LAYOUT, sizeof(struct barrier_shm), offsetof(struct barrier_shm, parties), \
+#define BARRIER_LAYOUT                                                                             \
+  MPS__FOLD4(MPS__LAYOUT, sizeof(struct barrier_shm), offsetof(struct barrier_shm, parties),       \
              offsetof(struct barrier_shm, state), offsetof(struct barrier_shm, broken_hist))
 
 #define BROKEN_BIT (UINT64_C(1) << 31)
@@ -61,7 +61,7 @@ static int barrier_validate(const void *p, size_t size)
 {
   const struct barrier_shm *shm = p;
   (void)size;
-  if (shm->parties == 0 || shm->parties > INT32_MAX ||
+  if (shm->parties == 0 || shm->parties > MPS_BARRIER_PARTIES_MAX ||
       st_count(atomic_load(&shm->state)) >= shm->parties)
     return -EPROTO;
   return 0;
@@ -76,10 +76,11 @@ static int barrier_init(void *p, const void *parties)
 
 static mps_barrier *barrier_make(enum mps__seg_mode mode, const char *name, unsigned parties)
 {
-  if (mode != MPS__SEG_OPEN && (parties == 0 || parties > INT32_MAX))
+  if (mode != MPS__SEG_OPEN && (parties == 0 || parties > MPS_BARRIER_PARTIES_MAX))
     return mps__fail(-EINVAL);
-  mps__seg_spec spec = {MPS__KIND_BARRIER, sizeof(struct barrier_shm), barrier_init,
-                        barrier_validate, &parties, BARRIER_LAYOUT};
+  mps__seg_spec spec = {MPS__KIND_BARRIER, sizeof(struct barrier_shm),
+                        barrier_init,      barrier_validate,
+                        &parties,          BARRIER_LAYOUT};
   mps_barrier *b = mps__seg_object(sizeof(*b), mode, name, &spec);
   if (b != NULL)
     b->shm = (struct barrier_shm *)b->seg.hdr;
@@ -194,7 +195,10 @@ int mps_barrier_n_waiting(const mps_barrier *b)
   return st_broken(s) ? 0 : (int)st_count(s);
 }
 
-bool mps_barrier_broken(const mps_barrier *b) { return b != NULL && st_broken(atomic_load(&b->shm->state)); }
+bool mps_barrier_broken(const mps_barrier *b)
+{
+  return b != NULL && st_broken(atomic_load(&b->shm->state));
+}
 
 /* ---- inspection ----------------------------------------------------------- */
 
@@ -210,6 +214,6 @@ static int barrier_describe(const void *copy, size_t size, mps_object_info *info
   return 0;
 }
 
-const struct mps__kind_view mps__barrier_view = {MPS__KIND_BARRIER, "barrier", BARRIER_LAYOUT,
-                                                 sizeof(struct barrier_shm), MPS__FAMILY_WAIT,
-                                                 barrier_describe};
+const struct mps__kind_view mps__barrier_view = {MPS__KIND_BARRIER, "barrier",
+                                                 BARRIER_LAYOUT,    sizeof(struct barrier_shm),
+                                                 MPS__FAMILY_WAIT,  barrier_describe};

@@ -28,8 +28,8 @@ struct event_shm {
 };
 
 /* Layout word: struct event_shm. */
-#define EVENT_LAYOUT                                                                        \
-  MPS__FOLD4(MPS__LAYOUT, sizeof(struct event_shm), offsetof(struct event_shm, wq),         \
+#define EVENT_LAYOUT                                                                               \
+  MPS__FOLD4(MPS__LAYOUT, sizeof(struct event_shm), offsetof(struct event_shm, wq),                \
              offsetof(struct event_shm, flag), offsetof(struct event_shm, gen))
 
 struct mps_event {
@@ -53,8 +53,8 @@ static int event_validate(const void *shm, size_t size)
 
 static mps_event *event_make(enum mps__seg_mode mode, const char *name)
 {
-  mps__seg_spec spec = {MPS__KIND_EVENT, sizeof(struct event_shm), event_init, event_validate,
-                        NULL, EVENT_LAYOUT};
+  mps__seg_spec spec = {MPS__KIND_EVENT, sizeof(struct event_shm), event_init, event_validate, NULL,
+                        EVENT_LAYOUT};
   mps_event *e = mps__seg_object(sizeof(*e), mode, name, &spec);
   if (e != NULL)
     e->shm = (struct event_shm *)e->seg.hdr;
@@ -129,6 +129,6 @@ static int event_describe(const void *copy, size_t size, mps_object_info *info)
   return 0;
 }
 
-const struct mps__kind_view mps__event_view = {MPS__KIND_EVENT, "event", EVENT_LAYOUT,
-                                               sizeof(struct event_shm), MPS__FAMILY_WAIT,
-                                               event_describe};
+const struct mps__kind_view mps__event_view = {MPS__KIND_EVENT,  "event",
+                                               EVENT_LAYOUT,     sizeof(struct event_shm),
+                                               MPS__FAMILY_WAIT, event_describe};

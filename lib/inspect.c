@@ -27,9 +27,8 @@
 #include "stats.h"
 
 static const struct mps__kind_view *const views[] = {
-    &mps__lock_view,  &mps__rlock_view,     &mps__value_view, &mps__array_view,
-    &mps__shm_view,   &mps__semaphore_view, &mps__event_view, &mps__cond_view,
-    &mps__barrier_view, &mps__queue_view,
+    &mps__lock_view,      &mps__rlock_view, &mps__value_view, &mps__array_view,   &mps__shm_view,
+    &mps__semaphore_view, &mps__event_view, &mps__cond_view,  &mps__barrier_view, &mps__queue_view,
 };
 
 static const struct mps__kind_view *view_of(uint32_t kind)
@@ -283,8 +282,7 @@ static int by_name(const void *a, const void *b)
 }
 
 /* Describes every entry of d that passes `flags` into *list. */
-static int list_dir(DIR *d, unsigned flags, mps_object_info **list, size_t *n,
-                    struct file_id **ids)
+static int list_dir(DIR *d, unsigned flags, mps_object_info **list, size_t *n, struct file_id **ids)
 {
   size_t cap = 0;
   struct dirent *e;

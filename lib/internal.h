@@ -15,8 +15,8 @@
 
 #include <mpshare.h>
 
-#define MPS__CACHELINE 64
-#define MPS__ALIGN_UP(n, a) (((n) + (a) - 1) / (a) * (a))
+#define MPS__CACHELINE      64
+#define MPS__ALIGN_UP(n, a) (((n) + (a)-1) / (a) * (a))
 
 /* ---- deadline.c: timeouts ---------------------------------------------- */
 
@@ -100,10 +100,10 @@ bool mps__proc_alive(pid_t pid, uint64_t start);
  * into a 32-bit word by the compiler, so changing a shared struct changes
  * the word by itself, and builds that disagree refuse each other's
  * segments with EPROTO. MPS__FOLD is one FNV-1a step. */
-#define MPS__FOLD(h, v) ((((uint32_t)(h)) ^ (uint32_t)(v)) * 16777619u)
-#define MPS__FOLD2(h, a, b) MPS__FOLD(MPS__FOLD(h, a), b)
-#define MPS__FOLD3(h, a, b, c) MPS__FOLD(MPS__FOLD2(h, a, b), c)
-#define MPS__FOLD4(h, a, b, c, d) MPS__FOLD2(MPS__FOLD2(h, a, b), c, d)
+#define MPS__FOLD(h, v)                 ((((uint32_t)(h)) ^ (uint32_t)(v)) * 16777619u)
+#define MPS__FOLD2(h, a, b)             MPS__FOLD(MPS__FOLD(h, a), b)
+#define MPS__FOLD3(h, a, b, c)          MPS__FOLD(MPS__FOLD2(h, a, b), c)
+#define MPS__FOLD4(h, a, b, c, d)       MPS__FOLD2(MPS__FOLD2(h, a, b), c, d)
 #define MPS__FOLD6(h, a, b, c, d, e, f) MPS__FOLD2(MPS__FOLD4(h, a, b, c, d), e, f)
 /* Only for a change of meaning that no size or offset shows. */
 #define MPS__LAYOUT_REV 2u
@@ -129,8 +129,8 @@ enum mps__kind {
  * kind gives (stats.h), in MPS__STAT_SHARDS cache lines. A thread adds to
  * the line of its shard only (its thread id picks it), so that counting
  * never moves a line between two processes that take turns on a lock. */
-#define MPS__STAT_N 8
-#define MPS__STAT_SHARDS 8
+#define MPS__STAT_N        8
+#define MPS__STAT_SHARDS   8
 #define MPS__RECOVERY_RING 16
 
 /* 128 bytes apart: the adjacent-line prefetcher moves lines in pairs, so
@@ -140,8 +140,8 @@ struct mps__stat_shard {
 };
 
 struct mps__recovery {
-  int32_t pid;   /* the process that recovered */
-  uint32_t what; /* enum mps__repair */
+  int32_t pid;     /* the process that recovered */
+  uint32_t what;   /* enum mps__repair */
   int64_t time_ns; /* CLOCK_REALTIME */
 };
 
@@ -159,27 +159,28 @@ struct mps__stats {
  * by the creator; the counters have lines of their own. */
 struct mps__hdr {
   _Atomic uint64_t magic;
-  uint32_t layout;     /* MPS__LAYOUT: this header's own format */
+  uint32_t layout; /* MPS__LAYOUT: this header's own format */
   uint32_t kind;
   uint64_t size;       /* bytes of the whole segment, header included */
   uint32_t obj_layout; /* the kind's layout word (mps__seg_spec.layout) */
   int32_t creator_pid;
   uint64_t creator_start; /* field 22 of /proc/<pid>/stat: clock ticks after boot */
   uint32_t creator_uid;
-  uint32_t version;    /* MPS_VERSION_NUMBER of the library that made it */
-  int64_t created_ns;  /* CLOCK_REALTIME */
+  uint32_t version;   /* MPS_VERSION_NUMBER of the library that made it */
+  int64_t created_ns; /* CLOCK_REALTIME */
   uint8_t pad_[8];
   struct mps__stats stats;
 };
 
 /* Layout word of the header, the counters and the primitives every object
  * embeds. */
-#define MPS__LAYOUT                                                                           \
-  MPS__FOLD6(MPS__FOLD6(MPS__LAYOUT_REV, sizeof(void *), sizeof(pthread_mutex_t),             \
-                        sizeof(struct mps__hdr), offsetof(struct mps__hdr, obj_layout),        \
-                        offsetof(struct mps__hdr, created_ns), offsetof(struct mps__hdr, stats)), \
-             sizeof(struct mps__stats), offsetof(struct mps__stats, recoveries),               \
-             sizeof(struct mps__recovery), MPS__STAT_N, MPS__STAT_SHARDS, sizeof(mps__mutex) + sizeof(mps__waitq))
+#define MPS__LAYOUT                                                                                \
+  MPS__FOLD6(MPS__FOLD6(MPS__LAYOUT_REV, sizeof(void *), sizeof(pthread_mutex_t),                  \
+                        sizeof(struct mps__hdr), offsetof(struct mps__hdr, obj_layout),            \
+                        offsetof(struct mps__hdr, created_ns), offsetof(struct mps__hdr, stats)),  \
+             sizeof(struct mps__stats), offsetof(struct mps__stats, recoveries),                   \
+             sizeof(struct mps__recovery), MPS__STAT_N, MPS__STAT_SHARDS,                          \
+             sizeof(mps__mutex) + sizeof(mps__waitq))
 
 /* One process's mapping of a segment. */
 typedef struct mps__seg {
@@ -244,7 +245,7 @@ void *mps__seg_object(size_t handle_size, enum mps__seg_mode mode, const char *n
 int mps__seg_free_handle(void *handle);
 
 /* For each handle type made by mps__seg_object. */
-#define MPS__SEG_HANDLE(type) \
+#define MPS__SEG_HANDLE(type)                                                                      \
   _Static_assert(offsetof(type, seg) == 0, #type " must start with its mps__seg")
 
 /* Whether the reserved tail of an options struct is all zero: a non-zero
@@ -287,6 +288,9 @@ int mps__mutex_lock(mps__mutex *m, const mps__deadline *d);
 int mps__mutex_unlock(mps__mutex *m);
 /* Whether the calling thread holds m; no side effect on a dead owner's m. */
 bool mps__mutex_held(mps__mutex *m);
+/* How many levels of m the calling thread holds, which holds it: above 1
+ * only for a recursive mutex taken again by its owner. */
+unsigned mps__mutex_depth(const mps__mutex *m);
 /* A hint, read without taking the lock: whether m is free right now. A
  * spinner that only reads keeps the line shared instead of stealing it
  * from the holder on every try. */
@@ -318,10 +322,7 @@ static inline int mps__mutex_lock_forever(mps__mutex *m)
   return err == EBUSY ? mps__mutex_lock_contended(m) : mps__mutex_result(m, err);
 }
 
-static inline int mps__mutex_unlock_fast(mps__mutex *m)
-{
-  return -pthread_mutex_unlock(&m->m);
-}
+static inline int mps__mutex_unlock_fast(mps__mutex *m) { return -pthread_mutex_unlock(&m->m); }
 
 /* ---- lock.c: Lock and RLock ------------------------------------------- */
 
@@ -416,6 +417,23 @@ bool mps__spin_while_eq2(const _Atomic uint64_t *a, uint64_t olda, const _Atomic
  * this saves the futex sleep and wake of a contended pthread mutex.
  * 0, MPS_OWNER_DIED, -EDEADLK. */
 int mps__mutex_lock_spin(mps__mutex *m);
+
+/* ---- future.c: futures, a leaf that knows nothing of pools ------------- */
+
+/* A pending future with two references: the caller's and the runner's
+ * (dropped with mps__future_release). NULL when out of memory. */
+mps_future *mps__future_new(void);
+/* Registers the step that cancels f's task: cancel(arg, f) returns 0 if the
+ * task will not run (f then completes with -ECANCELED), or -EBUSY. It is
+ * called with the futures' lock held: it may take the runner's own lock,
+ * never complete a future. */
+void mps__future_set_cancel(mps_future *f, int (*cancel)(void *arg, mps_future *f), void *arg);
+/* Completes f once (later calls are ignored): status 0 with the task's
+ * value (and value bytes of data when value > 0), or a library error.
+ * Runs f's done callback. Never call it holding a lock the cancel step
+ * takes. */
+void mps__future_complete(mps_future *f, int status, int64_t value, const void *data, size_t len);
+void mps__future_release(mps_future *f);
 
 /* ---- queue_heap.c: the priority queue's heap --------------------------- */
 

@@ -16,7 +16,7 @@
 #include "stats.h"
 
 /* Layout word: the lock's shared struct. */
-#define LOCK_LAYOUT                                                               \
+#define LOCK_LAYOUT                                                                                \
   MPS__FOLD2(MPS__LAYOUT, sizeof(struct mps__lock_shm), offsetof(struct mps__lock_shm, mu))
 
 struct mps_rlock {
@@ -112,10 +112,7 @@ static int lock_acquire(mps_lock *l, double timeout)
   return 0;
 }
 
-static int lock_release(mps_lock *l)
-{
-  return l == NULL ? -EINVAL : mps__mutex_unlock_fast(l->mu);
-}
+static int lock_release(mps_lock *l) { return l == NULL ? -EINVAL : mps__mutex_unlock_fast(l->mu); }
 
 mps_lock *mps_lock_new(void) { return lock_make(MPS__SEG_ANON, NULL, false); }
 mps_lock *mps_lock_create(const char *name) { return lock_make(MPS__SEG_CREATE, name, false); }
@@ -148,9 +145,9 @@ static int lock_describe(const void *copy, size_t size, mps_object_info *info)
   return 0;
 }
 
-const struct mps__kind_view mps__lock_view = {MPS__KIND_LOCK, "lock", LOCK_LAYOUT,
-                                              sizeof(struct mps__lock_shm), MPS__FAMILY_LOCK,
-                                              lock_describe};
-const struct mps__kind_view mps__rlock_view = {MPS__KIND_RLOCK, "rlock", LOCK_LAYOUT,
-                                               sizeof(struct mps__lock_shm), MPS__FAMILY_LOCK,
-                                               lock_describe};
+const struct mps__kind_view mps__lock_view = {MPS__KIND_LOCK,   "lock",
+                                              LOCK_LAYOUT,      sizeof(struct mps__lock_shm),
+                                              MPS__FAMILY_LOCK, lock_describe};
+const struct mps__kind_view mps__rlock_view = {MPS__KIND_RLOCK,  "rlock",
+                                               LOCK_LAYOUT,      sizeof(struct mps__lock_shm),
+                                               MPS__FAMILY_LOCK, lock_describe};

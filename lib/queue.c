@@ -51,13 +51,14 @@
 /* Layout word: struct mps__queue_shm, the FIFO core's tokens and
  * counters, the heap entries, the redo records and the slots
  * (queue_internal.h). */
-#define QUEUE_LAYOUT                                                                          \
-  MPS__FOLD6(MPS__FOLD6(MPS__LAYOUT, sizeof(struct mps__queue_shm),                           \
-                        offsetof(struct mps__queue_shm, tok_off),                              \
-                        offsetof(struct mps__queue_shm, mu), offsetof(struct mps__queue_shm, head), \
-                        offsetof(struct mps__queue_shm, log), offsetof(struct mps__queue_shm, ring)), \
-             sizeof(struct mps__qtok), sizeof(struct mps__ring), sizeof(struct mps__qent),     \
-             sizeof(struct mps__qlog), MPS__QTOK, sizeof(struct mps__slot))
+#define QUEUE_LAYOUT                                                                               \
+  MPS__FOLD6(                                                                                      \
+      MPS__FOLD6(MPS__LAYOUT, sizeof(struct mps__queue_shm),                                       \
+                 offsetof(struct mps__queue_shm, tok_off), offsetof(struct mps__queue_shm, mu),    \
+                 offsetof(struct mps__queue_shm, head), offsetof(struct mps__queue_shm, log),      \
+                 offsetof(struct mps__queue_shm, ring)),                                           \
+      sizeof(struct mps__qtok), sizeof(struct mps__ring), sizeof(struct mps__qent),                \
+      sizeof(struct mps__qlog), MPS__QTOK, sizeof(struct mps__slot))
 
 #define WAKE_ALL INT32_MAX
 
@@ -158,8 +159,12 @@ static mps_queue *q_make(enum mps__seg_mode mode, const char *name, const mps_qu
   int err = create ? layout_of(p.o.maxsize, p.o.max_msg, (uint64_t)p.o.order, &p.l) : 0;
   if (err < 0)
     return mps__fail(err);
-  mps__seg_spec spec = {MPS__KIND_QUEUE, create ? p.l.size : sizeof(struct mps__queue_shm),
-                        shm_init, shm_validate, &p, QUEUE_LAYOUT};
+  mps__seg_spec spec = {MPS__KIND_QUEUE,
+                        create ? p.l.size : sizeof(struct mps__queue_shm),
+                        shm_init,
+                        shm_validate,
+                        &p,
+                        QUEUE_LAYOUT};
   mps_queue *q = mps__seg_object(sizeof(*q), mode, name, &spec);
   if (q != NULL) {
     attach(q);
@@ -436,8 +441,7 @@ static ssize_t put_common(mps_queue *q, int prio, const void *const *msgs, const
 {
   mps__deadline d;
   ssize_t r = check_msgs(q, msgs, lens, n);
-  if (r < 0 || (r = mps__deadline_init(&d, timeout)) < 0 || n == 0 ||
-      (r = mps__qtok_use(q)) < 0)
+  if (r < 0 || (r = mps__deadline_init(&d, timeout)) < 0 || n == 0 || (r = mps__qtok_use(q)) < 0)
     return r;
   if (q->order == MPS_FIFO)
     return mps__ring_put(q, msgs, lens, n, &d);
@@ -644,8 +648,8 @@ static void q_counts_of(const struct mps__queue_shm *s, uint64_t *depth, uint64_
 
 static int q_describe(const void *copy, size_t size, mps_object_info *info)
 {
-  static const char *const orders[] = {[MPS_FIFO] = "fifo", [MPS_LIFO] = "lifo",
-                                       [MPS_PRIORITY] = "priority"};
+  static const char *const orders[] = {
+      [MPS_FIFO] = "fifo", [MPS_LIFO] = "lifo", [MPS_PRIORITY] = "priority"};
   const struct mps__queue_shm *s = copy;
   uint64_t depth, unfinished;
   bool shut;
@@ -663,6 +667,6 @@ static int q_describe(const void *copy, size_t size, mps_object_info *info)
   return 0;
 }
 
-const struct mps__kind_view mps__queue_view = {MPS__KIND_QUEUE, "queue", QUEUE_LAYOUT,
-                                               sizeof(struct mps__queue_shm), MPS__FAMILY_QUEUE,
-                                               q_describe};
+const struct mps__kind_view mps__queue_view = {MPS__KIND_QUEUE,   "queue",
+                                               QUEUE_LAYOUT,      sizeof(struct mps__queue_shm),
+                                               MPS__FAMILY_QUEUE, q_describe};

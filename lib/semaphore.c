@@ -31,8 +31,8 @@ struct sem_shm {
 };
 
 /* Layout word: struct sem_shm. */
-#define SEM_LAYOUT                                                                          \
-  MPS__FOLD4(MPS__LAYOUT, sizeof(struct sem_shm), offsetof(struct sem_shm, wq),             \
+#define SEM_LAYOUT                                                                                 \
+  MPS__FOLD4(MPS__LAYOUT, sizeof(struct sem_shm), offsetof(struct sem_shm, wq),                    \
              offsetof(struct sem_shm, value), offsetof(struct sem_shm, bound))
 
 struct mps_semaphore {
@@ -179,6 +179,6 @@ static int sem_describe(const void *copy, size_t size, mps_object_info *info)
   return 0;
 }
 
-const struct mps__kind_view mps__semaphore_view = {MPS__KIND_SEMAPHORE, "semaphore", SEM_LAYOUT,
-                                                   sizeof(struct sem_shm), MPS__FAMILY_WAIT,
-                                                   sem_describe};
+const struct mps__kind_view mps__semaphore_view = {MPS__KIND_SEMAPHORE, "semaphore",
+                                                   SEM_LAYOUT,          sizeof(struct sem_shm),
+                                                   MPS__FAMILY_WAIT,    sem_describe};

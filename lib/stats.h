@@ -25,18 +25,24 @@
 enum { MPS__ST_ACQUIRED, MPS__ST_CONTENDED, MPS__ST_OWNER_DIED };
 /* Queues (PEAK is a maximum, not a sum; HOLES: slots of dead producers,
  * which gets skip): */
-enum { MPS__ST_PUTS, MPS__ST_GETS, MPS__ST_PUT_TIMEOUTS, MPS__ST_GET_TIMEOUTS, MPS__ST_PEAK,
-       MPS__ST_HOLES };
+enum {
+  MPS__ST_PUTS,
+  MPS__ST_GETS,
+  MPS__ST_PUT_TIMEOUTS,
+  MPS__ST_GET_TIMEOUTS,
+  MPS__ST_PEAK,
+  MPS__ST_HOLES
+};
 /* Semaphores, events, conditions, barriers: calls that waited, waits that
  * gave up, and calls that woke waiters (release, set, notify, a round's end). */
 enum { MPS__ST_WAITS, MPS__ST_TIMEOUTS, MPS__ST_WAKEUPS };
 
 /* What a recovery repaired (the ring's `what`). */
 enum mps__repair {
-  MPS__REPAIR_LOCK = 1,  /* a lock's owner died: made consistent, MPS_OWNER_DIED returned */
-  MPS__REPAIR_WAKE,      /* an internal mutex's owner died: every sleeper woken */
-  MPS__REPAIR_QUEUE_LOG, /* a queue's holder died: its redo record checked, sleepers woken */
-  MPS__REPAIR_COND_SLOT, /* a condition's waiter died: its slot freed */
+  MPS__REPAIR_LOCK = 1,    /* a lock's owner died: made consistent, MPS_OWNER_DIED returned */
+  MPS__REPAIR_WAKE,        /* an internal mutex's owner died: every sleeper woken */
+  MPS__REPAIR_QUEUE_LOG,   /* a queue's holder died: its redo record checked, sleepers woken */
+  MPS__REPAIR_COND_SLOT,   /* a condition's waiter died: its slot freed */
   MPS__REPAIR_QUEUE_HOLES, /* a producer died mid-put: its unpublished slots made holes */
   MPS__REPAIR_END_
 };
@@ -51,8 +57,7 @@ static inline void mps__stat_add(struct mps__hdr *h, unsigned id, uint64_t n)
 {
 #if MPS__STATS
   _Atomic uint64_t *c = mps__stat_at(h, id);
-  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
-                        memory_order_relaxed);
+  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
 #else
   (void)h, (void)id, (void)n;
 #endif

@@ -18,13 +18,13 @@
 #include "stats.h"
 
 /* Layout word: struct mps__block_shm (internal.h). */
-#define BLOCK_LAYOUT                                                                         \
-  MPS__FOLD4(MPS__LAYOUT, sizeof(struct mps__block_shm), offsetof(struct mps__block_shm, count), \
+#define BLOCK_LAYOUT                                                                               \
+  MPS__FOLD4(MPS__LAYOUT, sizeof(struct mps__block_shm), offsetof(struct mps__block_shm, count),   \
              offsetof(struct mps__block_shm, data_off), offsetof(struct mps__block_shm, mu))
 
 #define MPS__BLOCK_DATA_OFF MPS__ALIGN_UP(sizeof(struct mps__block_shm), MPS__CACHELINE)
 /* Where a small locked value goes: in the rest of its mutex's cache line. */
-#define MPS__INLINE_OFF                                                    \
+#define MPS__INLINE_OFF                                                                            \
   MPS__ALIGN_UP(offsetof(struct mps__block_shm, mu) + sizeof(pthread_mutex_t), 16)
 #define MPS__INLINE_MAX (offsetof(struct mps__block_shm, mu) + MPS__CACHELINE - MPS__INLINE_OFF)
 
@@ -60,12 +60,12 @@ struct mps_shm {
 };
 
 static const size_t type_sizes[] = {
-    [MPS_CHAR] = sizeof(char),       [MPS_INT8] = sizeof(int8_t),
-    [MPS_UINT8] = sizeof(uint8_t),   [MPS_INT16] = sizeof(int16_t),
-    [MPS_UINT16] = sizeof(uint16_t), [MPS_INT] = sizeof(int),
-    [MPS_UINT] = sizeof(unsigned),   [MPS_LONG] = sizeof(long),
+    [MPS_CHAR] = sizeof(char),           [MPS_INT8] = sizeof(int8_t),
+    [MPS_UINT8] = sizeof(uint8_t),       [MPS_INT16] = sizeof(int16_t),
+    [MPS_UINT16] = sizeof(uint16_t),     [MPS_INT] = sizeof(int),
+    [MPS_UINT] = sizeof(unsigned),       [MPS_LONG] = sizeof(long),
     [MPS_ULONG] = sizeof(unsigned long), [MPS_INT64] = sizeof(int64_t),
-    [MPS_UINT64] = sizeof(uint64_t), [MPS_FLOAT] = sizeof(float),
+    [MPS_UINT64] = sizeof(uint64_t),     [MPS_FLOAT] = sizeof(float),
     [MPS_DOUBLE] = sizeof(double),
 };
 
@@ -134,8 +134,8 @@ static int block_validate(const void *p, size_t size)
   size_t elem = shm->type == 0 ? 1 : mps_type_size(shm->type);
   if (elem == 0 || shm->has_lock > 1 ||
       shm->data_off != data_offset(kind, shm->has_lock, shm->data_size) || shm->count == 0 ||
-      shm->data_size > size - MPS__BLOCK_DATA_OFF ||
-      shm->count > shm->data_size / elem || shm->count * elem != shm->data_size)
+      shm->data_size > size - MPS__BLOCK_DATA_OFF || shm->count > shm->data_size / elem ||
+      shm->count * elem != shm->data_size)
     return -EPROTO;
   if (kind == MPS__KIND_SHM && (shm->type != 0 || shm->has_lock))
     return -EPROTO;
@@ -152,8 +152,8 @@ static void *block_new(size_t handle_size, enum mps__seg_mode mode, const char *
     int err = spec_check(sp);
     if (err < 0)
       return mps__fail(err);
-    spec = (mps__seg_spec){sp->kind, MPS__BLOCK_DATA_OFF + sp->count * sp->elem, block_init,
-                           NULL, sp, BLOCK_LAYOUT};
+    spec = (mps__seg_spec){
+        sp->kind, MPS__BLOCK_DATA_OFF + sp->count * sp->elem, block_init, NULL, sp, BLOCK_LAYOUT};
   }
   struct mps__block *b = mps__seg_object(handle_size, mode, name, &spec);
   if (b != NULL)
@@ -223,7 +223,10 @@ mps_value *mps_value_open(const char *name)
 
 int mps_value_close(mps_value *v) { return block_close((struct mps__block *)v); }
 void *mps_value_ptr(const mps_value *v) { return v ? v->b.data : NULL; }
-mps_lock *mps_value_get_lock(const mps_value *v) { return block_lock((const struct mps__block *)v); }
+mps_lock *mps_value_get_lock(const mps_value *v)
+{
+  return block_lock((const struct mps__block *)v);
+}
 size_t mps_value_size(const mps_value *v) { return v ? v->b.shm->data_size : 0; }
 mps_type mps_value_type(const mps_value *v) { return v ? (mps_type)v->b.shm->type : MPS_TYPE_NONE; }
 
@@ -271,7 +274,10 @@ int mps_array_close(mps_array *a) { return block_close((struct mps__block *)a); 
 void *mps_array_data(const mps_array *a) { return a ? a->b.data : NULL; }
 size_t mps_array_len(const mps_array *a) { return a ? a->b.shm->count : 0; }
 mps_type mps_array_type(const mps_array *a) { return a ? (mps_type)a->b.shm->type : MPS_TYPE_NONE; }
-mps_lock *mps_array_get_lock(const mps_array *a) { return block_lock((const struct mps__block *)a); }
+mps_lock *mps_array_get_lock(const mps_array *a)
+{
+  return block_lock((const struct mps__block *)a);
+}
 
 /* ---- SharedMemory ------------------------------------------------------- */
 
@@ -298,10 +304,10 @@ static int block_describe(const void *copy, size_t size, mps_object_info *info)
   if (block_validate(copy, size) < 0)
     return -EPROTO;
   static const char *const type_names[] = {
-      [MPS_CHAR] = "char",   [MPS_INT8] = "int8",   [MPS_UINT8] = "uint8",
-      [MPS_INT16] = "int16", [MPS_UINT16] = "uint16", [MPS_INT] = "int",
-      [MPS_UINT] = "uint",   [MPS_LONG] = "long",   [MPS_ULONG] = "ulong",
-      [MPS_INT64] = "int64", [MPS_UINT64] = "uint64", [MPS_FLOAT] = "float",
+      [MPS_CHAR] = "char",     [MPS_INT8] = "int8",     [MPS_UINT8] = "uint8",
+      [MPS_INT16] = "int16",   [MPS_UINT16] = "uint16", [MPS_INT] = "int",
+      [MPS_UINT] = "uint",     [MPS_LONG] = "long",     [MPS_ULONG] = "ulong",
+      [MPS_INT64] = "int64",   [MPS_UINT64] = "uint64", [MPS_FLOAT] = "float",
       [MPS_DOUBLE] = "double",
   };
   mps__info_text(info, "type", shm->type == 0 ? "bytes" : type_names[shm->type]);
@@ -313,8 +319,10 @@ static int block_describe(const void *copy, size_t size, mps_object_info *info)
   return 0;
 }
 
-#define BLOCK_VIEW(k, n)                                                                   \
-  {k, n, BLOCK_LAYOUT, sizeof(struct mps__block_shm), MPS__FAMILY_LOCK, block_describe}
+#define BLOCK_VIEW(k, n)                                                                           \
+  {                                                                                                \
+    k, n, BLOCK_LAYOUT, sizeof(struct mps__block_shm), MPS__FAMILY_LOCK, block_describe            \
+  }
 const struct mps__kind_view mps__value_view = BLOCK_VIEW(MPS__KIND_VALUE, "value");
 const struct mps__kind_view mps__array_view = BLOCK_VIEW(MPS__KIND_ARRAY, "array");
 const struct mps__kind_view mps__shm_view = BLOCK_VIEW(MPS__KIND_SHM, "shm");

@@ -14,10 +14,10 @@ enum jtype { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ };
 
 typedef struct jval {
   enum jtype type;
-  double num;   /* J_NUM, J_BOOL (0 or 1) */
-  char *str;    /* J_STR */
-  size_t n;     /* J_ARR, J_OBJ: items */
-  char **keys;  /* J_OBJ */
+  double num;  /* J_NUM, J_BOOL (0 or 1) */
+  char *str;   /* J_STR */
+  size_t n;    /* J_ARR, J_OBJ: items */
+  char **keys; /* J_OBJ */
   struct jval **items;
 } jval;
 

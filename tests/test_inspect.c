@@ -25,7 +25,7 @@ static int64_t field(const mps_info_field *fs, size_t n, const char *key)
   cr_assert_not_null(f, "no field %s", key);
   return f->value;
 }
-#define STATE(i, k) field((i)->state, (i)->n_state, k)
+#define STATE(i, k)   field((i)->state, (i)->n_state, k)
 #define COUNTER(i, k) field((i)->counters, (i)->n_counters, k)
 
 static void inspect_ok(const char *name, mps_object_info *info)
@@ -162,7 +162,7 @@ Test(inspect, counters_follow_a_known_sequence, .timeout = 20)
   cr_assert_not_null(q);
   for (int i = 0; i < 4; i++)
     cr_assert_eq(mps_queue_put(q, "m", 1, 0), 0);
-  cr_assert_eq(mps_queue_put(q, "m", 1, 0), -EAGAIN);     /* full: a put timeout */
+  cr_assert_eq(mps_queue_put(q, "m", 1, 0), -EAGAIN); /* full: a put timeout */
   cr_assert_eq(mps_queue_put(q, "m", 1, 0.01), -ETIMEDOUT);
   for (int i = 0; i < 3; i++)
     cr_assert_eq(mps_queue_get(q, buf, sizeof(buf), 0), 1);
@@ -393,7 +393,9 @@ static int scribble(void *arg)
   for (unsigned i = 0;; i++) {
     for (size_t k = 0; k < sizeof(junk); k++)
       junk[k] = (unsigned char)(i * 31 + k);
-    if (ftruncate(fd, (off_t)(i % 3 == 0 ? 0 : i % 3 == 1 ? 100 : st.st_size)) < 0 ||
+    if (ftruncate(fd, (off_t)(i % 3 == 0   ? 0
+                              : i % 3 == 1 ? 100
+                                           : st.st_size)) < 0 ||
         pwrite(fd, junk, (i % 5) * 50, (off_t)(i % 7) * 64) < 0)
       return 2;
   }

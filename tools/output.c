@@ -79,8 +79,8 @@ void out_table(FILE *f, const mps_object_info *objs, size_t n)
     snprintf(att, sizeof(att), o->attached < 0 ? "-" : "%d", o->attached);
     snprintf(creator, sizeof(creator), o->status ? "-" : "%d %s", (int)o->creator_pid,
              alive_word(o));
-    fprintf(f, "%-*s  %-17s %10" PRIu64 "  %-14s %8s  %s\n", w, o->name, o->kind, o->size,
-            creator, att, state);
+    fprintf(f, "%-*s  %-17s %10" PRIu64 "  %-14s %8s  %s\n", w, o->name, o->kind, o->size, creator,
+            att, state);
   }
 }
 
@@ -110,7 +110,8 @@ void out_details(FILE *f, const mps_object_info *o)
   char t[64], line[160];
   when(o->created, t, sizeof(t));
   out_state_line(o, line, sizeof(line));
-  fprintf(f, "name:     %s\nkind:     %s\nsize:     %" PRIu64 " bytes\n", o->name, o->kind, o->size);
+  fprintf(f, "name:     %s\nkind:     %s\nsize:     %" PRIu64 " bytes\n", o->name, o->kind,
+          o->size);
   fprintf(f, "creator:  pid %d (%s), uid %u, started at tick %" PRIu64 "\n", (int)o->creator_pid,
           alive_word(o), (unsigned)o->creator_uid, o->creator_start);
   fprintf(f, "created:  %s by mpshare %u.%u.%u\n", t, o->version >> 16, (o->version >> 8) & 0xff,
@@ -118,7 +119,8 @@ void out_details(FILE *f, const mps_object_info *o)
   fprintf(f, "attached: %d processes\nstate:    %s\n", o->attached, line);
   fields_text(f, "state fields", o->state, o->n_state);
   fields_text(f, "counters", o->counters, o->n_counters);
-  fprintf(f, "recoveries: %" PRIu64 " in all%s\n", o->recoveries, o->n_recent ? ", newest first:" : "");
+  fprintf(f, "recoveries: %" PRIu64 " in all%s\n", o->recoveries,
+          o->n_recent ? ", newest first:" : "");
   for (size_t i = 0; i < o->n_recent; i++) {
     when(o->recent[i].time, t, sizeof(t));
     fprintf(f, "  %s  pid %d  %s\n", t, (int)o->recent[i].pid, o->recent[i].what);

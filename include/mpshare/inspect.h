@@ -46,24 +46,24 @@ typedef struct mps_info_recovery {
  * -EPROTO, and only name and size filled. */
 typedef struct mps_object_info {
   char name[MPS_NAME_MAX + 2]; /* with its leading '/' */
-  const char *kind;  /* "lock", "rlock", "value", "array", "shm", "semaphore",
-                        "bounded_semaphore", "event", "condition", "barrier",
-                        "queue", or "foreign" (static strings) */
-  int status;        /* 0, or -EPROTO for a foreign or damaged file */
-  uint64_t size;     /* bytes of the segment */
+  const char *kind;            /* "lock", "rlock", "value", "array", "shm", "semaphore",
+                                  "bounded_semaphore", "event", "condition", "barrier",
+                                  "queue", or "foreign" (static strings) */
+  int status;                  /* 0, or -EPROTO for a foreign or damaged file */
+  uint64_t size;               /* bytes of the segment */
   pid_t creator_pid;
   uint64_t creator_start; /* its start time, clock ticks after boot */
   uid_t creator_uid;
-  bool creator_alive;     /* that process (pid and start time) still runs */
-  double created;         /* seconds since the epoch */
-  unsigned version;       /* MPS_VERSION_NUMBER of the library that made it */
-  int attached;           /* live processes that map it now; -1: unknown */
-  size_t n_state;         /* the kind's state: depth, held, value, ... */
+  bool creator_alive; /* that process (pid and start time) still runs */
+  double created;     /* seconds since the epoch */
+  unsigned version;   /* MPS_VERSION_NUMBER of the library that made it */
+  int attached;       /* live processes that map it now; -1: unknown */
+  size_t n_state;     /* the kind's state: depth, held, value, ... */
   mps_info_field state[MPS_INFO_MAX_FIELDS];
-  size_t n_counters;      /* the kind's counters since creation */
+  size_t n_counters; /* the kind's counters since creation */
   mps_info_field counters[MPS_INFO_MAX_FIELDS];
-  uint64_t recoveries;    /* crash recoveries ever recorded */
-  size_t n_recent;        /* the last ones, newest first */
+  uint64_t recoveries; /* crash recoveries ever recorded */
+  size_t n_recent;     /* the last ones, newest first */
   mps_info_recovery recent[MPS_INFO_RECOVERIES];
   unsigned char reserved_[64]; /* room to grow; zero */
 } mps_object_info;

@@ -108,6 +108,13 @@ typedef struct mps_cond mps_cond;
  * with errno ENOMEM. */
 MPS_API mps_cond *mps_cond_new(mps_lock *lock);
 
+/* Python's default Condition(): an anonymous condition over an RLock (from
+ * mps_rlock_new), or over a recursive lock of its own when lock is NULL.
+ * The owner may hold it several levels deep when it waits: wait releases
+ * every level while asleep and takes them all back before returning. The
+ * lock is borrowed: it must outlive the condition. NULL with errno ENOMEM. */
+MPS_API mps_cond *mps_cond_new_rlock(mps_rlock *lock);
+
 /* Named forms, always over the condition's own lock (a lock in another
  * segment cannot be found by name from here). Errors as for
  * mps_semaphore_create / mps_semaphore_open. */
@@ -138,7 +145,8 @@ MPS_API MPS_NODISCARD int mps_cond_wait(mps_cond *c, double timeout);
  * it is true at once), -ETIMEDOUT / -EAGAIN (still false), MPS_OWNER_DIED
  * (as for wait: returned at once, pred not evaluated again), -EPERM,
  * -EUSERS, -EINVAL (NULL c or pred, NaN). */
-MPS_API MPS_NODISCARD int mps_cond_wait_for(mps_cond *c, int (*pred)(void *arg), void *arg, double timeout);
+MPS_API MPS_NODISCARD int mps_cond_wait_for(mps_cond *c, int (*pred)(void *arg), void *arg,
+                                            double timeout);
 
 /* Wakes n of the current waiters, oldest first; the caller holds the lock.
  * Returns how many were woken (0..n), -EPERM (lock not held), -EINVAL. */
@@ -160,8 +168,11 @@ MPS_API int mps_cond_notify_all(mps_cond *c);
  * arrives; the others wait for it until their timeout breaks the barrier.) */
 typedef struct mps_barrier mps_barrier;
 
+/* Most parties of one barrier. */
+#define MPS_BARRIER_PARTIES_MAX 0x7fffffff
+
 /* Creates an anonymous barrier for `parties` (>= 1). NULL with errno EINVAL
- * (0 or above INT32_MAX) or ENOMEM. */
+ * (0 or above MPS_BARRIER_PARTIES_MAX) or ENOMEM. */
 MPS_API mps_barrier *mps_barrier_new(unsigned parties);
 /* Named forms; errors as for mps_semaphore_create / mps_semaphore_open. */
 MPS_API mps_barrier *mps_barrier_create(const char *name, unsigned parties);
