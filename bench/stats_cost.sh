@@ -19,15 +19,16 @@ done
 # stat FILE SIDE WHAT: "median best" of that figure (best: lowest ns, highest rate)
 stat() {
   awk -v s="$2" -v w="$3" '$1 == s && $2 == w {print $3}' "$1" | sort -g |
-    awk -v w="$3" '{a[NR] = $1} END {print a[int((NR + 1) / 2)], (w == "lock_ns" ? a[1] : a[NR])}'
+    awk -v w="$3" '{a[NR] = $1} END {print a[int((NR + 1) / 2)], (w ~ /_ns$/ ? a[1] : a[NR])}'
 }
 echo "live counters on vs off (configure --disable-stats), $rounds alternating rounds"
 echo "load: $(uptime)"
 printf '%-30s %22s %22s %16s\n' "" "on: median / best" "off: median / best" "cost: med / best"
-for what in lock_ns queue11 queue22; do
+for what in lock_ns lock1_ns queue11 queue22; do
   set -- $(stat "$tmp" on "$what") $(stat "$tmp" off "$what")
   case $what in
   lock_ns) label="Value lock, 2 procs (ns/op)" dir=1 ;;
+  lock1_ns) label="Value lock, 1 proc (ns/op)" dir=1 ;;
   queue11) label="queue 1 -> 1 (msgs/s)" dir=-1 ;;
   *) label="queue 2 -> 2 (msgs/s)" dir=-1 ;;
   esac
