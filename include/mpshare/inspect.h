@@ -68,9 +68,13 @@ typedef struct mps_object_info {
   unsigned char reserved_[64]; /* room to grow; zero */
 } mps_object_info;
 
-/* Describes the named object into *info (overwritten whole). Returns 0,
- * -EINVAL (bad name, NULL info), -ENOENT, -EACCES, or -EPROTO: not an
- * mpshare object, another layout, or damaged (info says "foreign"). */
+/* Describes the named object into *info (overwritten whole), without
+ * opening it: no lock taken, nobody waited for.
+ * Returns: 0.
+ * Errors: -EINVAL (bad name, NULL info), -ENOENT, -EACCES, -EPROTO (not an
+ * mpshare object, another layout version, or damaged: info->kind is then
+ * "foreign" and only name and size are filled).
+ * Owns: nothing is allocated; the strings in *info are static. */
 MPS_API int mps_inspect(const char *name, mps_object_info *info);
 
 /* List the foreign files of this user too, not only mpshare objects. */
@@ -78,16 +82,25 @@ MPS_API int mps_inspect(const char *name, mps_object_info *info);
 
 /* Lists this user's mpshare objects in /dev/shm (with MPS_INSPECT_ALL,
  * also the other files this user owns there, as "foreign"), sorted by
- * name, into a new array *list of *n entries that the caller releases with
- * mps_inspect_free (also when *n is 0). Returns 0, -EINVAL (NULL list or n,
- * unknown flags), -ENOMEM, or -errno from opening /dev/shm; on failure
- * *list is NULL and *n 0. */
+ * name, with the number of live processes that map each.
+ * Returns: 0, with a new array in *list of *n entries.
+ * Errors: -EINVAL (NULL list or n, unknown flags), -ENOMEM, or a negative
+ * errno from opening /dev/shm; *list is then NULL and *n 0.
+ * Owns: the caller releases *list with mps_inspect_free (also when *n is
+ * 0). */
 MPS_API int mps_inspect_list(mps_object_info **list, size_t *n, unsigned flags);
 
-/* Releases a list from mps_inspect_list. NULL is a no-op. */
+/* Releases a list from mps_inspect_list.
+ * Returns: nothing; NULL is a no-op.
+ * Errors: none.
+ * Owns: list is freed. */
 MPS_API void mps_inspect_free(mps_object_info *list);
 
-/* The field of info->state or info->counters named key, or NULL. */
+/* Finds a field by name in info->state or info->counters.
+ * Returns: the field named key among the n fields, or NULL (also for NULL
+ * fields or key).
+ * Errors: none.
+ * Owns: the field is part of the caller's mps_object_info. */
 MPS_API const mps_info_field *mps_info_get(const mps_info_field *fields, size_t n, const char *key);
 
 #ifdef __cplusplus
