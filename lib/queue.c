@@ -91,6 +91,7 @@ static void attach(mps_queue *q)
   struct mps__queue_shm *s = (struct mps__queue_shm *)q->seg.hdr;
   q->s = s;
   q->cap = s->maxsize;
+  q->cap_pow2 = (q->cap & (q->cap - 1)) == 0;
   q->max_msg = s->max_msg;
   q->slot_size = s->slot_size;
   q->order = (mps_order)s->order;
