@@ -70,8 +70,8 @@ struct mps__queue_shm {
 };
 
 /* A payload slot. `state` is the FIFO's per-slot word (unused otherwise):
- * lap << 4 | phase << 1 | W, where lap is 1 + the lap (ticket / maxsize)
- * of the last ticket published here, phase FULL or SKIP, and W says that
+ * seq << 3 | phase << 1 | W, where seq grows by maxsize with every ticket
+ * published here (mps__q_pos), phase is FULL or SKIP, and W says that
  * consumers sleep on it. Its low 32 bits, the futex word, change on every
  * publish. */
 struct mps__slot {
@@ -99,6 +99,7 @@ struct mps_queue {
   unsigned char *slots;
   struct mps__qtok *tok; /* FIFO only */
   uint64_t cap, max_msg, slot_size;
+  bool cap_pow2;
   mps_order order;
   /* Process-local: a recent head, so that a put needs not read the
    * consumers' line every time; references (the open handle and each
@@ -115,20 +116,32 @@ static inline struct mps__slot *mps__q_slot(const mps_queue *q, uint64_t i)
   return (struct mps__slot *)(q->slots + i * q->slot_size);
 }
 
-/* The slot word's lap for ticket x, and the states of x's slot: before x
- * is published, and once it is (FULL or SKIP). */
-static inline uint64_t mps__lap(const mps_queue *q, uint64_t x) { return x / q->cap; }
-static inline uint64_t mps__st_unpub(const mps_queue *q, uint64_t x)
+/* Where ticket x lives: its slot, and the slot word's sequence before x
+ * is published (base: x minus its slot index, the ticket that starts its
+ * lap; 0 for the first lap, as the segment starts zeroed) and once it is
+ * (base + maxsize). No division when maxsize is a power of two: a put and
+ * a get each compute this once per message. */
+#define MPS__SEQ_MASK ((UINT64_C(1) << 61) - 1)
+struct mps__pos {
+  struct mps__slot *sl;
+  uint64_t base;
+};
+static inline struct mps__pos mps__q_pos(const mps_queue *q, uint64_t x)
 {
-  return mps__lap(q, x) << 4; /* + FULL/SKIP of the lap before */
+  uint64_t i = q->cap_pow2 ? x & (q->cap - 1) : x % q->cap;
+  return (struct mps__pos){mps__q_slot(q, i), x - i};
 }
-static inline bool mps__st_is_unpub(const mps_queue *q, uint64_t st, uint64_t x)
+static inline uint64_t mps__st_pub(const mps_queue *q, struct mps__pos p, unsigned phase)
 {
-  return st >> 4 == mps__lap(q, x);
+  return ((p.base + q->cap) & MPS__SEQ_MASK) << 3 | phase;
 }
-static inline bool mps__st_is_pub(const mps_queue *q, uint64_t st, uint64_t x)
+static inline bool mps__st_is_unpub(uint64_t st, struct mps__pos p)
 {
-  return st >> 4 == mps__lap(q, x) + 1;
+  return st >> 3 == (p.base & MPS__SEQ_MASK);
+}
+static inline bool mps__st_is_pub(const mps_queue *q, uint64_t st, struct mps__pos p)
+{
+  return st >> 3 == ((p.base + q->cap) & MPS__SEQ_MASK);
 }
 
 /* The futex word inside a 64-bit counter: its low half. */
@@ -206,14 +219,17 @@ int mps__ring_shutdown(mps_queue *q);
  * repairer left its redo record to apply. */
 bool mps__ring_dead_claims(mps_queue *q);
 /* Turns every ticket claimed by a dead thread and never published into a
- * hole, under the mutex. 0, or -EPROTO. */
-int mps__ring_repair(mps_queue *q);
+ * hole, under the mutex, taken by the deadline d (NULL: no deadline): a
+ * stopped repairer must not make a timed call overrun. 0, or the
+ * deadline's error. */
+int mps__ring_repair(mps_queue *q, const mps__deadline *d);
 /* The calling thread took token k from a dead thread: make the dead
- * thread's unpublished tickets holes, clear the intent. 0 or -EPROTO. */
-int mps__ring_repair_token(mps_queue *q, unsigned k);
-/* Takes the queue mutex for a repair, applying a pending redo record
- * first. 0 or -EPROTO (then not held). */
-int mps__ring_lock(mps_queue *q);
+ * thread's unpublished tickets holes, clear the intent. 0 or the
+ * deadline's error (the intent stays for the next repairer). */
+int mps__ring_repair_token(mps_queue *q, unsigned k, const mps__deadline *d);
+/* Takes the queue mutex for a repair or a shutdown, by d (NULL: none),
+ * applying a pending redo record first. 0 or the deadline's error. */
+int mps__ring_lock(mps_queue *q, const mps__deadline *d);
 /* Wakes whoever sleeps on slot x's word. */
 void mps__ring_wake_slot(mps_queue *q, uint64_t x);
 
