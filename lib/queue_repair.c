@@ -31,6 +31,7 @@
 #include <limits.h>
 
 #include "queue_internal.h"
+#include "stats.h"
 
 #define M52 ((UINT64_C(1) << 52) - 1)
 
@@ -104,6 +105,8 @@ int mps__ring_lock(mps_queue *q, const mps__deadline *d)
   int r = d ? mps__mutex_lock(&q->s->mu, d) : mps__mutex_lock_forever(&q->s->mu);
   if (r < 0)
     return r;
+  if (r == MPS_OWNER_DIED)
+    mps__stat_recovered(&q->s->hdr, MPS__REPAIR_QUEUE_LOG);
   if (atomic_load(&q->s->ring.log.valid))
     log_apply(q); /* its repairer died */
   return 0;
@@ -124,7 +127,7 @@ static void make_hole(mps_queue *q, uint64_t x)
  * and its intent is cleared. Mutex held. */
 static void repair_intent(mps_queue *q, unsigned k)
 {
-  uint64_t iv = atomic_load(&q->tok[k].intent);
+  uint64_t iv = atomic_load(&q->tok[k].intent), holes = 0;
   if (iv == 0)
     return;
   MPS__CRASHPOINT(MPS__CP_REPAIR_TOKEN);
@@ -143,7 +146,11 @@ static void repair_intent(mps_queue *q, unsigned k)
       continue;
     struct mps__pos p = mps__q_pos(q, x);
     if (mps__st_is_unpub(atomic_load(&p.sl->state), p))
-      make_hole(q, x);
+      make_hole(q, x), holes++;
+  }
+  if (holes > 0) { /* stats.h: the mutex is held */
+    mps__stat_add(&q->s->hdr, MPS__ST_HOLES, holes);
+    mps__stat_recovered(&q->s->hdr, MPS__REPAIR_QUEUE_HOLES);
   }
   MPS__CRASHPOINT(MPS__CP_REPAIR_CLEAR);
   atomic_store(&q->tok[k].intent, 0);

@@ -46,6 +46,7 @@
 #include <string.h>
 
 #include "queue_internal.h"
+#include "stats.h"
 
 /* Sleeps are cut into slices this long: what a killed waker costs. */
 #define SLICE_NS (20 * 1000 * 1000L)
@@ -163,6 +164,23 @@ static int wait_room(mps_queue *q, uint64_t t, bool *spun, const mps__deadline *
   return 0;
 }
 
+/* The counters (stats.h; no mutex here): c puts from ticket t, and the
+ * depth they make as this process last saw head (never above maxsize:
+ * the claim checked it). */
+static void put_counted(mps_queue *q, uint64_t t, uint64_t c)
+{
+  uint64_t depth = t + c - atomic_load_explicit(&q->head_cache, memory_order_relaxed);
+  mps__stat_add_lockfree(&q->s->hdr, MPS__ST_PUTS, c);
+  mps__stat_max_lockfree(&q->s->hdr, MPS__ST_PEAK, depth < q->cap ? depth : q->cap);
+}
+
+static int timeout_counted(mps_queue *q, unsigned id, int r)
+{
+  if (r == -ETIMEDOUT || r == -EAGAIN)
+    mps__stat_add_lockfree(&q->s->hdr, id, 1);
+  return r;
+}
+
 ssize_t mps__ring_put(mps_queue *q, const void *const *msgs, const size_t *lens, size_t n,
                       const mps__deadline *d)
 {
@@ -176,6 +194,7 @@ ssize_t mps__ring_put(mps_queue *q, const void *const *msgs, const size_t *lens,
     uint64_t t;
     ssize_t c = claim(q, tok, n, &t);
     if (c > 0) {
+      put_counted(q, t, (uint64_t)c);
       MPS__CRASHPOINT(MPS__CP_PUT_CLAIMED);
       publish(q, t, (uint64_t)c, msgs, lens);
       MPS__CRASHPOINT(MPS__CP_PUT_CLEAR);
@@ -189,7 +208,7 @@ ssize_t mps__ring_put(mps_queue *q, const void *const *msgs, const size_t *lens,
       return c;
     int r = wait_room(q, t, &spun, d);
     if (r < 0)
-      return r;
+      return timeout_counted(q, MPS__ST_PUT_TIMEOUTS, r);
   }
 }
 
@@ -329,12 +348,14 @@ ssize_t mps__ring_get(mps_queue *q, void *buf, size_t cap, size_t *lens, size_t 
       }
       int r = wait_msg(q, h, &spun, d);
       if (r < 0)
-        return r;
+        return timeout_counted(q, MPS__ST_GET_TIMEOUTS, r);
       continue;
     }
     MPS__CRASHPOINT(MPS__CP_GET_COPIED);
-    if (commit(q, raw, h, tk.j) && tk.nfull > 0)
+    if (commit(q, raw, h, tk.j) && tk.nfull > 0) {
+      mps__stat_add_lockfree(&q->s->hdr, MPS__ST_GETS, tk.nfull);
       return (ssize_t)tk.nfull;
+    }
   }
 }
 
