@@ -169,9 +169,12 @@ static int wait_room(mps_queue *q, uint64_t t, bool *spun, const mps__deadline *
  * the claim checked it). */
 static void put_counted(mps_queue *q, uint64_t t, uint64_t c)
 {
-  uint64_t depth = t + c - atomic_load_explicit(&q->head_cache, memory_order_relaxed);
+  int64_t depth = (int64_t)(t + c - atomic_load_explicit(&q->head_cache, memory_order_relaxed));
   mps__stat_add_lockfree(&q->s->hdr, MPS__ST_PUTS, c);
-  mps__stat_max_lockfree(&q->s->hdr, MPS__ST_PEAK, depth < q->cap ? depth : q->cap);
+  /* Another thread may have cached a head past our tickets already. */
+  if (depth > 0)
+    mps__stat_max_lockfree(&q->s->hdr, MPS__ST_PEAK,
+                           (uint64_t)depth < q->cap ? (uint64_t)depth : q->cap);
 }
 
 static int timeout_counted(mps_queue *q, unsigned id, int r)
