@@ -164,14 +164,20 @@ static int wait_room(mps_queue *q, uint64_t t, bool *spun, const mps__deadline *
   return 0;
 }
 
-/* The counters (stats.h; no mutex here): c puts from ticket t, and the
- * depth they make as this process last saw head (never above maxsize:
- * the claim checked it). */
-static void put_counted(mps_queue *q, uint64_t t, uint64_t c)
+/* The depth that c claimed tickets from t make, as this process last saw
+ * head: read before they are published, while head cannot pass t, so it
+ * is between c and maxsize (the claim checked the room). */
+static uint64_t depth_at(const mps_queue *q, uint64_t t, uint64_t c)
 {
   uint64_t depth = t + c - atomic_load_explicit(&q->head_cache, memory_order_relaxed);
+  return depth < q->cap ? depth : q->cap;
+}
+
+/* The counters (stats.h; no mutex here), once c messages are published. */
+static void put_counted(mps_queue *q, uint64_t c, uint64_t depth)
+{
   mps__stat_add_lockfree(&q->s->hdr, MPS__ST_PUTS, c);
-  mps__stat_max_lockfree(&q->s->hdr, MPS__ST_PEAK, depth < q->cap ? depth : q->cap);
+  mps__stat_max_lockfree(&q->s->hdr, MPS__ST_PEAK, depth);
 }
 
 static int timeout_counted(mps_queue *q, unsigned id, int r)
@@ -194,9 +200,10 @@ ssize_t mps__ring_put(mps_queue *q, const void *const *msgs, const size_t *lens,
     uint64_t t;
     ssize_t c = claim(q, tok, n, &t);
     if (c > 0) {
-      put_counted(q, t, (uint64_t)c);
+      uint64_t depth = depth_at(q, t, (uint64_t)c);
       MPS__CRASHPOINT(MPS__CP_PUT_CLAIMED);
       publish(q, t, (uint64_t)c, msgs, lens);
+      put_counted(q, (uint64_t)c, depth);
       MPS__CRASHPOINT(MPS__CP_PUT_CLEAR);
       atomic_store_explicit(&tok->intent, 0, memory_order_release);
       return c;
