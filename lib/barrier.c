@@ -28,6 +28,7 @@
 #include "inspect.h"
 #include "stats.h"
 
+/* Shared: its size and key offsets are folded into BARRIER_LAYOUT. */
 struct barrier_shm {
   struct mps__hdr hdr;
   mps__mutex mu;

@@ -31,6 +31,7 @@
 
 enum { SLOT_FREE, SLOT_WAITING, SLOT_SIGNALED };
 
+/* Shared: its size and key offsets are folded into COND_LAYOUT. */
 struct cond_slot {
   mps__mutex mu;
   _Atomic uint32_t state;
@@ -38,6 +39,7 @@ struct cond_slot {
   uint64_t ticket;
 };
 
+/* Shared: its size and key offsets are folded into COND_LAYOUT. */
 struct cond_shm {
   struct mps__hdr hdr;
   mps__mutex mu;

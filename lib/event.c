@@ -19,6 +19,7 @@
 #include "inspect.h"
 #include "stats.h"
 
+/* Shared: its size and key offsets are folded into EVENT_LAYOUT. */
 struct event_shm {
   struct mps__hdr hdr;
   mps__mutex mu;

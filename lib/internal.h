@@ -135,10 +135,12 @@ enum mps__kind {
 
 /* 128 bytes apart: the adjacent-line prefetcher moves lines in pairs, so
  * two processes' shards in one pair would still pass it back and forth. */
+/* Shared: its size and key offsets are folded into MPS__LAYOUT. */
 struct mps__stat_shard {
   alignas(2 * MPS__CACHELINE) _Atomic uint64_t c[MPS__STAT_N];
 };
 
+/* Shared: its size and key offsets are folded into MPS__LAYOUT. */
 struct mps__recovery {
   int32_t pid;     /* the process that recovered */
   uint32_t what;   /* enum mps__repair */
@@ -147,6 +149,7 @@ struct mps__recovery {
 
 /* Shared layout: the shards, then the ring and the count of recoveries
  * ever recorded (entry n % 16 is the n-th). */
+/* Shared: its size and key offsets are folded into MPS__LAYOUT. */
 struct mps__stats {
   struct mps__stat_shard shard[MPS__STAT_SHARDS];
   alignas(2 * MPS__CACHELINE) _Atomic uint64_t recoveries;
@@ -157,6 +160,7 @@ struct mps__stats {
  * `magic` is written last by the creator (release), so an opener that sees
  * it also sees an initialised object. The first cache line is written once,
  * by the creator; the counters have lines of their own. */
+/* Shared: its size and key offsets are folded into MPS__LAYOUT. */
 struct mps__hdr {
   _Atomic uint64_t magic;
   uint32_t layout; /* MPS__LAYOUT: this header's own format */
@@ -194,7 +198,9 @@ typedef struct mps__seg {
 int mps__name_check(const char *name, char out[MPS_NAME_MAX + 2]);
 
 /* Maps a zeroed anonymous segment (inherited by fork) of `size` bytes, with
- * its header filled and published. 0, -EINVAL (size), -ENOMEM. */
+ * its header filled and published. 0, -EINVAL (size), -ENOMEM. Only the
+ * same build reaches it, through fork, so its kind's layout word (0 when
+ * called directly, as the pool does) is never compared. */
 int mps__seg_anon(mps__seg *s, enum mps__kind kind, size_t size);
 
 /* Creates the named segment (O_EXCL, mode 0600) zeroed, with its header
@@ -276,6 +282,7 @@ static inline void *mps__fail(int err)
 
 /* ---- mutex.c: robust process-shared mutex ------------------------------ */
 
+/* Shared: its size and key offsets are folded into MPS__LAYOUT. */
 typedef struct mps__mutex {
   alignas(MPS__CACHELINE) pthread_mutex_t m;
 } mps__mutex;
@@ -334,6 +341,7 @@ struct mps_lock {
   struct mps__hdr *stats; /* the header holding the lock's counters */
 };
 
+/* Shared: its size and key offsets are folded into LOCK_LAYOUT (lock.c). */
 struct mps__lock_shm {
   struct mps__hdr hdr;
   mps__mutex mu;
@@ -341,6 +349,7 @@ struct mps__lock_shm {
 
 /* The shared struct of a value, array or shared memory (value.c), here so
  * that white-box tests can name its offsets. */
+/* Shared: its size and key offsets are folded into BLOCK_LAYOUT (value.c). */
 struct mps__block_shm {
   struct mps__hdr hdr;
   uint32_t type; /* an mps_type, or 0 for sized values and shared memory */
@@ -361,6 +370,7 @@ void mps__lock_borrow(mps_lock *l, mps__mutex *mu, struct mps__hdr *h);
  * sleepers so that waking costs no syscall when nobody sleeps. A sleeper
  * killed while asleep leaves `sleepers` one too high; that costs a spurious
  * wake syscall later, never a lost wake-up. */
+/* Shared: its size and key offsets are folded into MPS__LAYOUT. */
 typedef struct mps__waitq {
   _Atomic uint32_t seq;
   _Atomic uint32_t sleepers;
@@ -439,6 +449,7 @@ void mps__future_release(mps_future *f);
 
 /* One heap entry: a message's priority, its put sequence number (FIFO among
  * equal priorities) and the slot holding its payload. */
+/* Shared: its size and key offsets are folded into QUEUE_LAYOUT (queue.c). */
 struct mps__qent {
   int32_t prio;
   uint32_t slot;
@@ -449,6 +460,7 @@ struct mps__qent {
  * first is made. Applying it twice gives the same heap, so a process that
  * finds it valid after an owner died simply applies it again. */
 #define MPS__QLOG_MAX 40
+/* Shared: its size and key offsets are folded into QUEUE_LAYOUT (queue.c). */
 struct mps__qlog {
   _Atomic uint32_t valid;
   uint32_t n;

@@ -19,6 +19,7 @@
 #define MPS__QTOK       256
 #define MPS__INTENT_MAX 4095u /* tickets per claim */
 
+/* Shared: its size and key offsets are folded into QUEUE_LAYOUT (queue.c). */
 struct mps__qtok {
   mps__mutex mu;
   alignas(MPS__CACHELINE) _Atomic uint64_t intent;
@@ -26,6 +27,7 @@ struct mps__qtok {
 
 /* The FIFO repair's redo record: one ticket made a hole, and the value of
  * `skipped` once it is. Applying it twice is harmless. */
+/* Shared: its size and key offsets are folded into QUEUE_LAYOUT (queue.c). */
 struct mps__rlog {
   _Atomic uint32_t valid;
   uint32_t pad_;
@@ -35,6 +37,7 @@ struct mps__rlog {
 
 /* The FIFO core's own counters, each in its own 128-byte block (the
  * adjacent-line prefetcher pulls pairs of lines). */
+/* Shared: its size and key offsets are folded into QUEUE_LAYOUT (queue.c). */
 struct mps__ring {
   alignas(128) _Atomic uint64_t done;    /* task_done calls; bit 63: joiners sleep */
   alignas(128) _Atomic uint64_t skipped; /* holes, written under the mutex */
@@ -43,6 +46,7 @@ struct mps__ring {
   alignas(128) char end_[1];
 };
 
+/* Shared: its size and key offsets are folded into QUEUE_LAYOUT (queue.c). */
 struct mps__queue_shm {
   struct mps__hdr hdr;
   uint64_t maxsize;
@@ -74,6 +78,7 @@ struct mps__queue_shm {
  * published here (mps__q_pos), phase is FULL or SKIP, and W says that
  * consumers sleep on it. Its low 32 bits, the futex word, change on every
  * publish. */
+/* Shared: its size and key offsets are folded into QUEUE_LAYOUT (queue.c). */
 struct mps__slot {
   _Atomic uint64_t state;
   uint64_t len;

@@ -164,17 +164,20 @@ static int wait_room(mps_queue *q, uint64_t t, bool *spun, const mps__deadline *
   return 0;
 }
 
-/* The counters (stats.h; no mutex here): c puts from ticket t, and the
- * depth they make as this process last saw head (never above maxsize:
- * the claim checked it). */
-static void put_counted(mps_queue *q, uint64_t t, uint64_t c)
+/* The depth that c claimed tickets from t make, as this process last saw
+ * head: read before they are published, while head cannot pass t, so it
+ * is between c and maxsize (the claim checked the room). */
+static uint64_t depth_at(const mps_queue *q, uint64_t t, uint64_t c)
 {
-  int64_t depth = (int64_t)(t + c - atomic_load_explicit(&q->head_cache, memory_order_relaxed));
+  uint64_t depth = t + c - atomic_load_explicit(&q->head_cache, memory_order_relaxed);
+  return depth < q->cap ? depth : q->cap;
+}
+
+/* The counters (stats.h; no mutex here), once c messages are published. */
+static void put_counted(mps_queue *q, uint64_t c, uint64_t depth)
+{
   mps__stat_add_lockfree(&q->s->hdr, MPS__ST_PUTS, c);
-  /* Another thread may have cached a head past our tickets already. */
-  if (depth > 0)
-    mps__stat_max_lockfree(&q->s->hdr, MPS__ST_PEAK,
-                           (uint64_t)depth < q->cap ? (uint64_t)depth : q->cap);
+  mps__stat_max_lockfree(&q->s->hdr, MPS__ST_PEAK, depth);
 }
 
 static int timeout_counted(mps_queue *q, unsigned id, int r)
@@ -197,9 +200,10 @@ ssize_t mps__ring_put(mps_queue *q, const void *const *msgs, const size_t *lens,
     uint64_t t;
     ssize_t c = claim(q, tok, n, &t);
     if (c > 0) {
-      put_counted(q, t, (uint64_t)c);
+      uint64_t depth = depth_at(q, t, (uint64_t)c);
       MPS__CRASHPOINT(MPS__CP_PUT_CLAIMED);
       publish(q, t, (uint64_t)c, msgs, lens);
+      put_counted(q, (uint64_t)c, depth);
       MPS__CRASHPOINT(MPS__CP_PUT_CLEAR);
       atomic_store_explicit(&tok->intent, 0, memory_order_release);
       return c;
@@ -254,13 +258,6 @@ static void take(mps_queue *q, uint64_t h, unsigned char *buf, size_t cap, size_
       memcpy(buf + off, p.sl->data, len);
     lens[nfull++] = len;
     off += len;
-    /* Another get that commits first makes this copy worthless: look
-     * now and then, rather than copy a whole batch for nothing. */
-    if (nfull % 8 == 0 &&
-        (atomic_load_explicit(&q->s->head, memory_order_relaxed) & MPS__TICKETS) != h) {
-      stale = true;
-      break;
-    }
   }
   /* Filled once, from locals: byte flags stored one by one and read back
    * together stall the store buffer. */
@@ -339,9 +336,9 @@ ssize_t mps__ring_get(mps_queue *q, void *buf, size_t cap, size_t *lens, size_t 
     uint64_t h = raw & MPS__TICKETS;
     struct taken tk;
     take(q, h, buf, cap, lens, max, &tk);
-    if (tk.stale)
-      continue;
     if (tk.j == 0) {
+      if (tk.stale)
+        continue;
       /* A length is only trusted once head shows that nobody took and
        * rewrote the slot while we read it. */
       if (tk.bad || tk.toobig) {

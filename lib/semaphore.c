@@ -21,6 +21,7 @@
 #include "inspect.h"
 #include "stats.h"
 
+/* Shared: its size and key offsets are folded into SEM_LAYOUT. */
 struct sem_shm {
   struct mps__hdr hdr;
   mps__mutex mu;

@@ -189,6 +189,26 @@ Test(inspect, counters_follow_a_known_sequence, .timeout = 20)
   cr_expect_eq(STATE(&info, "unfinished"), 4);
   cr_expect_eq(STATE(&info, "shutdown"), 1);
 
+  /* The mutex-based orders count the same way as the FIFO core. */
+  char pn[64];
+  mps_queue_opts po = {.maxsize = 3, .max_msg = 8, .order = MPS_PRIORITY};
+  mps_queue *pq = mps_queue_create(test_name(pn, "insp-cp"), &po);
+  cr_assert_not_null(pq);
+  for (int i = 0; i < 3; i++)
+    cr_assert_eq(mps_queue_put_prio(pq, 3 - i, "p", 1, 0), 0);
+  cr_assert_eq(mps_queue_put_prio(pq, 0, "p", 1, 0), -EAGAIN);
+  cr_assert_eq(mps_queue_get(pq, buf, sizeof(buf), 0), 1);
+  inspect_ok(pn, &info);
+  cr_expect_str_eq(mps_info_get(info.state, info.n_state, "order")->text, "priority");
+  cr_expect_eq(STATE(&info, "depth"), 2);
+  cr_expect_eq(COUNTER(&info, "puts"), 3);
+  cr_expect_eq(COUNTER(&info, "gets"), 1);
+  cr_expect_eq(COUNTER(&info, "put_timeouts"), 1);
+  cr_expect_eq(COUNTER(&info, "get_timeouts"), 0);
+  cr_expect_eq(COUNTER(&info, "peak_depth"), 3);
+  mps_queue_close(pq);
+  cr_assert_eq(mps_unlink(pn), 0);
+
   mps_semaphore *s = mps_bounded_semaphore_create(test_name(sn, "insp-cs"), 1);
   cr_assert_not_null(s);
   cr_assert_eq(mps_semaphore_acquire(s, 0), 0);       /* no wait */
