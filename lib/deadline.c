@@ -56,6 +56,15 @@ int64_t mps__now_ns(void)
   return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
 }
 
+void mps__monotonic_to_realtime(const struct timespec *mono, struct timespec *rt)
+{
+  struct timespec now = now_ts();
+  clock_gettime(CLOCK_REALTIME, rt);
+  long ns = (long)(mono->tv_sec - now.tv_sec) * NS_PER_S + (mono->tv_nsec - now.tv_nsec);
+  if (ns > 0)
+    ts_add_ns(rt, ns);
+}
+
 int mps__deadline_init(mps__deadline *d, double timeout)
 {
   if (isnan(timeout))
@@ -76,6 +85,17 @@ int mps__deadline_init(mps__deadline *d, double timeout)
   return 0;
 }
 
+bool mps__deadline_slice(const mps__deadline *d, long ns, mps__deadline *out)
+{
+  out->kind = MPS__TIMED;
+  out->at = now_ts();
+  ts_add_ns(&out->at, ns);
+  if (d->kind != MPS__TIMED || ts_before(&out->at, &d->at))
+    return false;
+  out->at = d->at;
+  return true;
+}
+
 bool mps__deadline_passed(const mps__deadline *d)
 {
   if (d->kind != MPS__TIMED)
@@ -87,25 +107,6 @@ bool mps__deadline_passed(const mps__deadline *d)
 int mps__deadline_error(const mps__deadline *d)
 {
   return d->kind == MPS__ONCE ? -EAGAIN : -ETIMEDOUT;
-}
-
-bool mps__deadline_slice(const mps__deadline *d, long ns, struct timespec *at)
-{
-  *at = now_ts();
-  ts_add_ns(at, ns);
-  if (d->kind == MPS__FOREVER || ts_before(at, &d->at))
-    return false;
-  *at = d->kind == MPS__TIMED ? d->at : now_ts();
-  return true;
-}
-
-void mps__monotonic_to_realtime(const struct timespec *mono, struct timespec *rt)
-{
-  struct timespec now = now_ts();
-  clock_gettime(CLOCK_REALTIME, rt);
-  long ns = (long)(mono->tv_sec - now.tv_sec) * NS_PER_S + (mono->tv_nsec - now.tv_nsec);
-  if (ns > 0)
-    ts_add_ns(rt, ns);
 }
 
 int mps__deadline_left(const mps__deadline *d, struct timespec *left)

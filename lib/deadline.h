@@ -28,10 +28,10 @@ int mps__deadline_error(const mps__deadline *d);
 double mps__now(void);
 /* Nanoseconds on CLOCK_MONOTONIC, for spinners' budgets. */
 int64_t mps__now_ns(void);
-/* The end of the next slice of at most ns nanoseconds of a wait until d,
- * as an absolute CLOCK_MONOTONIC time in *at. True if that is d itself
- * (the last slice); never for MPS__FOREVER. */
-bool mps__deadline_slice(const mps__deadline *d, long ns, struct timespec *at);
+/* The earlier of d and ns nanoseconds from now, as a timed deadline: one
+ * bounded slice of a longer sleep. True if it is d's own end (the last
+ * slice); never for MPS__FOREVER. */
+bool mps__deadline_slice(const mps__deadline *d, long ns, mps__deadline *out);
 /* The time left before d (TIMED), for ppoll(): 0, or -ETIMEDOUT once it
  * has passed (ONCE: always passed; FOREVER: 0 with *left zero). */
 int mps__deadline_left(const mps__deadline *d, struct timespec *left);

@@ -42,6 +42,7 @@
 
 #include <limits.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -64,11 +65,6 @@
 /* The largest thread id Linux hands out (PID_MAX_LIMIT). */
 #define MPS__TID_MAX (4 * 1024 * 1024)
 
-/* The calling thread's id, cached: gettid() is a system call, and a
- * condition checks ownership on every wait and notify. A forked child is a
- * new thread with another id, so fork forgets the cache. */
-static __thread pid_t my_tid;
-
 /* This thread's robust list head, which the kernel walks when the thread
  * dies: glibc links every robust mutex the thread holds into it. Fixed for
  * the life of a thread (and the same in a forked child). */
@@ -78,14 +74,8 @@ static __thread struct robust_list_head *my_robust;
  * learnt from mutexes made the way mps__mutex_init makes them. */
 static int glibc_kind[2] = {-1, -1};
 
-static void forget_tid(void)
-{
-  my_tid = 0;
-}
-
 __attribute__((constructor)) static void mutex_setup(void)
 {
-  pthread_atfork(NULL, NULL, forget_tid);
   for (int r = 0; r < 2; r++) {
     mps__mutex m;
     if (mps__mutex_init(&m, r != 0) == 0) {
@@ -114,9 +104,31 @@ static bool kind_ok(const mps__mutex *m)
  * so hide, a dead owner's lock): read the word instead. */
 bool mps__mutex_held(const mps__mutex *m)
 {
-  if (my_tid == 0)
-    my_tid = gettid();
-  return (owner_word(m) & FUTEX_TID_MASK) == (unsigned)my_tid;
+  return (owner_word(m) & FUTEX_TID_MASK) == (unsigned)mps__self_tid();
+}
+
+int mps__mutex_owner(const mps__mutex *m, bool *died)
+{
+  unsigned w = owner_word(m);
+  *died = (w & FUTEX_OWNER_DIED) != 0;
+  return (int)(w & FUTEX_TID_MASK);
+}
+
+/* glibc counts a recursive mutex's levels in __count (0 or 1 for one
+ * level, by mutex type); like owner_word(), only this file knows where. */
+unsigned mps__mutex_depth(const mps__mutex *m)
+{
+  unsigned n = m->m.__data.__count;
+  return n > 1 ? n : 1;
+}
+
+/* The kernel, when an owner dies, clears its id from the word and sets
+ * FUTEX_OWNER_DIED (and glibc clears that bit for the next owner), so
+ * this is exact: no timeout, no pid that could have been reused. */
+bool mps__mutex_owner_alive(const mps__mutex *m)
+{
+  unsigned w = owner_word(m);
+  return (w & FUTEX_TID_MASK) != 0 && !(w & FUTEX_OWNER_DIED);
 }
 
 bool mps__mutex_looks_free(const mps__mutex *m)
@@ -124,13 +136,19 @@ bool mps__mutex_looks_free(const mps__mutex *m)
   return owner_word(m) == 0;
 }
 
+/* The CPUs this process may run on (its affinity mask, which may be
+ * narrower than the machine), read once. */
 bool mps__single_cpu(void)
 {
   static _Atomic int ncpu;
   int n = atomic_load_explicit(&ncpu, memory_order_relaxed);
   if (n == 0) {
+    cpu_set_t set;
     long r = sysconf(_SC_NPROCESSORS_ONLN);
     n = r > 0 && r < INT_MAX ? (int)r : 1;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) < n)
+      n = CPU_COUNT(&set);
+    n = n > 0 ? n : 1;
     atomic_store_explicit(&ncpu, n, memory_order_relaxed);
   }
   return n == 1;
@@ -308,16 +326,16 @@ static int lock_grace(mps__mutex *m, const mps__deadline *d)
 /* ThreadSanitizer (Debian 12's) does not intercept pthread_mutex_clocklock
  * and then reports every lock as a race: this build takes the same slices
  * through pthread_mutex_timedlock, on CLOCK_REALTIME. */
-static int slice_lock(mps__mutex *m, const struct timespec *at)
+static int slice_lock(mps__mutex *m, const mps__deadline *slice)
 {
   struct timespec rt;
-  mps__monotonic_to_realtime(at, &rt);
+  mps__monotonic_to_realtime(&slice->at, &rt);
   return pthread_mutex_timedlock(&m->m, &rt);
 }
 #else
-static int slice_lock(mps__mutex *m, const struct timespec *at)
+static int slice_lock(mps__mutex *m, const mps__deadline *slice)
 {
-  return pthread_mutex_clocklock(&m->m, CLOCK_MONOTONIC, at);
+  return pthread_mutex_clocklock(&m->m, CLOCK_MONOTONIC, &slice->at);
 }
 #endif
 
@@ -325,9 +343,9 @@ static int slice_lock(mps__mutex *m, const struct timespec *at)
 static int lock_sliced(mps__mutex *m, const mps__deadline *d)
 {
   for (;;) {
-    struct timespec at;
-    bool last = mps__deadline_slice(d, MPS__LOCK_SLICE_NS, &at);
-    int err = slice_lock(m, &at);
+    mps__deadline slice;
+    bool last = mps__deadline_slice(d, MPS__LOCK_SLICE_NS, &slice);
+    int err = slice_lock(m, &slice);
     if (err != ETIMEDOUT)
       return lock_result(m, err);
     if (last)

@@ -16,6 +16,7 @@
 
 #define MPS__CACHELINE 64
 
+/* Shared: its size and key offsets are folded into MPS__LAYOUT. */
 typedef struct mps__mutex {
   alignas(MPS__CACHELINE) pthread_mutex_t m;
 } mps__mutex;
@@ -64,6 +65,18 @@ int mps__mutex_unlock(mps__mutex *m);
 
 /* Whether the calling thread holds m; no side effect on a dead owner's m. */
 bool mps__mutex_held(const mps__mutex *m);
+
+/* How many levels of m the calling thread holds, which holds it: above 1
+ * only for a recursive mutex taken again by its owner. */
+unsigned mps__mutex_depth(const mps__mutex *m);
+
+/* The owner's thread id read from m's word (0: free), and whether the
+ * kernel marked the owner dead. Reads a copy too: no side effect. */
+int mps__mutex_owner(const mps__mutex *m, bool *died);
+
+/* Whether a thread holds m and is still alive (read without side effect:
+ * the kernel marks a dead owner's word). A liveness token. */
+bool mps__mutex_owner_alive(const mps__mutex *m);
 
 /* A hint, read without taking the lock: whether m is free right now. A
  * spinner that only reads keeps the line shared instead of stealing it

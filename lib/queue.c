@@ -1,34 +1,40 @@
 /* Queue: a bounded FIFO, LIFO or priority queue of byte strings in one
- * shared segment, with task_done/join and shutdown.
+ * shared segment, with task_done/join and shutdown. This file makes,
+ * opens and closes queues, runs the LIFO and priority queues, and hands
+ * FIFO calls to the lock-free core in queue_ring.c (with queue_repair.c
+ * and queue_token.c; its crash semantics are written there).
  *
- * Shared layout (struct mps__queue_shm, then the arrays): the segment header;
- * the configuration (maxsize, max_msg, order, slot size and the offsets of
- * the arrays), written once by the creator and checked by every opener; the
- * robust mutex; then, each on its own cache line, the counters `head`
- * (messages ever got), `tail` (messages ever put), `done` (task_done calls)
- * with the shutdown flag, the three wait queues (not_empty, not_full,
- * all_done), and the heap's redo record. For a priority queue the heap
- * (queue_heap.c) follows; then `maxsize` payload slots of a 64-bit length
- * and max_msg bytes, each slot cache-line aligned so that a producer and a
- * consumer never write the same line.
+ * Shared layout (struct mps__queue_shm in queue_internal.h, then the
+ * arrays): the segment header; the configuration (maxsize, max_msg,
+ * order, slot size and the offsets of the arrays), written once by the
+ * creator and checked by every opener; the robust mutex; then, each on
+ * its own cache line, the counters `head` (messages ever got), `tail`
+ * (messages ever put), `done` (task_done calls) with the shutdown flag,
+ * the three wait queues (not_empty, not_full, all_done), the heap's redo
+ * record and the FIFO core's counters. For a FIFO queue its liveness
+ * tokens follow, for a priority queue the heap (queue_heap.c); then
+ * `maxsize` payload slots of a state word, a 64-bit length and max_msg
+ * bytes, each slot cache-line aligned so that a producer and a consumer
+ * never write the same line.
  *
- * qsize is tail - head and the unfinished tasks are tail - done. A FIFO
- * message lives in slot (its put number % maxsize); LIFO keeps a stack in
- * slots 0..qsize-1; the priority heap names the slot of each message.
+ * LIFO and priority: qsize is tail - head and the unfinished tasks are
+ * tail - done. LIFO keeps a stack in slots 0..qsize-1; the priority heap
+ * names the slot of each message.
  *
- * Crash semantics: every mutation is made under the mutex, and is committed
- * by one final store. A put writes its payload into a free slot, then stores
- * the new tail; a get copies the payload out, then stores the new head;
- * task_done stores the new done. A process killed before that store changed
- * nothing anyone can see; killed after it, the call is complete. A heap
- * update needs several stores: they are planned first into the redo record,
- * which is marked valid, applied, and cleared; whoever takes the mutex with
- * MPS_OWNER_DIED applies a valid record again (every store in it writes an
- * absolute value) before looking at the queue. Sleepers are woken before
- * the commit store, while the mutex is held, so a waker killed after its
- * commit has already woken them; the recovering process also wakes all.
- * Every wake is a wake-all: a woken sleeper killed before it takes the
- * mutex must not swallow the only wake-up.
+ * Crash semantics (LIFO, priority): every mutation is made under the
+ * mutex, and is committed by one final store. A put writes its payload
+ * into a free slot, then stores the new tail; a get copies the payload
+ * out, then stores the new head; task_done stores the new done. A process
+ * killed before that store changed nothing anyone can see; killed after
+ * it, the call is complete. A heap update needs several stores: they are
+ * planned first into the redo record, which is marked valid, applied, and
+ * cleared; whoever takes the mutex with MPS_OWNER_DIED applies a valid
+ * record again (every store in it writes an absolute value) before
+ * looking at the queue. Sleepers are woken before the commit store, while
+ * the mutex is held, so a waker killed after its commit has already woken
+ * them; the recovering process also wakes all. Every wake is a wake-all:
+ * a woken sleeper killed before it takes the mutex must not swallow the
+ * only wake-up.
  *
  * Indices read from the segment are checked before use (slot numbers below
  * maxsize, lengths at most max_msg, qsize at most maxsize), so a damaged or
@@ -38,49 +44,28 @@
 
 #include <string.h>
 
-#include "internal.h"
+#include "inspect.h"
+#include "queue_internal.h"
+#include "stats.h"
 
-struct mps__queue_shm {
-  struct mps__hdr hdr;
-  uint64_t maxsize;
-  uint64_t max_msg;
-  uint64_t slot_size;
-  uint64_t heap_off; /* 0 unless MPS_PRIORITY */
-  uint64_t slots_off;
-  uint32_t order;
-  mps__mutex mu;
-  alignas(MPS__CACHELINE) _Atomic uint64_t head;
-  alignas(MPS__CACHELINE) _Atomic uint64_t tail;
-  alignas(MPS__CACHELINE) _Atomic uint64_t done;
-  _Atomic uint32_t shut;
-  alignas(MPS__CACHELINE) mps__waitq not_empty;
-  alignas(MPS__CACHELINE) mps__waitq not_full;
-  alignas(MPS__CACHELINE) mps__waitq all_done;
-  alignas(MPS__CACHELINE) struct mps__qlog log;
-};
-
-struct mps__slot {
-  uint64_t len;
-  unsigned char data[];
-};
-
-/* A process's handle. The configuration is copied from the segment once,
- * after it was checked, so that later writes to it cannot mislead us. */
-struct mps_queue {
-  mps__seg seg;
-  struct mps__queue_shm *s;
-  struct mps__qent *heap;
-  unsigned char *slots;
-  uint64_t cap, max_msg, slot_size;
-  mps_order order;
-};
+/* Layout word: struct mps__queue_shm, the FIFO core's tokens and
+ * counters, the heap entries, the redo records and the slots
+ * (queue_internal.h). */
+#define QUEUE_LAYOUT                                                                               \
+  MPS__FOLD6(                                                                                      \
+      MPS__FOLD6(MPS__LAYOUT, sizeof(struct mps__queue_shm),                                       \
+                 offsetof(struct mps__queue_shm, tok_off), offsetof(struct mps__queue_shm, mu),    \
+                 offsetof(struct mps__queue_shm, head), offsetof(struct mps__queue_shm, log),      \
+                 offsetof(struct mps__queue_shm, ring)),                                           \
+      sizeof(struct mps__qtok), sizeof(struct mps__ring), sizeof(struct mps__qent),                \
+      sizeof(struct mps__qlog), MPS__QTOK, sizeof(struct mps__slot))
 
 #define WAKE_ALL INT32_MAX
 
 /* ---- layout ----------------------------------------------------------- */
 
 struct layout {
-  uint64_t slot_size, heap_off, slots_off, size;
+  uint64_t slot_size, heap_off, tok_off, slots_off, size;
 };
 
 static int layout_of(uint64_t maxsize, uint64_t max_msg, uint64_t order, struct layout *l)
@@ -88,11 +73,13 @@ static int layout_of(uint64_t maxsize, uint64_t max_msg, uint64_t order, struct 
   if (order > MPS_PRIORITY || maxsize == 0 || maxsize > MPS_QUEUE_MAXSIZE_MAX ||
       max_msg > MPS_SIZE_MAX)
     return -EINVAL;
-  uint64_t base = MPS__ALIGN_UP(sizeof(struct mps__queue_shm), MPS__CACHELINE);
+  uint64_t base = MPS__ALIGN_UP(sizeof(struct mps__queue_shm), 128);
   uint64_t heap = order == MPS_PRIORITY ? maxsize * sizeof(struct mps__qent) : 0;
+  uint64_t toks = order == MPS_FIFO ? MPS__QTOK * sizeof(struct mps__qtok) : 0;
   l->slot_size = MPS__ALIGN_UP(sizeof(struct mps__slot) + max_msg, MPS__CACHELINE);
   l->heap_off = heap ? base : 0;
-  l->slots_off = base + MPS__ALIGN_UP(heap, MPS__CACHELINE);
+  l->tok_off = toks ? base : 0;
+  l->slots_off = base + MPS__ALIGN_UP(heap + toks, 128);
   if (l->slot_size > (MPS_SIZE_MAX - l->slots_off) / maxsize)
     return -EINVAL;
   l->size = l->slots_off + maxsize * l->slot_size;
@@ -104,10 +91,12 @@ static void attach(mps_queue *q)
   struct mps__queue_shm *s = (struct mps__queue_shm *)q->seg.hdr;
   q->s = s;
   q->cap = s->maxsize;
+  q->cap_pow2 = (q->cap & (q->cap - 1)) == 0;
   q->max_msg = s->max_msg;
   q->slot_size = s->slot_size;
   q->order = (mps_order)s->order;
   q->heap = s->heap_off ? (struct mps__qent *)((char *)s + s->heap_off) : NULL;
+  q->tok = s->tok_off ? (struct mps__qtok *)((char *)s + s->tok_off) : NULL;
   q->slots = (unsigned char *)s + s->slots_off;
 }
 
@@ -131,6 +120,15 @@ static int shm_init(void *shm, const void *plan)
   s->slot_size = l->slot_size;
   s->heap_off = l->heap_off;
   s->slots_off = l->slots_off;
+  s->tok_off = l->tok_off;
+  if (l->tok_off) {
+    struct mps__qtok *tok = (struct mps__qtok *)((char *)s + l->tok_off);
+    for (unsigned k = 0; k < MPS__QTOK; k++) {
+      int err = mps__mutex_init(&tok[k].mu, false);
+      if (err < 0)
+        return err;
+    }
+  }
   if (l->heap_off) {
     struct mps__qent *heap = (struct mps__qent *)((char *)s + l->heap_off);
     for (uint64_t i = 0; i < o->maxsize; i++)
@@ -145,13 +143,20 @@ static int shm_validate(const void *shm, size_t size)
   const struct mps__queue_shm *s = shm;
   struct layout l;
   if (layout_of(s->maxsize, s->max_msg, s->order, &l) < 0 || l.slot_size != s->slot_size ||
-      l.heap_off != s->heap_off || l.slots_off != s->slots_off || l.size != size)
+      l.heap_off != s->heap_off || l.tok_off != s->tok_off || l.slots_off != s->slots_off ||
+      l.size != size)
     return -EPROTO;
-  return mps__mutex_check(&s->mu, false);
+  /* Every mutex in it must be one glibc can take. */
+  const struct mps__qtok *tok = (const struct mps__qtok *)((const char *)s + s->tok_off);
+  int err = mps__mutex_check(&s->mu, false);
+  for (unsigned k = 0; err == 0 && s->tok_off != 0 && k < MPS__QTOK; k++)
+    err = mps__mutex_check(&tok[k].mu, false);
+  return err;
 }
 
-static mps_queue *q_make(const char *name, bool create, const mps_queue_opts *opts)
+static mps_queue *q_make(enum mps__seg_mode mode, const char *name, const mps_queue_opts *opts)
 {
+  bool create = mode != MPS__SEG_OPEN;
   struct q_plan p = {.o = opts ? *opts : (mps_queue_opts){0}};
   if (!mps__reserved_zero(p.o.reserved))
     return mps__fail(-EINVAL);
@@ -160,24 +165,41 @@ static mps_queue *q_make(const char *name, bool create, const mps_queue_opts *op
   int err = create ? layout_of(p.o.maxsize, p.o.max_msg, (uint64_t)p.o.order, &p.l) : 0;
   if (err < 0)
     return mps__fail(err);
-  mps__seg_spec spec = {MPS__KIND_QUEUE, create ? p.l.size : sizeof(struct mps__queue_shm),
-                        shm_init, shm_validate, &p};
-  mps_queue *q = mps__seg_object(sizeof(*q), name, create, &spec);
-  if (q != NULL)
+  mps__seg_spec spec = {MPS__KIND_QUEUE,
+                        create ? p.l.size : sizeof(struct mps__queue_shm),
+                        shm_init,
+                        shm_validate,
+                        &p,
+                        QUEUE_LAYOUT};
+  mps_queue *q = mps__seg_object(sizeof(*q), mode, name, &spec);
+  if (q != NULL) {
     attach(q);
+    mps__qtok_register(q);
+  }
   return q;
 }
 
-mps_queue *mps_queue_new(const mps_queue_opts *opts) { return q_make(NULL, true, opts); }
+mps_queue *mps_queue_new(const mps_queue_opts *opts) { return q_make(MPS__SEG_ANON, NULL, opts); }
 
 mps_queue *mps_queue_create(const char *name, const mps_queue_opts *opts)
 {
-  return q_make(name ? name : "", true, opts);
+  return q_make(MPS__SEG_CREATE, name, opts);
 }
 
-mps_queue *mps_queue_open(const char *name) { return q_make(name ? name : "", false, NULL); }
+mps_queue *mps_queue_open(const char *name) { return q_make(MPS__SEG_OPEN, name, NULL); }
 
-int mps_queue_close(mps_queue *q) { return mps__seg_free_handle(q); }
+/* An open handle: made, and neither closed nor freed (internal.h). */
+static bool q_open(const mps_queue *q) { return mps__seg_live(q) && !q->closed; }
+
+int mps_queue_close(mps_queue *q)
+{
+  if (q == NULL)
+    return 0;
+  if (!q_open(q))
+    return -EINVAL;
+  mps__qtok_close(q);
+  return 0;
+}
 
 /* ---- locking and repair ------------------------------------------------ */
 
@@ -207,6 +229,7 @@ static int q_repair(mps_queue *q)
   mps__waitq_wake(&q->s->not_empty, WAKE_ALL);
   mps__waitq_wake(&q->s->not_full, WAKE_ALL);
   mps__waitq_wake(&q->s->all_done, WAKE_ALL);
+  mps__stat_recovered(&q->s->hdr, MPS__REPAIR_QUEUE_LOG);
   return err;
 }
 
@@ -259,7 +282,7 @@ static int q_wait(mps_queue *q, mps__waitq *w, const _Atomic uint64_t *word, uin
     r = mps__mutex_lock_spin(&q->s->mu, d);
     *held = r >= 0;
   } else {
-    r = mps__waitq_wait(w, &q->s->mu, d, held);
+    r = mps__waitq_wait(w, &q->s->mu, d, NULL, held);
   }
   return r == MPS_OWNER_DIED ? q_repair(q) : r;
 }
@@ -316,22 +339,17 @@ static ssize_t q_enqueue(mps_queue *q, int prio, const void *const *msgs, const 
     return (ssize_t)k;
   }
   for (uint64_t i = 0; i < k; i++)
-    slot_write(q, q->order == MPS_FIFO ? (tail + i) % q->cap : count + i, msgs[i], lens[i]);
+    slot_write(q, count + i, msgs[i], lens[i]); /* LIFO: the stack's top */
   atomic_store_explicit(&q->s->tail, tail + k, memory_order_release);
   return (ssize_t)k;
 }
 
-/* The slot of the i-th message to get next (i > 0 only for FIFO/LIFO). */
+/* The slot of the i-th message to get next (i > 0 only for LIFO). */
 static int64_t next_slot(mps_queue *q, uint64_t head, uint64_t tail, uint64_t i)
 {
-  switch (q->order) {
-  case MPS_FIFO:
-    return (int64_t)((head + i) % q->cap);
-  case MPS_LIFO:
+  if (q->order == MPS_LIFO)
     return (int64_t)(tail - head - 1 - i);
-  default:
-    return q->heap[0].slot < q->cap ? (int64_t)q->heap[0].slot : -EPROTO;
-  }
+  return q->heap[0].slot < q->cap ? (int64_t)q->heap[0].slot : -EPROTO;
 }
 
 /* Copies message (slot) out at buf + *off if it fits in cap. Returns its
@@ -409,9 +427,25 @@ static bool pre_spin(mps_queue *q, bool getter, const mps__deadline *d)
 
 /* ---- public calls ------------------------------------------------------- */
 
+/* Counts what a put or get did (mutex held): r messages moved (PUTS, GETS;
+ * a put also raises the peak from depth), or a wait that gave up
+ * (*_TIMEOUTS, when r is the deadline's error). */
+static void q_tally(mps_queue *q, unsigned id, ssize_t r, uint64_t depth)
+{
+  struct mps__hdr *h = &q->s->hdr;
+  if (id == MPS__ST_PUTS || id == MPS__ST_GETS) {
+    if (r > 0)
+      mps__stat_add(h, id, (uint64_t)r);
+    if (r > 0 && id == MPS__ST_PUTS)
+      mps__stat_max(h, MPS__ST_PEAK, depth + (uint64_t)r);
+  } else if (r == -ETIMEDOUT || r == -EAGAIN) {
+    mps__stat_inc(h, id);
+  }
+}
+
 static int check_msgs(mps_queue *q, const void *const *msgs, const size_t *lens, size_t n)
 {
-  if (!mps__seg_live(q) || (n > 0 && (msgs == NULL || lens == NULL)))
+  if (!q_open(q) || (n > 0 && (msgs == NULL || lens == NULL)))
     return -EINVAL;
   for (size_t i = 0; i < n; i++) {
     if (msgs[i] == NULL && lens[i] > 0)
@@ -427,11 +461,15 @@ static ssize_t put_common(mps_queue *q, int prio, const void *const *msgs, const
 {
   mps__deadline d;
   ssize_t r = check_msgs(q, msgs, lens, n);
-  if (r < 0 || (r = mps__deadline_init(&d, timeout)) < 0 || n == 0)
+  if (r < 0 || (r = mps__deadline_init(&d, timeout)) < 0 || n == 0 || (r = mps__qtok_use(q)) < 0)
     return r;
+  if (q->order == MPS_FIFO)
+    return mps__ring_put(q, msgs, lens, n, &d);
   bool spun = pre_spin(q, false, &d), held = true;
-  if ((r = q_lock(q, &d)) < 0)
+  if ((r = q_lock(q, &d)) < 0) {
+    q_tally(q, MPS__ST_PUT_TIMEOUTS, r, 0);
     return r;
+  }
   int waited = 0;
   for (;;) {
     uint64_t head, tail;
@@ -443,10 +481,12 @@ static ssize_t put_common(mps_queue *q, int prio, const void *const *msgs, const
       break;
     if (tail - head < q->cap) {
       r = q_enqueue(q, prio, msgs, lens, n, head, tail);
+      q_tally(q, MPS__ST_PUTS, r, tail - head);
       break;
     }
     if (waited < 0) {
       r = waited; /* the deadline's error, or -EPROTO */
+      q_tally(q, MPS__ST_PUT_TIMEOUTS, r, 0);
       break;
     }
     waited = q_wait(q, &q->s->not_full, &q->s->head, head, &spun, &d, &held);
@@ -479,14 +519,18 @@ ssize_t mps_queue_get_many(mps_queue *q, void *buf, size_t cap, size_t *lens, si
                            double timeout)
 {
   mps__deadline d;
-  if (!mps__seg_live(q) || (buf == NULL && cap > 0) || (lens == NULL && max > 0))
+  if (!q_open(q) || (buf == NULL && cap > 0) || (lens == NULL && max > 0))
     return -EINVAL;
   ssize_t r = mps__deadline_init(&d, timeout);
-  if (r < 0 || max == 0)
+  if (r < 0 || max == 0 || (r = mps__qtok_use(q)) < 0)
     return r;
+  if (q->order == MPS_FIFO)
+    return mps__ring_get(q, buf, cap, lens, max, &d);
   bool spun = pre_spin(q, true, &d), held = true;
-  if ((r = q_lock(q, &d)) < 0)
+  if ((r = q_lock(q, &d)) < 0) {
+    q_tally(q, MPS__ST_GET_TIMEOUTS, r, 0);
     return r;
+  }
   int waited = 0;
   for (;;) {
     uint64_t head, tail;
@@ -494,6 +538,7 @@ ssize_t mps_queue_get_many(mps_queue *q, void *buf, size_t cap, size_t *lens, si
       break;
     if (tail != head) {
       r = q_dequeue(q, buf, cap, lens, max, head, tail);
+      q_tally(q, MPS__ST_GETS, r, 0);
       break;
     }
     if (atomic_load(&q->s->shut)) {
@@ -502,6 +547,7 @@ ssize_t mps_queue_get_many(mps_queue *q, void *buf, size_t cap, size_t *lens, si
     }
     if (waited < 0) {
       r = waited;
+      q_tally(q, MPS__ST_GET_TIMEOUTS, r, 0);
       break;
     }
     waited = q_wait(q, &q->s->not_empty, &q->s->tail, tail, &spun, &d, &held);
@@ -521,25 +567,31 @@ ssize_t mps_queue_get(mps_queue *q, void *buf, size_t cap, double timeout)
 
 size_t mps_queue_qsize(const mps_queue *q)
 {
-  if (!mps__seg_live(q))
+  if (!q_open(q))
     return 0;
+  if (q->order == MPS_FIFO)
+    return mps__ring_qsize(q);
   /* head first: the tail read after it is at least as new, so no wrap. */
   uint64_t head = atomic_load(&q->s->head);
   uint64_t n = atomic_load(&q->s->tail) - head;
   return n > q->cap ? q->cap : n;
 }
 
-bool mps_queue_empty(const mps_queue *q) { return mps__seg_live(q) && mps_queue_qsize(q) == 0; }
-bool mps_queue_full(const mps_queue *q) { return mps__seg_live(q) && mps_queue_qsize(q) == q->cap; }
-size_t mps_queue_maxsize(const mps_queue *q) { return mps__seg_live(q) ? q->cap : 0; }
-size_t mps_queue_max_msg(const mps_queue *q) { return mps__seg_live(q) ? q->max_msg : 0; }
+bool mps_queue_empty(const mps_queue *q) { return q_open(q) && mps_queue_qsize(q) == 0; }
+bool mps_queue_full(const mps_queue *q) { return q_open(q) && mps_queue_qsize(q) == q->cap; }
+size_t mps_queue_maxsize(const mps_queue *q) { return q_open(q) ? q->cap : 0; }
+size_t mps_queue_max_msg(const mps_queue *q) { return q_open(q) ? q->max_msg : 0; }
 
 int mps_queue_task_done(mps_queue *q)
 {
-  if (!mps__seg_live(q))
+  if (!q_open(q))
     return -EINVAL;
-  int r = q_lock(q, &mps__forever);
+  int r = mps__qtok_use(q);
   if (r < 0)
+    return r;
+  if (q->order == MPS_FIFO)
+    return mps__ring_task_done(q);
+  if ((r = q_lock(q, &mps__forever)) < 0)
     return r;
   uint64_t done = atomic_load(&q->s->done), tail = atomic_load(&q->s->tail);
   if (done >= tail) {
@@ -556,10 +608,14 @@ int mps_queue_task_done(mps_queue *q)
 int mps_queue_join(mps_queue *q, double timeout)
 {
   mps__deadline d;
-  if (!mps__seg_live(q))
+  if (!q_open(q))
     return -EINVAL;
   int r = mps__deadline_init(&d, timeout);
-  if (r < 0 || (r = q_lock(q, &d)) < 0)
+  if (r < 0 || (r = mps__qtok_use(q)) < 0)
+    return r;
+  if (q->order == MPS_FIFO)
+    return mps__ring_join(q, &d);
+  if ((r = q_lock(q, &d)) < 0)
     return r;
   bool gave_up = false, held = true;
   for (;;) {
@@ -570,7 +626,7 @@ int mps_queue_join(mps_queue *q, double timeout)
     }
     if (gave_up)
       break;
-    r = mps__waitq_wait(&q->s->all_done, &q->s->mu, &d, &held);
+    r = mps__waitq_wait(&q->s->all_done, &q->s->mu, &d, NULL, &held);
     if (!held)
       return r;
     if (r == MPS_OWNER_DIED)
@@ -583,10 +639,14 @@ int mps_queue_join(mps_queue *q, double timeout)
 
 int mps_queue_shutdown(mps_queue *q)
 {
-  if (!mps__seg_live(q))
+  if (!q_open(q))
     return -EINVAL;
-  int r = q_lock(q, &mps__forever);
+  int r = mps__qtok_use(q);
   if (r < 0)
+    return r;
+  if (q->order == MPS_FIFO)
+    return mps__ring_shutdown(q);
+  if ((r = q_lock(q, &mps__forever)) < 0)
     return r;
   /* Wake first, holding the mutex: see wait.c on a waker that dies. */
   mps__waitq_wake(&q->s->not_empty, WAKE_ALL);
@@ -595,3 +655,63 @@ int mps_queue_shutdown(mps_queue *q)
   q_unlock(q);
   return 0;
 }
+
+/* ---- inspection ----------------------------------------------------------- */
+
+/* The FIFO core's tail and head count its puts and gets already, holes
+ * included (claims of dead producers, which gets pass): puts are the
+ * tickets claimed less the holes, gets the tickets passed less the holes.
+ * A claim whose put is still copying counts as put, and a hole made but
+ * not yet passed makes gets one short until a get passes it. */
+static void fifo_counters(const struct mps__queue_shm *s, mps_object_info *info)
+{
+  uint64_t t = atomic_load(&s->tail) & MPS__TICKETS, h = atomic_load(&s->head) & MPS__TICKETS;
+  uint64_t holes = atomic_load(&s->ring.skipped);
+  mps__info_counter(info, "puts", (int64_t)(t > holes ? t - holes : 0));
+  mps__info_counter(info, "gets", (int64_t)(h > holes ? h - holes : 0));
+}
+
+/* The FIFO core keeps flags in the high bits of head, tail and done, its
+ * own task count, and counts holes as done (queue_internal.h). */
+static void q_counts_of(const struct mps__queue_shm *s, uint64_t *depth, uint64_t *unfinished,
+                        bool *shut)
+{
+  uint64_t head = atomic_load(&s->head), tail = atomic_load(&s->tail);
+  if (s->order != MPS_FIFO) {
+    *depth = tail - head;
+    *unfinished = tail - atomic_load(&s->done);
+    *shut = atomic_load(&s->shut) != 0;
+    return;
+  }
+  uint64_t t = tail & MPS__TICKETS;
+  *depth = t - (head & MPS__TICKETS);
+  *unfinished = t - (atomic_load(&s->ring.done) & MPS__TICKETS) - atomic_load(&s->ring.skipped);
+  *shut = (tail & MPS__TAIL_CLOSED) != 0;
+}
+
+static int q_describe(const void *copy, size_t size, mps_object_info *info)
+{
+  static const char *const orders[] = {
+      [MPS_FIFO] = "fifo", [MPS_LIFO] = "lifo", [MPS_PRIORITY] = "priority"};
+  const struct mps__queue_shm *s = copy;
+  uint64_t depth, unfinished;
+  bool shut;
+  if (shm_validate(copy, size) < 0)
+    return -EPROTO;
+  q_counts_of(s, &depth, &unfinished, &shut);
+  if (depth > s->maxsize || unfinished > (UINT64_C(1) << 62))
+    return -EPROTO;
+  mps__info_num(info, "depth", (int64_t)depth);
+  mps__info_num(info, "maxsize", (int64_t)s->maxsize);
+  mps__info_num(info, "max_msg", (int64_t)s->max_msg);
+  mps__info_text(info, "order", orders[s->order]);
+  mps__info_num(info, "unfinished", (int64_t)unfinished);
+  mps__info_bool(info, "shutdown", shut);
+  if (s->order == MPS_FIFO)
+    fifo_counters(s, info);
+  return 0;
+}
+
+const struct mps__kind_view mps__queue_view = {MPS__KIND_QUEUE,   "queue",
+                                               QUEUE_LAYOUT,      sizeof(struct mps__queue_shm),
+                                               MPS__FAMILY_QUEUE, q_describe};

@@ -27,18 +27,23 @@
  * Before sleeping, a caller may spin a little (mps__spin_while_eq): a
  * hand-off between two running processes then costs a cache miss instead of
  * two syscalls and a context switch. The spin is bounded in time, shrinks
- * when it does not pay off, and is skipped on a single CPU, where the
- * process being waited for cannot run while we spin.
+ * when it does not pay off, and is skipped on a single CPU (of the
+ * process's affinity mask), where the process being waited for cannot run
+ * while we spin. A spin that finds itself descheduled half-way (the
+ * machine is oversubscribed) turns the next spins of that thread off for
+ * a while, so that waiters sleep at once and leave the CPU to the process
+ * they wait for.
  */
 #include "config.h"
 
 #include <limits.h>
-#include <stdint.h>
 #include <linux/futex.h>
+#include <sched.h>
+#include <stdint.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "stats.h"
 
 int mps__futex_wait(_Atomic uint32_t *word, uint32_t expected, const mps__deadline *d)
 {
@@ -47,8 +52,7 @@ int mps__futex_wait(_Atomic uint32_t *word, uint32_t expected, const mps__deadli
     return -EAGAIN;
   /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time, so a wait
    * that restarts after a signal does not extend the deadline. */
-  long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, at, NULL,
-                   FUTEX_BITSET_MATCH_ANY);
+  long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, at, NULL, FUTEX_BITSET_MATCH_ANY);
   if (r < 0 && errno == ETIMEDOUT)
     return -ETIMEDOUT;
   return 0; /* woken, EAGAIN (word changed) or EINTR: the caller rechecks */
@@ -59,15 +63,24 @@ void mps__futex_wake(_Atomic uint32_t *word, int n)
   syscall(SYS_futex, word, FUTEX_WAKE, n, NULL, NULL, 0);
 }
 
-int mps__waitq_enter(mps__waitq *w, mps__mutex *m, const mps__deadline *d)
+/* The sleepers are woken, then the recovery recorded (stats.c). */
+static void recover(mps__waitq *w, struct mps__hdr *h)
+{
+  mps__waitq_wake(w, INT32_MAX);
+  if (h != NULL)
+    mps__stat_recovered(h, MPS__REPAIR_WAKE);
+}
+
+int mps__waitq_enter(mps__waitq *w, mps__mutex *m, struct mps__hdr *h, const mps__deadline *d)
 {
   int r = mps__mutex_lock(m, d);
   if (r == MPS_OWNER_DIED)
-    mps__waitq_wake(w, INT32_MAX);
+    recover(w, h);
   return r < 0 ? r : 0;
 }
 
-int mps__waitq_wait(mps__waitq *w, mps__mutex *m, const mps__deadline *d, bool *held)
+int mps__waitq_wait(mps__waitq *w, mps__mutex *m, const mps__deadline *d, struct mps__hdr *h,
+                    bool *held)
 {
   *held = true;
   if (d->kind == MPS__ONCE)
@@ -86,7 +99,7 @@ int mps__waitq_wait(mps__waitq *w, mps__mutex *m, const mps__deadline *d, bool *
     return relock;
   }
   if (relock == MPS_OWNER_DIED)
-    mps__waitq_wake(w, INT32_MAX); /* the dead holder may not have woken them */
+    recover(w, h); /* the dead holder may not have woken them */
   return relock == MPS_OWNER_DIED ? relock : r;
 }
 
@@ -97,8 +110,7 @@ void mps__waitq_wake(mps__waitq *w, int n)
     mps__futex_wake(&w->seq, n);
 }
 
-int mps__word_wait(_Atomic uint32_t *word, uint32_t expected, mps__mutex *m,
-                   const mps__deadline *d)
+int mps__word_wait(_Atomic uint32_t *word, uint32_t expected, mps__mutex *m, const mps__deadline *d)
 {
   if (d->kind == MPS__ONCE)
     return -EAGAIN;
@@ -124,26 +136,49 @@ void mps__waitq_wake_held(mps__waitq *w, int n)
  * change, halved when it did not. */
 #define MPS__SPIN_MIN_NS 4000
 #define MPS__SPIN_MAX_NS 32000
-#define MPS__SPIN_CHECK 32 /* spins between clock reads */
-
+#define MPS__SPIN_CHECK  32 /* spins between clock reads */
+/* A gap this long between two clock reads inside a spin means the spinner
+ * was descheduled: more threads want to run than there are CPUs. */
+#define MPS__SPIN_PREEMPTED_NS 50000
+/* Spins skipped after one was preempted: on an oversubscribed machine a
+ * spinner only delays the process it waits for. */
+#define MPS__SPIN_BACKOFF 64
 static _Thread_local long spin_budget_ns = 8000;
+static _Thread_local unsigned spin_backoff;
 
-bool mps__spin_while_eq(const _Atomic uint64_t *word, uint64_t old)
+bool mps__spin_while_eq2(const _Atomic uint64_t *a, uint64_t olda, const _Atomic uint64_t *b,
+                         uint64_t oldb)
 {
   if (mps__single_cpu())
     return false;
-  int64_t end = mps__now_ns() + spin_budget_ns;
+  if (spin_backoff > 0) {
+    spin_backoff--;
+    return false;
+  }
+  int64_t last = mps__now_ns(), end = last + spin_budget_ns;
   for (unsigned i = 1;; i++) {
-    if (atomic_load_explicit(word, memory_order_relaxed) != old) {
+    if (atomic_load_explicit(a, memory_order_relaxed) != olda ||
+        atomic_load_explicit(b, memory_order_relaxed) != oldb) {
       if (spin_budget_ns < MPS__SPIN_MAX_NS)
         spin_budget_ns *= 2;
       return true;
     }
     mps__cpu_relax();
-    if (i % MPS__SPIN_CHECK == 0 && mps__now_ns() >= end)
-      break;
+    if (i % MPS__SPIN_CHECK == 0) {
+      int64_t t = mps__now_ns();
+      if (t - last > MPS__SPIN_PREEMPTED_NS)
+        spin_backoff = MPS__SPIN_BACKOFF;
+      if (t >= end || spin_backoff > 0)
+        break;
+      last = t;
+    }
   }
   if (spin_budget_ns > MPS__SPIN_MIN_NS)
     spin_budget_ns /= 2;
   return false;
+}
+
+bool mps__spin_while_eq(const _Atomic uint64_t *word, uint64_t old)
+{
+  return mps__spin_while_eq2(word, old, word, old);
 }
