@@ -16,6 +16,9 @@ have_cmd pkg-config || need_pkgs="$need_pkgs pkg-config"
 have_cmd make || need_pkgs="$need_pkgs make"
 have_cmd cc || need_pkgs="$need_pkgs gcc libc6-dev"
 pkg-config --exists criterion 2>/dev/null || need_pkgs="$need_pkgs libcriterion-dev"
+# The Redis backend (redis:// queue names) and the server its tests start.
+pkg-config --exists hiredis 2>/dev/null || need_pkgs="$need_pkgs libhiredis-dev"
+have_cmd redis-server || [ -x /usr/bin/redis-server ] || need_pkgs="$need_pkgs redis-server"
 
 if [ -n "$need_pkgs" ]; then
   if [ "$(id -u)" = 0 ] && have_cmd apt-get; then

@@ -39,6 +39,10 @@ static const struct mps__err errors[] = {
     {ECANCELED, "ECANCELED", "cancelled"},
     {EBUSY, "EBUSY", "busy"},
     {ENOSYS, "ENOSYS", "not supported on this system"},
+    {ENOTSUP, "ENOTSUP", "not supported by this build (a redis:// name needs hiredis)"},
+    {ECONNREFUSED, "ECONNREFUSED", "the server refused the connection"},
+    {EHOSTUNREACH, "EHOSTUNREACH", "the server's host cannot be reached or does not answer"},
+    {ECONNRESET, "ECONNRESET", "the connection to the server was lost during the call"},
 };
 
 static const struct mps__err *lookup(int err)

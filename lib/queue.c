@@ -36,9 +36,11 @@
  */
 #include "config.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
+#include "remote.h"
 
 struct mps__queue_shm {
   struct mps__hdr hdr;
@@ -73,7 +75,16 @@ struct mps_queue {
   unsigned char *slots;
   uint64_t cap, max_msg, slot_size;
   mps_order order;
+  struct mps__rq *remote; /* a redis:// queue (queue_redis.c); NULL: local */
 };
+
+/* A remote queue's handle: every public call below starts with REMOTE(),
+ * which sends it to queue_redis.c, so the local paths pay one test. */
+#define REMOTE(q, call)                                   \
+  do {                                                    \
+    if (__builtin_expect((q) != NULL && (q)->remote != NULL, 0)) \
+      return call;                                        \
+  } while (0)
 
 #define WAKE_ALL INT32_MAX
 
@@ -150,8 +161,27 @@ static int shm_validate(const void *shm, size_t size)
   return 0;
 }
 
+static mps_queue *remote_make(const char *name, bool create, const mps_queue_opts *opts)
+{
+  int err;
+  struct mps__rq *r = create ? mps__rq_create(name, opts, &err) : mps__rq_open(name, &err);
+  if (r == NULL)
+    return mps__fail(err);
+  mps_queue *q = calloc(1, sizeof(*q));
+  if (q == NULL) {
+    mps__rq_close(r);
+    return mps__fail(-ENOMEM);
+  }
+  q->remote = r;
+  q->cap = mps__rq_maxsize(r);
+  q->max_msg = mps__rq_max_msg(r); /* check_msgs reads it */
+  return q;
+}
+
 static mps_queue *q_make(const char *name, bool create, const mps_queue_opts *opts)
 {
+  if (mps__is_remote_name(name))
+    return remote_make(name, create, opts);
   struct q_plan p = {.o = opts ? *opts : (mps_queue_opts){0}};
   p.o.maxsize = p.o.maxsize ? p.o.maxsize : MPS_QUEUE_DEFAULT_MAXSIZE;
   p.o.max_msg = p.o.max_msg ? p.o.max_msg : MPS_QUEUE_DEFAULT_MAX_MSG;
@@ -175,7 +205,15 @@ mps_queue *mps_queue_create(const char *name, const mps_queue_opts *opts)
 
 mps_queue *mps_queue_open(const char *name) { return q_make(name ? name : "", false, NULL); }
 
-int mps_queue_close(mps_queue *q) { return mps__seg_free_handle(q); }
+int mps_queue_close(mps_queue *q)
+{
+  if (q != NULL && q->remote != NULL) {
+    mps__rq_close(q->remote);
+    free(q);
+    return 0;
+  }
+  return mps__seg_free_handle(q);
+}
 
 /* ---- locking and repair ------------------------------------------------ */
 
@@ -399,6 +437,14 @@ static bool pre_spin(mps_queue *q, bool getter, const mps__deadline *d)
 
 /* ---- public calls ------------------------------------------------------- */
 
+/* qsize cannot report an error: a remote queue that cannot be reached
+ * counts as empty. */
+static size_t remote_qsize(mps_queue *q)
+{
+  ssize_t n = mps__rq_qsize(q->remote);
+  return n < 0 ? 0 : (size_t)n;
+}
+
 static int check_msgs(mps_queue *q, const void *const *msgs, const size_t *lens, size_t n)
 {
   if (q == NULL || (n > 0 && (msgs == NULL || lens == NULL)))
@@ -417,7 +463,10 @@ static ssize_t put_common(mps_queue *q, int prio, const void *const *msgs, const
 {
   mps__deadline d;
   ssize_t r = check_msgs(q, msgs, lens, n);
-  if (r < 0 || (r = mps__deadline_init(&d, timeout)) < 0 || n == 0)
+  if (r < 0)
+    return r;
+  REMOTE(q, mps__rq_put_many(q->remote, msgs, lens, n, timeout));
+  if ((r = mps__deadline_init(&d, timeout)) < 0 || n == 0)
     return r;
   bool spun = pre_spin(q, false, &d);
   if ((r = q_lock(q)) < 0)
@@ -469,6 +518,7 @@ ssize_t mps_queue_get_many(mps_queue *q, void *buf, size_t cap, size_t *lens, si
   mps__deadline d;
   if (q == NULL || (buf == NULL && cap > 0) || (lens == NULL && max > 0))
     return -EINVAL;
+  REMOTE(q, mps__rq_get_many(q->remote, buf, cap, lens, max, timeout));
   ssize_t r = mps__deadline_init(&d, timeout);
   if (r < 0 || max == 0)
     return r;
@@ -509,6 +559,7 @@ size_t mps_queue_qsize(mps_queue *q)
 {
   if (q == NULL)
     return 0;
+  REMOTE(q, remote_qsize(q));
   /* head first: the tail read after it is at least as new, so no wrap. */
   uint64_t head = atomic_load(&q->s->head);
   uint64_t n = atomic_load(&q->s->tail) - head;
@@ -516,14 +567,44 @@ size_t mps_queue_qsize(mps_queue *q)
 }
 
 bool mps_queue_empty(mps_queue *q) { return mps_queue_qsize(q) == 0; }
-bool mps_queue_full(mps_queue *q) { return q != NULL && mps_queue_qsize(q) == q->cap; }
-size_t mps_queue_maxsize(mps_queue *q) { return q ? q->cap : 0; }
-size_t mps_queue_max_msg(mps_queue *q) { return q ? q->max_msg : 0; }
+bool mps_queue_full(mps_queue *q)
+{
+  return q != NULL && mps_queue_qsize(q) == mps_queue_maxsize(q);
+}
+
+size_t mps_queue_maxsize(mps_queue *q)
+{
+  REMOTE(q, mps__rq_maxsize(q->remote));
+  return q ? q->cap : 0;
+}
+
+size_t mps_queue_max_msg(mps_queue *q)
+{
+  REMOTE(q, mps__rq_max_msg(q->remote));
+  return q ? q->max_msg : 0;
+}
+
+int mps_queue_msg_id(mps_queue *q, size_t i, char *buf, size_t cap)
+{
+  if (q == NULL || buf == NULL)
+    return -EINVAL;
+  REMOTE(q, mps__rq_msg_id(q->remote, i, buf, cap));
+  return -ENOTSUP;
+}
+
+int mps_queue_redelivered(mps_queue *q, size_t i)
+{
+  if (q == NULL)
+    return -EINVAL;
+  REMOTE(q, mps__rq_redelivered(q->remote, i));
+  return 0; /* a local queue delivers each message once */
+}
 
 int mps_queue_task_done(mps_queue *q)
 {
   if (q == NULL)
     return -EINVAL;
+  REMOTE(q, mps__rq_task_done(q->remote));
   int r = q_lock(q);
   if (r < 0)
     return r;
@@ -544,6 +625,7 @@ int mps_queue_join(mps_queue *q, double timeout)
   mps__deadline d;
   if (q == NULL)
     return -EINVAL;
+  REMOTE(q, mps__rq_join(q->remote, timeout));
   int r = mps__deadline_init(&d, timeout);
   if (r < 0 || (r = q_lock(q)) < 0)
     return r;
@@ -569,6 +651,7 @@ int mps_queue_shutdown(mps_queue *q)
 {
   if (q == NULL)
     return -EINVAL;
+  REMOTE(q, mps__rq_shutdown(q->remote));
   int r = q_lock(q);
   if (r < 0)
     return r;

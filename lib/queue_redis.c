@@ -1,0 +1,817 @@
+/* Remote queue: an mps_queue held by a Redis server (redis:// names), on a
+ * stream with one consumer group.
+ *
+ * Server layout, for a queue NAME: the hash NAME holds the configuration
+ * (magic "mpshare-queue-1", maxsize, max_msg, order, lease, shut); the
+ * stream NAME:stream holds the messages (one field "m") and the consumer
+ * group "mps". Every handle is a consumer of the group, named
+ * host:pid:serial. A message put and never got is in the stream after the
+ * group's last-delivered id; a message got is in the group's pending list
+ * (leased to the consumer that got it) until task_done acknowledges it,
+ * which also deletes it. So qsize = XLEN - pending, and the unfinished
+ * tasks, which join waits for, are XLEN. Each call is one Lua script, so
+ * that it is atomic on the server (put checks the room and adds, get
+ * reclaims expired leases and reads new messages).
+ *
+ * Crash semantics (at least once): a message got stays leased to its
+ * consumer until its task_done. A thread of the handle renews the leases
+ * (XCLAIM to itself) every lease/3 seconds while it holds any. A consumer
+ * that dies, loses its host, or holds a message longer than the lease
+ * without renewing loses it: the next get of any consumer takes it over
+ * (XAUTOCLAIM) and it is delivered again, with the same id and marked
+ * redelivered. A put that returned 0 is on the server (and on its disk
+ * with appendfsync always). A put or get that failed on the connection may
+ * or may not have run on the server: a failed put may have queued its
+ * messages, a failed get may have leased messages that are then redelivered
+ * after the lease.
+ *
+ * Messages a get took from the server but that did not fit in the caller's
+ * buffer stay in the handle (still leased to it) and come first next time.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "redis_conn.h"
+
+#define MAGIC "mpshare-queue-1"
+#define ID_MAX 48
+/* A blocked get wakes at least this often to see a shutdown or an expired
+ * lease (the server wakes it at once for a new message). */
+#define GET_SLICE 0.1
+/* A put waiting for room and join poll the server, backing off to this. */
+#define POLL_MAX 0.02
+
+/* Checks that KEYS[1] is one of our queues; m[2] is maxsize, m[3] shut. */
+#define LUA_CHECK                                                                   \
+  "local m = redis.call('HMGET', KEYS[1], 'magic', 'maxsize', 'shut') "             \
+  "if m[1] ~= '" MAGIC "' then "                                                    \
+  "  if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('EPROTO mpshare queue') end " \
+  "  return redis.error_reply('ENOENT mpshare queue') end "
+
+enum { S_CREATE, S_OPEN, S_PUT, S_GET, S_ACK, S_STATE, S_SHUT, S_RENEW, NSCRIPTS };
+
+static const char *const scripts[NSCRIPTS] = {
+    [S_CREATE] =
+        "local t = redis.call('TYPE', KEYS[1])['ok'] "
+        "if t ~= 'none' then "
+        "  if t == 'hash' and redis.call('HGET', KEYS[1], 'magic') == '" MAGIC "' then "
+        "    return redis.error_reply('EEXIST mpshare queue') end "
+        "  return redis.error_reply('EPROTO mpshare queue') end "
+        "if redis.call('EXISTS', KEYS[2]) == 1 then return redis.error_reply('EPROTO mpshare queue') end "
+        "redis.call('XGROUP', 'CREATE', KEYS[2], 'mps', '$', 'MKSTREAM') "
+        "redis.call('HSET', KEYS[1], 'magic', '" MAGIC "', 'maxsize', ARGV[1], "
+        "  'max_msg', ARGV[2], 'order', ARGV[3], 'lease', ARGV[4], 'shut', '0') "
+        "return 1",
+    [S_OPEN] = LUA_CHECK
+        "if redis.call('TYPE', KEYS[2])['ok'] ~= 'stream' then return redis.error_reply('EPROTO mpshare queue') end "
+        "return redis.call('HMGET', KEYS[1], 'maxsize', 'max_msg', 'order', 'lease')",
+    [S_PUT] = LUA_CHECK
+        "if m[3] == '1' then return redis.error_reply('EPIPE mpshare queue') end "
+        "local room = tonumber(m[2]) - redis.call('XLEN', KEYS[2]) "
+        "  + redis.call('XPENDING', KEYS[2], 'mps')[1] "
+        "if room > #ARGV then room = #ARGV end "
+        "for i = 1, room do redis.call('XADD', KEYS[2], '*', 'm', ARGV[i]) end "
+        "if room < 0 then return 0 end "
+        "return room",
+    /* Expired leases first (they are older), then new messages. Reply:
+     * {last-delivered id if empty else '', id, payload, redelivered, ...} */
+    [S_GET] = LUA_CHECK
+        "local n = tonumber(ARGV[2]) "
+        "local out = {''} "
+        "local c = redis.call('XAUTOCLAIM', KEYS[2], 'mps', ARGV[1], ARGV[3], '0-0', 'COUNT', n) "
+        "for _, e in ipairs(c[2]) do if type(e[2]) == 'table' then "
+        "  out[#out+1] = e[1]; out[#out+1] = e[2][2]; out[#out+1] = 1 end end "
+        "local k = (#out - 1) / 3 "
+        "if k < n then "
+        "  local r = redis.call('XREADGROUP', 'GROUP', 'mps', ARGV[1], 'COUNT', n - k, "
+        "    'STREAMS', KEYS[2], '>') "
+        "  if r then for _, e in ipairs(r[1][2]) do "
+        "    out[#out+1] = e[1]; out[#out+1] = e[2][2]; out[#out+1] = 0 end end end "
+        "if #out == 1 then "
+        "  if m[3] == '1' then return redis.error_reply('EPIPE mpshare queue') end "
+        "  local g = redis.call('XINFO', 'GROUPS', KEYS[2]) "
+        "  for i = 1, #g[1], 2 do if g[1][i] == 'last-delivered-id' then out[1] = g[1][i+1] end end "
+        "end "
+        "return out",
+    [S_ACK] =
+        "local n = 0 "
+        "for i = 1, #ARGV do "
+        "  if redis.call('XACK', KEYS[2], 'mps', ARGV[i]) == 1 then "
+        "    redis.call('XDEL', KEYS[2], ARGV[i]); n = n + 1 end end "
+        "return n",
+    [S_STATE] = LUA_CHECK
+        "local len = redis.call('XLEN', KEYS[2]) "
+        "local q = len - redis.call('XPENDING', KEYS[2], 'mps')[1] "
+        "local shut = 0 if m[3] == '1' then shut = 1 end "
+        "return {q, len, shut}",
+    [S_SHUT] = LUA_CHECK "redis.call('HSET', KEYS[1], 'shut', '1') return 1",
+    /* Renews every lease of consumer ARGV[1]; with ARGV[2] == 'bye', also
+     * removes the consumer if it holds none. */
+    [S_RENEW] =
+        "if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end "
+        "local p = redis.call('XPENDING', KEYS[2], 'mps', '-', '+', 10000, ARGV[1]) "
+        "if #p == 0 and ARGV[2] == 'bye' then "
+        "  redis.call('XGROUP', 'DELCONSUMER', KEYS[2], 'mps', ARGV[1]) end "
+        "local ids = {} "
+        "for i, e in ipairs(p) do "
+        "  ids[#ids+1] = e[1] "
+        "  if #ids == 100 or i == #p then "
+        "    redis.call('XCLAIM', KEYS[2], 'mps', ARGV[1], 0, unpack(ids)) ids = {} end end "
+        "return #p",
+};
+
+/* A get's reply kept by the handle: entries [next, count) still to hand
+ * out, leased to this handle. */
+struct stash {
+  redisReply *r;
+  size_t next, count;
+};
+
+struct mps__rq {
+  mps__rurl url;
+  char key[MPS_NAME_MAX + 1], skey[MPS_NAME_MAX + 8];
+  uint64_t maxsize, max_msg;
+  double lease;
+  pthread_mutex_t mu; /* the connection and everything below */
+  mps__rconn rc;
+  pid_t pid;
+  char consumer[96];
+  struct stash st;
+  /* Ids got and not yet task_done, oldest first (a ring). */
+  char (*held)[ID_MAX];
+  size_t held_head, nheld, held_cap;
+  /* The last get's messages: ids and redelivered flags. */
+  struct lastmsg {
+    char id[ID_MAX];
+    bool re;
+  } *last;
+  size_t nlast, last_cap;
+  /* The lease renewer thread and its own connection. */
+  pthread_cond_t cv;
+  bool renewer_on, stopping;
+  pthread_t renewer;
+  mps__rconn rc2;
+};
+
+static unsigned long serial_next(void)
+{
+  static _Atomic unsigned long serial;
+  return ++serial;
+}
+
+static void name_consumer(struct mps__rq *r)
+{
+  char host[64] = "host";
+  gethostname(host, sizeof(host) - 1);
+  host[sizeof(host) - 1] = '\0';
+  snprintf(r->consumer, sizeof(r->consumer), "%s:%d:%lu", host, (int)getpid(), serial_next());
+}
+
+/* In a forked child: the connection, the leases and the renewer thread
+ * were the parent's. Start afresh as a new consumer. */
+static void after_fork(struct mps__rq *r)
+{
+  mps__rconn_drop(&r->rc);
+  mps__rconn_drop(&r->rc2);
+  if (r->st.r != NULL)
+    freeReplyObject(r->st.r);
+  r->st = (struct stash){0};
+  r->nheld = r->held_head = 0;
+  r->nlast = 0;
+  r->renewer_on = false;
+  r->stopping = false;
+  r->pid = getpid();
+  name_consumer(r);
+}
+
+static void rq_lock(struct mps__rq *r)
+{
+  pthread_mutex_lock(&r->mu);
+  if (r->pid != getpid())
+    after_fork(r);
+}
+
+static void rq_unlock(struct mps__rq *r) { pthread_mutex_unlock(&r->mu); }
+
+/* Runs script s on this queue's two keys with `nargs` arguments. */
+static int run(struct mps__rq *r, mps__rconn *rc, const mps__deadline *d, size_t s,
+               const char **args, const size_t *lens, size_t nargs, redisReply **out)
+{
+  const char *small_v[16];
+  size_t small_l[16];
+  size_t argc = nargs + 5;
+  const char **v = argc <= 16 ? small_v : malloc(argc * sizeof(*v));
+  size_t *l = argc <= 16 ? small_l : malloc(argc * sizeof(*l));
+  int err = -ENOMEM;
+  *out = NULL;
+  if (v != NULL && l != NULL) {
+    v[2] = "2", l[2] = 1;
+    v[3] = r->key, l[3] = strlen(r->key);
+    v[4] = r->skey, l[4] = strlen(r->skey);
+    for (size_t i = 0; i < nargs; i++)
+      v[5 + i] = args[i], l[5 + i] = lens ? lens[i] : strlen(args[i]);
+    err = mps__rconn_script(rc, &r->url, d, 0, s, (int)argc, v, l, out);
+  }
+  if (v != small_v)
+    free(v);
+  if (l != small_l)
+    free(l);
+  return err;
+}
+
+static int run_int(struct mps__rq *r, const mps__deadline *d, size_t s, const char **args,
+                   size_t nargs, long long *val)
+{
+  redisReply *rep;
+  int err = run(r, &r->rc, d, s, args, NULL, nargs, &rep);
+  if (err == 0 && rep->type != REDIS_REPLY_INTEGER)
+    err = -EPROTO;
+  if (err == 0 && val != NULL)
+    *val = rep->integer;
+  mps__rconn_free_reply(rep);
+  return err;
+}
+
+/* ---- handles -------------------------------------------------------------- */
+
+static struct mps__rq *rq_alloc(const char *url, int *err)
+{
+  struct mps__rq *r = calloc(1, sizeof(*r));
+  if (r == NULL) {
+    *err = -ENOMEM;
+    return NULL;
+  }
+  if ((*err = mps__rurl_parse(url, &r->url)) < 0) {
+    free(r);
+    return NULL;
+  }
+  snprintf(r->key, sizeof(r->key), "%s", r->url.name);
+  snprintf(r->skey, sizeof(r->skey), "%s:stream", r->url.name);
+  pthread_mutex_init(&r->mu, NULL);
+  pthread_condattr_t a;
+  pthread_condattr_init(&a);
+  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+  pthread_cond_init(&r->cv, &a);
+  pthread_condattr_destroy(&a);
+  r->rc.scripts = r->rc2.scripts = scripts;
+  r->rc.nscripts = r->rc2.nscripts = NSCRIPTS;
+  r->pid = getpid();
+  name_consumer(r);
+  return r;
+}
+
+static void rq_free(struct mps__rq *r)
+{
+  mps__rconn_drop(&r->rc);
+  mps__rconn_drop(&r->rc2);
+  if (r->st.r != NULL)
+    freeReplyObject(r->st.r);
+  pthread_mutex_destroy(&r->mu);
+  pthread_cond_destroy(&r->cv);
+  free(r->held);
+  free(r->last);
+  free(r);
+}
+
+/* Creating or opening waits for the server as long as this: a constructor
+ * has no timeout of its own. */
+#define CONNECT_TIMEOUT 10.0
+
+struct mps__rq *mps__rq_create(const char *url, const mps_queue_opts *opts, int *err)
+{
+  mps_queue_opts o = opts ? *opts : (mps_queue_opts){0};
+  o.maxsize = o.maxsize ? o.maxsize : MPS_QUEUE_DEFAULT_MAXSIZE;
+  o.max_msg = o.max_msg ? o.max_msg : MPS_QUEUE_DEFAULT_MAX_MSG;
+  /* Only FIFO: a stream has one order. Messages of up to 512 MB would fit
+   * a Redis string; MPS_SIZE_MAX bounds it like a local queue. */
+  if (o.order != MPS_FIFO || o.maxsize > MPS_QUEUE_MAXSIZE_MAX || o.max_msg > MPS_SIZE_MAX) {
+    *err = -EINVAL;
+    return NULL;
+  }
+  struct mps__rq *r = rq_alloc(url, err);
+  if (r == NULL)
+    return NULL;
+  r->maxsize = o.maxsize;
+  r->max_msg = o.max_msg;
+  r->lease = r->url.lease > 0 ? r->url.lease : MPS__LEASE_DEFAULT;
+  char a[4][32];
+  snprintf(a[0], 32, "%zu", o.maxsize);
+  snprintf(a[1], 32, "%zu", o.max_msg);
+  snprintf(a[2], 32, "%d", (int)o.order);
+  snprintf(a[3], 32, "%.3f", r->lease);
+  const char *args[4] = {a[0], a[1], a[2], a[3]};
+  mps__deadline d;
+  mps__deadline_init(&d, CONNECT_TIMEOUT);
+  *err = run_int(r, &d, S_CREATE, args, 4, NULL);
+  if (*err < 0) {
+    rq_free(r);
+    return NULL;
+  }
+  return r;
+}
+
+static int parse_u64(const redisReply *e, uint64_t max, uint64_t *out)
+{
+  if (e->type != REDIS_REPLY_STRING)
+    return -EPROTO;
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(e->str, &end, 10);
+  if (*end != '\0' || errno != 0 || v > max)
+    return -EPROTO;
+  *out = v;
+  return 0;
+}
+
+struct mps__rq *mps__rq_open(const char *url, int *err)
+{
+  struct mps__rq *r = rq_alloc(url, err);
+  if (r == NULL)
+    return NULL;
+  mps__deadline d;
+  mps__deadline_init(&d, CONNECT_TIMEOUT);
+  redisReply *rep;
+  uint64_t order = 0;
+  *err = run(r, &r->rc, &d, S_OPEN, NULL, NULL, 0, &rep);
+  if (*err == 0 && (rep->type != REDIS_REPLY_ARRAY || rep->elements != 4 ||
+                    parse_u64(rep->element[0], MPS_QUEUE_MAXSIZE_MAX, &r->maxsize) < 0 ||
+                    parse_u64(rep->element[1], MPS_SIZE_MAX, &r->max_msg) < 0 ||
+                    parse_u64(rep->element[2], MPS_FIFO, &order) < 0 || r->maxsize == 0 ||
+                    rep->element[3]->type != REDIS_REPLY_STRING))
+    *err = -EPROTO;
+  if (*err == 0) {
+    double lease = atof(rep->element[3]->str);
+    r->lease = r->url.lease > 0 ? r->url.lease : (lease >= 0.01 ? lease : MPS__LEASE_DEFAULT);
+  }
+  mps__rconn_free_reply(rep);
+  if (*err < 0) {
+    rq_free(r);
+    return NULL;
+  }
+  return r;
+}
+
+int mps__rq_unlink(const char *url)
+{
+  static const char *const del_script[1] = {
+      "local t = redis.call('TYPE', KEYS[1])['ok'] "
+      "if t == 'none' then return redis.error_reply('ENOENT mpshare queue') end "
+      "if t ~= 'hash' or redis.call('HGET', KEYS[1], 'magic') ~= '" MAGIC "' then "
+      "  return redis.error_reply('EPROTO mpshare queue') end "
+      "return redis.call('DEL', KEYS[1], KEYS[2])"};
+  int err;
+  struct mps__rq *r = rq_alloc(url, &err);
+  if (r == NULL)
+    return err;
+  r->rc.scripts = del_script;
+  r->rc.nscripts = 1;
+  mps__deadline d;
+  mps__deadline_init(&d, CONNECT_TIMEOUT);
+  redisReply *rep;
+  err = run(r, &r->rc, &d, 0, NULL, NULL, 0, &rep);
+  mps__rconn_free_reply(rep);
+  rq_free(r);
+  return err;
+}
+
+/* ---- the lease renewer -------------------------------------------------- */
+
+static void *renewer_main(void *arg)
+{
+  struct mps__rq *r = arg;
+  pthread_mutex_lock(&r->mu);
+  while (!r->stopping) {
+    struct timespec at;
+    clock_gettime(CLOCK_MONOTONIC, &at);
+    double step = r->lease / 3;
+    at.tv_sec += (time_t)step;
+    at.tv_nsec += (long)((step - (double)(time_t)step) * 1e9);
+    if (at.tv_nsec >= 1000000000L)
+      at.tv_sec++, at.tv_nsec -= 1000000000L;
+    while (!r->stopping && pthread_cond_timedwait(&r->cv, &r->mu, &at) == 0) {
+    }
+    if (r->stopping || (r->nheld == 0 && r->st.r == NULL))
+      continue;
+    /* Renew on our own connection, without holding the handle: a get
+     * blocked on the main connection must not delay it. */
+    char consumer[sizeof(r->consumer)];
+    memcpy(consumer, r->consumer, sizeof(consumer));
+    pthread_mutex_unlock(&r->mu);
+    mps__deadline d;
+    mps__deadline_init(&d, r->lease / 3);
+    const char *args[2] = {consumer, "renew"};
+    redisReply *rep;
+    if (run(r, &r->rc2, &d, S_RENEW, args, NULL, 2, &rep) < 0)
+      mps__rconn_drop(&r->rc2); /* the next round connects again */
+    mps__rconn_free_reply(rep);
+    pthread_mutex_lock(&r->mu);
+  }
+  pthread_mutex_unlock(&r->mu);
+  return NULL;
+}
+
+/* With the handle locked, once it holds a lease. */
+static void renewer_start(struct mps__rq *r)
+{
+  if (r->renewer_on)
+    return;
+  r->stopping = false;
+  /* Without the thread leases still hold for `lease` seconds: the message
+   * is only redelivered sooner, never lost. */
+  r->renewer_on = pthread_create(&r->renewer, NULL, renewer_main, r) == 0;
+}
+
+void mps__rq_close(struct mps__rq *r)
+{
+  if (r == NULL)
+    return;
+  rq_lock(r);
+  bool joinable = r->renewer_on;
+  r->stopping = true;
+  pthread_cond_broadcast(&r->cv);
+  rq_unlock(r);
+  if (joinable)
+    pthread_join(r->renewer, NULL);
+  /* Leave the group if we hold nothing; leases still held expire. */
+  if (r->rc.c != NULL && r->pid == getpid()) {
+    mps__deadline d;
+    mps__deadline_init(&d, 1.0);
+    const char *args[2] = {r->consumer, "bye"};
+    redisReply *rep;
+    run(r, &r->rc, &d, S_RENEW, args, NULL, 2, &rep);
+    mps__rconn_free_reply(rep);
+  }
+  rq_free(r);
+}
+
+/* ---- put ------------------------------------------------------------------ */
+
+static void poll_pause(double *pause, const mps__deadline *d)
+{
+  double left = POLL_MAX;
+  if (d->kind == MPS__TIMED) {
+    left = (double)d->at.tv_sec + (double)d->at.tv_nsec * 1e-9 - mps__now();
+    left = left < 0 ? 0 : left;
+  }
+  double t = *pause < left ? *pause : left;
+  struct timespec ts = {(time_t)t, (long)((t - (double)(time_t)t) * 1e9)};
+  nanosleep(&ts, NULL);
+  *pause = *pause * 2 > POLL_MAX ? POLL_MAX : *pause * 2;
+}
+
+ssize_t mps__rq_put_many(struct mps__rq *r, const void *const *msgs, const size_t *lens, size_t n,
+                         double timeout)
+{
+  mps__deadline d;
+  ssize_t err = mps__deadline_init(&d, timeout);
+  if (err < 0 || n == 0)
+    return err;
+  for (size_t i = 0; i < n; i++)
+    if (lens[i] > r->max_msg)
+      return -EMSGSIZE;
+  double pause = 0.0005;
+  rq_lock(r);
+  for (;;) {
+    redisReply *rep;
+    err = run(r, &r->rc, &d, S_PUT, (const char **)msgs, lens, n, &rep);
+    if (err == 0 && rep->type != REDIS_REPLY_INTEGER)
+      err = -EPROTO;
+    long long k = err == 0 ? rep->integer : 0;
+    mps__rconn_free_reply(rep);
+    if (err == 0 && k > 0) {
+      err = k;
+      break;
+    }
+    if (err < 0)
+      break;
+    if (mps__deadline_passed(&d)) {
+      err = mps__deadline_error(&d);
+      break;
+    }
+    rq_unlock(r);
+    poll_pause(&pause, &d);
+    rq_lock(r);
+  }
+  rq_unlock(r);
+  return err;
+}
+
+/* ---- get ------------------------------------------------------------------ */
+
+static int grow(void **p, size_t *cap, size_t need, size_t size)
+{
+  if (need <= *cap)
+    return 0;
+  size_t n = *cap ? *cap : 16;
+  while (n < need)
+    n *= 2;
+  void *q = realloc(*p, n * size);
+  if (q == NULL)
+    return -ENOMEM;
+  *p = q;
+  *cap = n;
+  return 0;
+}
+
+static int held_push(struct mps__rq *r, const char *id)
+{
+  if (r->nheld == r->held_cap) { /* unroll the ring into a bigger array */
+    size_t cap = r->held_cap ? r->held_cap * 2 : 64;
+    char(*h)[ID_MAX] = malloc(cap * ID_MAX);
+    if (h == NULL)
+      return -ENOMEM;
+    for (size_t i = 0; i < r->nheld; i++)
+      memcpy(h[i], r->held[(r->held_head + i) % r->held_cap], ID_MAX);
+    free(r->held);
+    r->held = h;
+    r->held_cap = cap;
+    r->held_head = 0;
+  }
+  snprintf(r->held[(r->held_head + r->nheld) % r->held_cap], ID_MAX, "%s", id);
+  r->nheld++;
+  return 0;
+}
+
+/* A stashed reply has entries 1 + 3i: id, payload, redelivered. */
+static bool entry_ok(const redisReply *rep, size_t i, uint64_t max_msg)
+{
+  const redisReply *id = rep->element[1 + 3 * i], *m = rep->element[2 + 3 * i];
+  return id->type == REDIS_REPLY_STRING && id->len < ID_MAX && m->type == REDIS_REPLY_STRING &&
+         m->len <= max_msg && rep->element[3 + 3 * i]->type == REDIS_REPLY_INTEGER;
+}
+
+/* Hands out stashed messages into buf. Returns how many, or -EMSGSIZE (the
+ * first does not fit; it stays), -EPROTO, -ENOMEM. */
+static ssize_t stash_take(struct mps__rq *r, unsigned char *buf, size_t cap, size_t *lens,
+                          size_t max)
+{
+  struct stash *st = &r->st;
+  size_t k = 0, off = 0;
+  if (grow((void **)&r->last, &r->last_cap, max, sizeof(*r->last)) < 0)
+    return -ENOMEM;
+  while (k < max && st->next < st->count) {
+    if (!entry_ok(st->r, st->next, r->max_msg))
+      return k > 0 ? (ssize_t)k : -EPROTO;
+    const redisReply *id = st->r->element[1 + 3 * st->next];
+    const redisReply *m = st->r->element[2 + 3 * st->next];
+    if (m->len > cap - off)
+      break;
+    if (held_push(r, id->str) < 0)
+      break;
+    if (m->len > 0)
+      memcpy(buf + off, m->str, m->len);
+    off += m->len;
+    lens[k] = m->len;
+    memcpy(r->last[k].id, id->str, id->len + 1);
+    r->last[k].re = st->r->element[3 + 3 * st->next]->integer != 0;
+    k++;
+    st->next++;
+  }
+  if (st->next == st->count) {
+    freeReplyObject(st->r);
+    *st = (struct stash){0};
+  }
+  if (k > 0)
+    r->nlast = k;
+  return k > 0 ? (ssize_t)k : -EMSGSIZE;
+}
+
+/* Asks the server for up to max messages into the stash. Returns how many
+ * it gave (0: none now, with the last-delivered id in last_id), or an
+ * error. */
+static ssize_t fetch(struct mps__rq *r, const mps__deadline *d, size_t max, char *last_id)
+{
+  char count[24], lease[24];
+  snprintf(count, sizeof(count), "%zu", max);
+  snprintf(lease, sizeof(lease), "%lld", (long long)(r->lease * 1000));
+  const char *args[3] = {r->consumer, count, lease};
+  redisReply *rep;
+  int err = run(r, &r->rc, d, S_GET, args, NULL, 3, &rep);
+  if (err == 0 && (rep->type != REDIS_REPLY_ARRAY || rep->elements % 3 != 1 ||
+                   rep->element[0]->type != REDIS_REPLY_STRING ||
+                   rep->element[0]->len >= ID_MAX || rep->elements / 3 > max))
+    err = -EPROTO;
+  if (err < 0) {
+    mps__rconn_free_reply(rep);
+    return err;
+  }
+  size_t n = rep->elements / 3;
+  if (n == 0) {
+    memcpy(last_id, rep->element[0]->str, rep->element[0]->len + 1);
+    freeReplyObject(rep);
+    return 0;
+  }
+  r->st = (struct stash){rep, 0, n};
+  renewer_start(r);
+  return (ssize_t)n;
+}
+
+/* Waits, at most one slice, for a message after last_id (put by anyone),
+ * without taking it: the caller fetches again. */
+static int wait_new(struct mps__rq *r, const mps__deadline *d, const char *last_id)
+{
+  double slice = GET_SLICE;
+  if (d->kind == MPS__TIMED) {
+    double left = (double)d->at.tv_sec + (double)d->at.tv_nsec * 1e-9 - mps__now();
+    slice = left < slice ? left : slice;
+  }
+  if (slice < 0.001)
+    return 0;
+  if (r->lease / 4 < slice)
+    slice = r->lease / 4;
+  char ms[24];
+  snprintf(ms, sizeof(ms), "%ld", (long)(slice * 1000) + 1);
+  const char *v[7] = {"XREAD", "COUNT", "1", "BLOCK", ms, "STREAMS", r->skey};
+  const char *argv[8];
+  size_t lens[8];
+  for (int i = 0; i < 7; i++)
+    argv[i] = v[i], lens[i] = strlen(v[i]);
+  argv[7] = last_id[0] ? last_id : "$";
+  lens[7] = strlen(argv[7]);
+  redisReply *rep;
+  int err = mps__rconn_call(&r->rc, d, slice + 1, 8, argv, lens, &rep);
+  mps__rconn_free_reply(rep);
+  return err;
+}
+
+ssize_t mps__rq_get_many(struct mps__rq *r, void *buf, size_t cap, size_t *lens, size_t max,
+                         double timeout)
+{
+  mps__deadline d;
+  ssize_t n = mps__deadline_init(&d, timeout);
+  if (n < 0 || max == 0)
+    return n;
+  rq_lock(r);
+  for (;;) {
+    char last_id[ID_MAX];
+    if (r->st.r != NULL) {
+      n = stash_take(r, buf, cap, lens, max);
+      break;
+    }
+    n = fetch(r, &d, max, last_id);
+    if (n < 0)
+      break;
+    if (n > 0)
+      continue; /* now in the stash */
+    if (mps__deadline_passed(&d)) {
+      n = mps__deadline_error(&d);
+      break;
+    }
+    if ((n = wait_new(r, &d, last_id)) < 0)
+      break;
+  }
+  if (n < 0 && r->st.r == NULL && n != -EMSGSIZE)
+    r->nlast = 0;
+  rq_unlock(r);
+  return n;
+}
+
+/* ---- the other calls ------------------------------------------------------ */
+
+/* {qsize, unfinished, shut} from the server. */
+static int state(struct mps__rq *r, const mps__deadline *d, long long v[3])
+{
+  redisReply *rep;
+  int err = run(r, &r->rc, d, S_STATE, NULL, NULL, 0, &rep);
+  if (err == 0 && (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3))
+    err = -EPROTO;
+  for (size_t i = 0; err == 0 && i < 3; i++) {
+    if (rep->element[i]->type != REDIS_REPLY_INTEGER)
+      err = -EPROTO;
+    else
+      v[i] = rep->element[i]->integer;
+  }
+  mps__rconn_free_reply(rep);
+  return err;
+}
+
+ssize_t mps__rq_qsize(struct mps__rq *r)
+{
+  mps__deadline d;
+  mps__deadline_init(&d, MPS_FOREVER);
+  long long v[3];
+  rq_lock(r);
+  int err = state(r, &d, v);
+  rq_unlock(r);
+  if (err < 0)
+    return err;
+  return v[0] < 0 ? 0 : (v[0] > (long long)r->maxsize ? (ssize_t)r->maxsize : (ssize_t)v[0]);
+}
+
+size_t mps__rq_maxsize(const struct mps__rq *r) { return r->maxsize; }
+size_t mps__rq_max_msg(const struct mps__rq *r) { return r->max_msg; }
+
+/* Sends the acknowledgement of id without waiting for the server's answer
+ * (read by the next call): task_done costs a write, not a round trip. If
+ * the connection fails before it arrives, the lease expires and the
+ * message is delivered again: at least once, never lost. */
+static int ack_send(struct mps__rq *r, const char *id)
+{
+  mps__deadline d;
+  mps__deadline_init(&d, CONNECT_TIMEOUT);
+  int err = mps__rconn_ensure(&r->rc, &r->url, &d);
+  if (err < 0)
+    return err;
+  const char *v[6] = {"EVALSHA", r->rc.sha[S_ACK], "2", r->key, r->skey, id};
+  size_t l[6];
+  for (int i = 0; i < 6; i++)
+    l[i] = strlen(v[i]);
+  return mps__rconn_send(&r->rc, 6, v, l);
+}
+
+int mps__rq_task_done(struct mps__rq *r)
+{
+  rq_lock(r);
+  int err = -EINVAL; /* this handle holds no message */
+  if (r->nheld > 0) {
+    err = ack_send(r, r->held[r->held_head]);
+    if (err == 0) {
+      r->held_head = (r->held_head + 1) % r->held_cap;
+      r->nheld--;
+    }
+  }
+  rq_unlock(r);
+  return err;
+}
+
+int mps__rq_ack_id(struct mps__rq *r, const char *id)
+{
+  if (id == NULL || strlen(id) >= ID_MAX)
+    return -EINVAL;
+  rq_lock(r);
+  /* Forget it among our leases, wherever it is in the ring. */
+  for (size_t i = 0; i < r->nheld; i++) {
+    size_t at = (r->held_head + i) % r->held_cap;
+    if (strcmp(r->held[at], id) != 0)
+      continue;
+    for (size_t j = i; j > 0; j--)
+      memcpy(r->held[(r->held_head + j) % r->held_cap],
+             r->held[(r->held_head + j - 1) % r->held_cap], ID_MAX);
+    r->held_head = (r->held_head + 1) % r->held_cap;
+    r->nheld--;
+    break;
+  }
+  int err = ack_send(r, id);
+  rq_unlock(r);
+  return err;
+}
+
+int mps__rq_join(struct mps__rq *r, double timeout)
+{
+  mps__deadline d;
+  int err = mps__deadline_init(&d, timeout);
+  if (err < 0)
+    return err;
+  double pause = 0.0005;
+  rq_lock(r);
+  for (;;) {
+    long long v[3];
+    if ((err = state(r, &d, v)) < 0 || v[1] == 0)
+      break;
+    if (mps__deadline_passed(&d)) {
+      err = mps__deadline_error(&d);
+      break;
+    }
+    rq_unlock(r);
+    poll_pause(&pause, &d);
+    rq_lock(r);
+  }
+  rq_unlock(r);
+  return err;
+}
+
+int mps__rq_shutdown(struct mps__rq *r)
+{
+  mps__deadline d;
+  mps__deadline_init(&d, CONNECT_TIMEOUT);
+  rq_lock(r);
+  int err = run_int(r, &d, S_SHUT, NULL, 0, NULL);
+  rq_unlock(r);
+  return err;
+}
+
+int mps__rq_msg_id(struct mps__rq *r, size_t i, char *buf, size_t cap)
+{
+  rq_lock(r);
+  int err = -EINVAL;
+  if (i < r->nlast) {
+    size_t n = strlen(r->last[i].id);
+    err = n < cap ? (int)n : -EMSGSIZE;
+    if (err >= 0)
+      memcpy(buf, r->last[i].id, n + 1);
+  }
+  rq_unlock(r);
+  return err;
+}
+
+int mps__rq_redelivered(struct mps__rq *r, size_t i)
+{
+  rq_lock(r);
+  int v = i < r->nlast ? r->last[i].re : -EINVAL;
+  rq_unlock(r);
+  return v;
+}
