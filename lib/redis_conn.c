@@ -200,9 +200,20 @@ static int session_setup(mps__rconn *rc, const mps__rurl *u, const mps__deadline
   return first;
 }
 
+/* An idle connection owes us nothing: if its socket is readable, the
+ * server closed it (restarted, or timed us out) while we were away. Found
+ * before sending, so a call does not fail for a server that is back. */
+static bool stale(mps__rconn *rc)
+{
+  if (rc->pending > 0)
+    return false;
+  struct pollfd p = {rc->c->fd, POLLIN | POLLRDHUP, 0};
+  return poll(&p, 1, 0) != 0;
+}
+
 int mps__rconn_ensure(mps__rconn *rc, const mps__rurl *u, const mps__deadline *d)
 {
-  if (rc->c != NULL && rc->pid == getpid())
+  if (rc->c != NULL && rc->pid == getpid() && !stale(rc))
     return 0;
   mps__rconn_drop(rc);
   int fd = connect_tcp(u, d);

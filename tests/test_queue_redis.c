@@ -273,3 +273,278 @@ Test(queue_redis, shutdown_lets_gets_drain)
   mps_queue_close(q);
   mps_unlink(url);
 }
+
+/* ---- leases: killed, stopped and slow consumers ----------------------------- */
+
+struct holder {
+  int ready[2]; /* the holder writes a byte once it got the message */
+  double work;  /* seconds it works before task_done (0: never) */
+};
+
+static int hold_message(void *arg)
+{
+  struct holder *h = arg;
+  close(h->ready[0]);
+  mps_queue *q = mps_queue_open(shared_url);
+  int v;
+  if (q == NULL || mps_queue_get(q, &v, sizeof(v), 10) != sizeof(v))
+    return 10;
+  pipe_put(h->ready[1]);
+  if (h->work == 0)
+    for (;;)
+      pause(); /* killed here, between get and task_done */
+  struct timespec t = {(time_t)h->work, (long)((h->work - (int)h->work) * 1e9)};
+  nanosleep(&t, NULL); /* working on the message, holding its lease */
+  int r = mps_queue_task_done(q);
+  mps_queue_close(q);
+  return r == 0 ? 0 : 11;
+}
+
+static pid_t start_holder(struct holder *h)
+{
+  cr_assert_eq(pipe(h->ready), 0);
+  pid_t c = child_run(hold_message, h);
+  close(h->ready[1]);
+  pipe_get(h->ready[0]);
+  close(h->ready[0]);
+  return c;
+}
+
+Test(queue_redis, consumer_killed_between_get_and_task_done)
+{
+  mps_queue *q = make(rurl(shared_url, "killed", "?lease=0.5"), 8, 16);
+  put_int(q, 5);
+  struct holder h = {.work = 0};
+  pid_t c = start_holder(&h);
+  cr_expect_eq(mps_queue_join(q, 0.2), -ETIMEDOUT);
+  kill(c, SIGKILL);
+  child_expect_signal(c, SIGKILL);
+  /* Another consumer gets it again once the lease ran out, as a
+   * redelivery of the same message. */
+  mps_queue *o = mps_queue_open(shared_url);
+  cr_assert_not_null(o);
+  double t0 = test_now();
+  cr_expect_eq(get_int(o, 5), 5);
+  cr_expect_lt(test_now() - t0, 2.0);
+  cr_expect_eq(mps_queue_redelivered(o, 0), 1);
+  cr_expect_eq(mps_queue_task_done(o), 0);
+  cr_expect_eq(mps_queue_join(q, 5), 0);
+  mps_queue_close(o);
+  mps_queue_close(q);
+  mps_unlink(shared_url);
+}
+
+Test(queue_redis, stopped_consumer_loses_its_lease)
+{
+  /* SIGSTOP stands for a host that vanished: its renewer stops too. */
+  mps_queue *q = make(rurl(shared_url, "stopped", "?lease=0.3"), 8, 16);
+  put_int(q, 6);
+  struct holder h = {.work = 0};
+  pid_t c = start_holder(&h);
+  kill(c, SIGSTOP);
+  cr_expect_eq(get_int(q, 5), 6);
+  cr_expect_eq(mps_queue_redelivered(q, 0), 1);
+  cr_expect_eq(mps_queue_task_done(q), 0);
+  cr_expect_eq(mps_queue_join(q, 5), 0);
+  kill(c, SIGKILL);
+  child_expect_signal(c, SIGKILL);
+  mps_queue_close(q);
+  mps_unlink(shared_url);
+}
+
+Test(queue_redis, live_consumer_renews_its_lease)
+{
+  /* The holder works 4 leases long; its renewer keeps the message. */
+  mps_queue *q = make(rurl(shared_url, "renew", "?lease=0.3"), 8, 16);
+  put_int(q, 7);
+  struct holder h = {.work = 1.2};
+  pid_t c = start_holder(&h);
+  int v;
+  cr_expect_eq(mps_queue_get(q, &v, sizeof(v), 0.9), -ETIMEDOUT);
+  child_expect_exit(c, 0);
+  cr_expect_eq(mps_queue_join(q, 5), 0);
+  cr_expect_eq(mps_queue_get(q, &v, sizeof(v), 0), -EAGAIN);
+  mps_queue_close(q);
+  mps_unlink(shared_url);
+}
+
+static int use_inherited(void *arg)
+{
+  mps_queue *q = arg; /* opened by the parent before fork */
+  int v = 0;
+  if (mps_queue_get(q, &v, sizeof(v), 5) != sizeof(v) || mps_queue_task_done(q) != 0)
+    return 10;
+  return v == 8 ? 0 : 11;
+}
+
+Test(queue_redis, handle_inherited_through_fork)
+{
+  mps_queue *q = make(rurl(shared_url, "fork", ""), 8, 16);
+  put_int(q, 8);
+  child_expect_exit(child_run(use_inherited, q), 0);
+  cr_expect_eq(mps_queue_join(q, 5), 0);
+  put_int(q, 9); /* the parent's connection still works */
+  cr_expect_eq(get_int(q, 1), 9);
+  mps_queue_close(q);
+  mps_unlink(shared_url);
+}
+
+/* ---- faults ------------------------------------------------------------------ */
+
+Test(queue_redis, refused_connection)
+{
+  char url[256];
+  snprintf(url, sizeof(url), "redis://127.0.0.1:%d/refused", free_port());
+  double t0 = test_now();
+  cr_expect_null(mps_queue_open(url));
+  cr_expect_eq(errno, ECONNREFUSED);
+  cr_expect_null(mps_queue_create(url, NULL));
+  cr_expect_eq(errno, ECONNREFUSED);
+  cr_expect_eq(mps_unlink(url), -ECONNREFUSED);
+  cr_expect_lt(test_now() - t0, 1.0);
+}
+
+Test(queue_redis, connection_lost_mid_call_then_reconnects)
+{
+  mps_queue *q = make(rurl(shared_url, "lost", ""), 8, 16);
+  put_int(q, 1);
+  cr_expect_eq(get_int(q, 1), 1);
+  redis_kill(&srv, SIGKILL);
+  int v = 2;
+  int r = mps_queue_put(q, &v, sizeof(v), 1);
+  cr_expect(r == -ECONNRESET || r == -ECONNREFUSED, "put to a dead server: %d", r);
+  cr_expect_eq(mps_queue_put(q, &v, sizeof(v), 1), -ECONNREFUSED);
+  redis_start(&srv); /* empty again: appendonly is off */
+  mps_queue_close(q);
+  q = make(shared_url, 8, 16); /* the queue is gone with the data */
+  put_int(q, 3);
+  cr_expect_eq(get_int(q, 1), 3);
+  mps_queue_close(q);
+}
+
+Test(queue_redis, get_blocked_when_server_dies)
+{
+  mps_queue *q = make(rurl(shared_url, "blockdie", ""), 8, 16);
+  pid_t c = fork();
+  cr_assert(c >= 0);
+  if (c == 0) { /* kill the server while the parent waits in get */
+    struct timespec t = {0, 300000000};
+    nanosleep(&t, NULL);
+    kill(srv.pid, SIGKILL);
+    _exit(0);
+  }
+  int v;
+  double t0 = test_now();
+  ssize_t n = mps_queue_get(q, &v, sizeof(v), 10);
+  cr_expect(n == -ECONNRESET || n == -ECONNREFUSED, "get: %zd", n);
+  cr_expect_lt(test_now() - t0, 3.0);
+  child_expect_exit(c, 0);
+  child_wait(srv.pid);
+  srv.pid = 0;
+  redis_start(&srv);
+  mps_queue_close(q);
+}
+
+Test(queue_redis_auth, wrong_password_is_eacces, .init = NULL, .fini = redis_down, .timeout = 30)
+{
+  redis_up_with("--requirepass s3cret");
+  char url[256];
+  cr_expect_null(mps_queue_create(rurl(url, "auth", "?password=nope"), NULL));
+  cr_expect_eq(errno, EACCES);
+  cr_expect_null(mps_queue_create(rurl(url, "auth", ""), NULL));
+  cr_expect_eq(errno, EACCES);
+  mps_queue *q = mps_queue_create(rurl(url, "auth", "?password=s3%63ret"), NULL);
+  cr_assert_not_null(q, "%s", strerror(errno));
+  put_int(q, 1);
+  cr_expect_eq(get_int(q, 1), 1);
+  mps_queue_close(q);
+  cr_expect_eq(mps_unlink(url), 0);
+}
+
+/* ---- the server killed and restarted mid-run ---------------------------------- */
+
+#define N_DURABLE 600
+
+struct durable {
+  _Atomic int seen[N_DURABLE];
+  _Atomic int got;
+};
+
+static int durable_producer(void *arg)
+{
+  (void)arg;
+  mps_queue *q = NULL;
+  for (int i = 0; i < N_DURABLE; i++) {
+    /* Retry until the put is acknowledged: a failed put may also have
+     * been queued, so the consumer may see i twice, never zero times. */
+    for (int tries = 0;; tries++) {
+      if (tries > 2000)
+        return 10;
+      if (q == NULL)
+        q = mps_queue_open(shared_url);
+      if (q != NULL && mps_queue_put(q, &i, sizeof(i), 1) == 0)
+        break;
+      struct timespec t = {0, 5000000};
+      nanosleep(&t, NULL); /* the server is restarting */
+    }
+  }
+  mps_queue_close(q);
+  return 0;
+}
+
+static int durable_consumer(void *arg)
+{
+  struct durable *d = arg;
+  mps_queue *q = NULL;
+  for (int fails = 0; fails < 2000;) {
+    if (q == NULL && (q = mps_queue_open(shared_url)) == NULL) {
+      fails++;
+      struct timespec t = {0, 5000000};
+      nanosleep(&t, NULL);
+      continue;
+    }
+    int v;
+    ssize_t n = mps_queue_get(q, &v, sizeof(v), 1);
+    if (n == -EPIPE)
+      return 0;
+    if (n == sizeof(v) && v >= 0 && v < N_DURABLE) {
+      atomic_fetch_add(&d->seen[v], 1);
+      atomic_fetch_add(&d->got, 1);
+      mps_queue_task_done(q); /* lost if the server dies now: redelivered */
+    } else if (n != -ETIMEDOUT) {
+      fails++;
+      struct timespec t = {0, 5000000};
+      nanosleep(&t, NULL);
+    }
+  }
+  return 10;
+}
+
+Test(queue_redis_durable, server_killed_and_restarted_loses_nothing_acknowledged,
+     .init = NULL, .fini = redis_down, .timeout = 90)
+{
+  redis_up_with("--appendonly yes --appendfsync always");
+  mps_queue *q = make(rurl(shared_url, "durable", "?lease=1"), 64, 16);
+  mps_value *v = mps_value_new_sized(sizeof(struct durable), false);
+  struct durable *d = mps_value_ptr(v);
+  pid_t p = child_run(durable_producer, NULL);
+  pid_t c = child_run(durable_consumer, d);
+  while (atomic_load(&d->got) < N_DURABLE / 3)
+    sched_yield();
+  redis_kill(&srv, SIGKILL);
+  redis_start(&srv); /* same port and directory: it reads its AOF back */
+  child_expect_exit(p, 0);
+  /* Every put was acknowledged: each message must come out, at least once. */
+  for (int i = 0; i < N_DURABLE; i++)
+    while (atomic_load(&d->seen[i]) == 0)
+      sched_yield();
+  cr_expect_eq(mps_queue_join(q, 20), 0);
+  cr_expect_eq(mps_queue_shutdown(q), 0);
+  child_expect_exit(c, 0);
+  int dups = 0;
+  for (int i = 0; i < N_DURABLE; i++)
+    dups += atomic_load(&d->seen[i]) - 1;
+  cr_log_info("server restart: %d of %d messages delivered twice", dups, N_DURABLE);
+  mps_value_close(v);
+  mps_queue_close(q);
+}
