@@ -49,7 +49,8 @@ static void mps_loop(mps_value *v, long n, int step)
   long *counter = mps_value_ptr(v);
   mps_lock *l = mps_value_get_lock(v);
   for (long i = 0; i < n; i++) {
-    mps_lock_acquire(l, MPS_FOREVER);
+    if (mps_lock_acquire(l, MPS_FOREVER) < 0)
+      abort();
     *counter += step;
     mps_lock_release(l);
   }

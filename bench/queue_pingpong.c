@@ -22,7 +22,7 @@ static double now(void)
 
 static double mps_rtt(long n)
 {
-  mps_queue_opts o = {16, 64, MPS_FIFO};
+  mps_queue_opts o = {.maxsize = 16, .max_msg = 64, .order = MPS_FIFO};
   mps_queue *ping = mps_queue_new(&o), *pong = mps_queue_new(&o);
   char m[64] = {0};
   pid_t pid = fork();
@@ -35,8 +35,9 @@ static double mps_rtt(long n)
   }
   double t0 = now();
   for (long i = 0; i < n; i++) {
-    mps_queue_put(ping, m, sizeof(m), MPS_FOREVER);
-    mps_queue_get(pong, m, sizeof(m), MPS_FOREVER);
+    if (mps_queue_put(ping, m, sizeof(m), MPS_FOREVER) < 0 ||
+        mps_queue_get(pong, m, sizeof(m), MPS_FOREVER) < 0)
+      abort();
   }
   double us = (now() - t0) / (double)n * 1e6;
   int status;

@@ -140,7 +140,7 @@ static int chan_open(struct chan *c, enum kind k)
   switch (k) {
   case MPS_SINGLE:
   case MPS_BATCH:
-    c->q = mps_queue_new(&(mps_queue_opts){CAP, MSG, MPS_FIFO});
+    c->q = mps_queue_new(&(mps_queue_opts){.maxsize = CAP, .max_msg = MSG, .order = MPS_FIFO});
     return c->q ? 0 : -1;
   case PIPE:
     return pipe(c->fd);

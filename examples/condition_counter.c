@@ -46,7 +46,8 @@ int main(void)
     if ((pids[i] = fork()) == 0)
       _exit(waiter(c));
   for (int step = 0; step < TARGET; step++) {
-    mps_cond_acquire(c, MPS_FOREVER);
+    if (mps_cond_acquire(c, MPS_FOREVER) < 0)
+      return 1;
     ++*counter;
     mps_cond_notify_all(c);
     mps_cond_release(c);

@@ -21,17 +21,21 @@ static double now(void)
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void work(mps_value *v, long iterations, int step, int locked)
+static int work(mps_value *v, long iterations, int step, int locked)
 {
   volatile long *counter = mps_value_ptr(v);
   mps_lock *lock = mps_value_get_lock(v);
   for (long i = 0; i < iterations; i++) {
     if (locked) {
-      MPS_WITH_LOCK(lock) *counter += step;
+      int rc;
+      MPS_WITH_LOCK(lock, rc) *counter += step;
+      if (rc < 0)
+        return 1;
     } else {
       *counter += step;
     }
   }
+  return 0;
 }
 
 int main(int argc, char **argv)
@@ -57,8 +61,7 @@ int main(int argc, char **argv)
   for (int k = 0; k < 2; k++) {
     pids[k] = fork();
     if (pids[k] == 0) {
-      work(v, iterations, k == 0 ? 1 : -1, locked);
-      _exit(0);
+      _exit(work(v, iterations, k == 0 ? 1 : -1, locked));
     }
   }
   int ok = 1;

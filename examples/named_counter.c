@@ -15,8 +15,14 @@
 
 static int add(mps_value *v, long n)
 {
-  for (long i = 0; i < n; i++)
-    MPS_WITH_LOCK(mps_value_get_lock(v))++ *(long *)mps_value_ptr(v);
+  for (long i = 0; i < n; i++) {
+    int rc;
+    MPS_WITH_LOCK(mps_value_get_lock(v), rc)++ *(long *)mps_value_ptr(v);
+    if (rc < 0) {
+      fprintf(stderr, "lock: %s\n", mps_strerror(rc));
+      return 1;
+    }
+  }
   return 0;
 }
 
@@ -27,9 +33,9 @@ static int child(const char *name, long n)
     fprintf(stderr, "mps_value_open(%s): %s\n", name, mps_strerror(-errno));
     return 1;
   }
-  add(v, n);
+  int r = add(v, n);
   mps_value_close(v);
-  return 0;
+  return r;
 }
 
 int main(int argc, char **argv)
@@ -49,12 +55,12 @@ int main(int argc, char **argv)
     execl("/proc/self/exe", argv[0], name, "1000", (char *)NULL);
     _exit(127);
   }
-  add(v, 1000);
+  int failed = add(v, 1000);
   int status;
   waitpid(pid, &status, 0);
   long total = *(long *)mps_value_ptr(v);
   printf("%s: %ld (two processes added 1000 each)\n", name, total);
   mps_value_close(v);
   mps_unlink(name);
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0 && total == 2000 ? 0 : 1;
+  return !failed && WIFEXITED(status) && WEXITSTATUS(status) == 0 && total == 2000 ? 0 : 1;
 }

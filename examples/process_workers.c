@@ -58,8 +58,8 @@ int main(void)
   long total = 0;
   for (int i = 0; i < WORKERS; i++) {
     int code = -1;
-    mps_process_join(p[i], MPS_FOREVER);
-    mps_process_exitcode(p[i], &code);
+    if (mps_process_join(p[i], MPS_FOREVER) < 0 || mps_process_exitcode(p[i], &code) < 0)
+      code = -1;
     printf("%s (pid %d) exited with %d\n", mps_process_name(p[i]), (int)mps_process_pid(p[i]),
            code);
     failures += code != i;

@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static void fill_and_sum(mps_array *arr, mps_value *total, size_t from, size_t to)
+static int fill_and_sum(mps_array *arr, mps_value *total, size_t from, size_t to)
 {
   int64_t *data = mps_array_data(arr);
   int64_t sum = 0;
@@ -22,7 +22,9 @@ static void fill_and_sum(mps_array *arr, mps_value *total, size_t from, size_t t
     data[i] = (int64_t)(i * i);
     sum += data[i];
   }
-  MPS_WITH_LOCK(mps_value_get_lock(total)) *(int64_t *)mps_value_ptr(total) += sum;
+  int rc;
+  MPS_WITH_LOCK(mps_value_get_lock(total), rc) *(int64_t *)mps_value_ptr(total) += sum;
+  return rc < 0 ? 1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -41,8 +43,7 @@ int main(int argc, char **argv)
   }
   for (int w = 0; w < workers; w++) {
     if (fork() == 0) {
-      fill_and_sum(arr, total, n * w / workers, n * (w + 1) / workers);
-      _exit(0);
+      _exit(fill_and_sum(arr, total, n * w / workers, n * (w + 1) / workers));
     }
   }
   int ok = 1, status;

@@ -171,9 +171,9 @@ int mps_barrier_reset(mps_barrier *b)
   return 0;
 }
 
-int mps_barrier_parties(mps_barrier *b) { return b == NULL ? -EINVAL : (int)b->shm->parties; }
+int mps_barrier_parties(const mps_barrier *b) { return b == NULL ? -EINVAL : (int)b->shm->parties; }
 
-int mps_barrier_n_waiting(mps_barrier *b)
+int mps_barrier_n_waiting(const mps_barrier *b)
 {
   if (b == NULL)
     return -EINVAL;
@@ -181,4 +181,4 @@ int mps_barrier_n_waiting(mps_barrier *b)
   return st_broken(s) ? 0 : (int)st_count(s);
 }
 
-bool mps_barrier_broken(mps_barrier *b) { return b != NULL && st_broken(atomic_load(&b->shm->state)); }
+bool mps_barrier_broken(const mps_barrier *b) { return b != NULL && st_broken(atomic_load(&b->shm->state)); }

@@ -153,8 +153,10 @@ static bool slot_alive(struct cond_slot *s)
 static int wait_until(mps_cond *c, const mps__deadline *d)
 {
   struct cond_slot *s = slot_claim(c->shm);
+  /* A full table is not a lack of memory: the caller may retry once a
+   * waiter leaves, so it gets its own code. */
   if (s == NULL)
-    return -ENOMEM;
+    return -EUSERS;
   bool died = false;
   int r = 0;
   while (atomic_load(&s->state) == SLOT_WAITING && r >= 0) {
@@ -196,7 +198,7 @@ int mps_cond_wait_for(mps_cond *c, int (*pred)(void *), void *arg, double timeou
   /* One deadline for all the waits, so spurious wake-ups never extend it. */
   while (!pred(arg)) {
     r = wait_until(c, &d);
-    if (r == MPS_OWNER_DIED || r == -ENOMEM)
+    if (r == MPS_OWNER_DIED || r == -EUSERS)
       return r;
     if (r < 0)
       return pred(arg) ? 0 : r;

@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <limits.h>
 #include <math.h>
 
 #include "internal.h"
@@ -58,4 +59,34 @@ bool mps__deadline_passed(const mps__deadline *d)
 int mps__deadline_error(const mps__deadline *d)
 {
   return d->kind == MPS__ONCE ? -EAGAIN : -ETIMEDOUT;
+}
+
+int mps__deadline_left(const mps__deadline *d, struct timespec *left)
+{
+  if (d->kind != MPS__TIMED) {
+    *left = (struct timespec){0};
+    return d->kind == MPS__ONCE ? -ETIMEDOUT : 0;
+  }
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  left->tv_sec = d->at.tv_sec - now.tv_sec;
+  left->tv_nsec = d->at.tv_nsec - now.tv_nsec;
+  if (left->tv_nsec < 0) {
+    left->tv_sec--;
+    left->tv_nsec += 1000000000L;
+  }
+  return left->tv_sec < 0 ? -ETIMEDOUT : 0;
+}
+
+int mps__deadline_poll_ms(const mps__deadline *d)
+{
+  struct timespec left;
+  if (d->kind == MPS__FOREVER)
+    return -1;
+  if (mps__deadline_left(d, &left) < 0)
+    return 0;
+  if (left.tv_sec >= INT_MAX / 1000 - 1)
+    return INT_MAX;
+  /* Rounded up: a poll that returns a little early would only loop. */
+  return (int)(left.tv_sec * 1000 + (left.tv_nsec + 999999) / 1000000);
 }

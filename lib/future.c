@@ -19,13 +19,29 @@
 struct mps__hub mps__hub = {.mu = PTHREAD_MUTEX_INITIALIZER};
 static pthread_once_t hub_once = PTHREAD_ONCE_INIT;
 
-static void hub_setup(void)
+static void hub_cond_init(void)
 {
   pthread_condattr_t a;
   pthread_condattr_init(&a);
   pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
   pthread_cond_init(&mps__hub.cv, &a);
   pthread_condattr_destroy(&a);
+}
+
+/* The hub is held across fork() so that a child never inherits it locked by
+ * a thread that does not exist there; the child starts with fresh ones. */
+static void hub_prepare(void) { pthread_mutex_lock(&mps__hub.mu); }
+static void hub_parent(void) { pthread_mutex_unlock(&mps__hub.mu); }
+static void hub_child(void)
+{
+  pthread_mutex_init(&mps__hub.mu, NULL);
+  hub_cond_init();
+}
+
+static void hub_setup(void)
+{
+  hub_cond_init();
+  pthread_atfork(hub_prepare, hub_parent, hub_child);
 }
 
 void mps__hub_init(void)
@@ -176,7 +192,7 @@ int mps_future_result(mps_future *f, void *out, size_t cap, size_t *len, double 
     return -EINVAL;
   mps__hub_init();
   pthread_mutex_lock(&mps__hub.mu);
-  int r = hub_wait(future_is_done, f, &d);
+  int r = f->done || mps__pool_owned(f->pool) == 0 ? hub_wait(future_is_done, f, &d) : -EPERM;
   if (r < 0 || f->ret < 0) {
     r = r < 0 ? r : (int)f->ret;
     goto out;
@@ -212,6 +228,8 @@ int mps_future_cancel(mps_future *f)
   int r;
   if (f->done)
     r = f->ret == -ECANCELED ? 0 : -EBUSY;
+  else if (mps__pool_owned(f->pool) < 0)
+    r = -EPERM;
   else if ((r = mps__pool_try_cancel(f->pool, f->id, true)) == 0)
     mps__future_complete(f, -ECANCELED, NULL, 0);
   pthread_mutex_unlock(&mps__hub.mu);
@@ -257,7 +275,12 @@ ssize_t mps_pool_wait_any(mps_future *const *fs, size_t n, double timeout)
   mps__hub_init();
   struct any a = {fs, n, -1};
   pthread_mutex_lock(&mps__hub.mu);
-  int r = hub_wait(any_done, &a, &d);
+  int r = 0;
+  for (size_t i = 0; i < n && r == 0; i++)
+    if (fs[i] != NULL && !fs[i]->done && mps__pool_owned(fs[i]->pool) < 0)
+      r = -EPERM;
+  if (r == 0)
+    r = hub_wait(any_done, &a, &d);
   pthread_mutex_unlock(&mps__hub.mu);
   return r < 0 ? r : a.found;
 }

@@ -35,6 +35,28 @@ bool mps__deadline_passed(const mps__deadline *d);
 int mps__deadline_error(const mps__deadline *d);
 /* Seconds on CLOCK_MONOTONIC. */
 double mps__now(void);
+/* The time left before d (TIMED), for ppoll(): 0, or -ETIMEDOUT once it
+ * has passed (ONCE: always passed; FOREVER: 0 with *left zero). */
+int mps__deadline_left(const mps__deadline *d, struct timespec *left);
+/* The time left before d in poll()'s milliseconds, rounded up: -1 for
+ * FOREVER, 0 once passed. */
+int mps__deadline_poll_ms(const mps__deadline *d);
+
+/* ---- spawn.c: forking and watching children ---------------------------- */
+
+/* Forks. The child (0 returned) dies by SIGKILL with the forking thread when
+ * die_with_parent, even if the parent died during the fork. The parent gets
+ * the pid, or -EAGAIN / -ENOMEM. */
+pid_t mps__fork(bool die_with_parent);
+/* A pidfd for the caller's unreaped child, or a negative errno (-ENOSYS
+ * without kernel support; seccomp profiles and valgrind refuse it too). */
+int mps__pidfd_open(pid_t pid);
+/* Whether the caller's unreaped child pid has exited; never reaps it. */
+bool mps__child_exited(pid_t pid);
+/* Sleeps until the unreaped child has exited or d passes, without reaping
+ * it: on its pidfd when there is one (pidfd >= 0), else with waitid. 0 or
+ * -ETIMEDOUT (also for timeout 0 while it runs). */
+int mps__child_wait_exit(pid_t pid, int pidfd, const mps__deadline *d);
 
 /* ---- segment.c: every shared object's memory ---------------------------- */
 
@@ -128,6 +150,25 @@ int mps__seg_free_handle(void *handle);
 /* For each handle type made by mps__seg_object. */
 #define MPS__SEG_HANDLE(type) \
   _Static_assert(offsetof(type, seg) == 0, #type " must start with its mps__seg")
+
+/* Whether the reserved tail of an options struct is all zero: a non-zero
+ * word is a field of a later version that this library does not know, so
+ * the call fails with -EINVAL rather than ignore what the caller asked. */
+static inline bool mps__reserved_zero(const unsigned long long r[MPS_OPTS_RESERVED])
+{
+  for (int i = 0; i < MPS_OPTS_RESERVED; i++)
+    if (r[i] != 0)
+      return false;
+  return true;
+}
+
+/* The options structs keep their size for ever (common.h): a new field is
+ * carved out of `reserved`, shrinking it so that these still hold. */
+#if SIZE_MAX == UINT64_MAX
+_Static_assert(sizeof(mps_queue_opts) == 88, "carve new fields out of mps_queue_opts.reserved");
+_Static_assert(sizeof(mps_process_opts) == 80, "carve new fields out of mps_process_opts.reserved");
+_Static_assert(sizeof(mps_pool_opts) == 120, "carve new fields out of mps_pool_opts.reserved");
+#endif
 
 /* Negative errno to errno + NULL for constructors. */
 static inline void *mps__fail(int err)

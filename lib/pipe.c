@@ -183,7 +183,7 @@ ssize_t mps_conn_recv(mps_conn *c, void *buf, size_t cap, double timeout)
   }
 }
 
-int mps_conn_fileno(mps_conn *c)
+int mps_conn_fileno(const mps_conn *c)
 {
   return c == NULL ? -EINVAL : c->fd;
 }

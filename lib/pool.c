@@ -34,8 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -65,7 +63,9 @@ static void worker_run(mps_pool *p, struct pool_slot *s, struct res_msg *res)
   res->kind = RES_RESULT;
   res->ret = r;
   size_t n = sizeof(*res) + (r > 0 ? (size_t)r : 0);
-  mps_queue_put(p->results, res, n, MPS_FOREVER);
+  /* Fails only once the pool is torn down: nobody waits for it then. */
+  if (mps_queue_put(p->results, res, n, MPS_FOREVER) < 0)
+    return;
 }
 
 static _Noreturn void worker_exit(struct pool_slot *s, uint32_t reason, int code)
@@ -74,13 +74,8 @@ static _Noreturn void worker_exit(struct pool_slot *s, uint32_t reason, int code
   _exit(code);
 }
 
-static _Noreturn void worker_main(mps_pool *p, struct pool_slot *s, pid_t parent,
-                                   struct res_msg *res)
+static _Noreturn void worker_main(mps_pool *p, struct pool_slot *s, struct res_msg *res)
 {
-  /* Die with the manager thread that forked us, even if the parent crashes. */
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() != parent)
-    _exit(1);
   atomic_store(&s->state, SLOT_INIT);
   if (p->opts.init != NULL)
     p->opts.init(p->opts.init_arg);
@@ -118,7 +113,6 @@ static int spawn(mps_pool *p, unsigned i)
   atomic_store(&s->exit_reason, EXIT_CRASH);
   atomic_store(&s->state, SLOT_INIT);
   __atomic_store_n(&slot_task(s)->id, 0, __ATOMIC_RELEASE);
-  pid_t parent = getpid();
   /* The worker's result buffer is allocated before the fork: the child of
    * a threaded process must not count on malloc, whose locks another
    * thread may have held at the fork (glibc copes; ASan's allocator and
@@ -126,20 +120,18 @@ static int spawn(mps_pool *p, unsigned i)
   struct res_msg *res = malloc(sizeof(*res) + p->max_result);
   if (res == NULL)
     return -ENOMEM;
-  pid_t pid = fork();
-  int err = pid < 0 ? -errno : 0;
+  /* Workers die with the manager thread that forks them, even if the
+   * parent crashes. */
+  pid_t pid = mps__fork(true);
   if (pid == 0)
-    worker_main(p, s, parent, res);
+    worker_main(p, s, res);
   free(res);
   if (pid < 0)
-    return err;
-  int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-  if (fd < 0) { /* cannot watch it: do not let it run unwatched */
-    err = -errno;
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    return err;
-  }
+    return pid;
+  /* Without a pidfd the manager checks this worker with waitid instead. */
+  int fd = mps__pidfd_open(pid);
+  if (fd < 0)
+    fd = -1;
   pthread_mutex_lock(&mps__hub.mu);
   p->w[i].pid = pid;
   p->w[i].pidfd = fd;
@@ -173,7 +165,8 @@ static void on_exit_of(mps_pool *p, unsigned i)
 {
   struct pool_slot *s = pool_slot(p, i);
   waitpid(p->w[i].pid, NULL, 0);
-  close(p->w[i].pidfd);
+  if (p->w[i].pidfd >= 0)
+    close(p->w[i].pidfd);
   uint64_t id = __atomic_load_n(&slot_task(s)->id, __ATOMIC_ACQUIRE);
   uint32_t why = atomic_load(&s->exit_reason);
   bool broken = give_up_on_init(p, atomic_load(&s->state));
@@ -186,23 +179,34 @@ static void on_exit_of(mps_pool *p, unsigned i)
     p->w[i].respawn = spawn(p, i) < 0; /* the slot is reset by spawn */
   if (id != 0) {
     struct res_msg death = {.id = id, .kind = RES_DEATH, .ret = -ECHILD};
-    mps_queue_put(p->results, &death, sizeof(death), MPS_FOREVER);
+    /* Fails only once the pool is torn down: nobody waits for it then. */
+    if (mps_queue_put(p->results, &death, sizeof(death), MPS_FOREVER) < 0)
+      return;
   }
 }
 
-/* Sleeps until a worker ends or the control eventfd is poked. */
+/* How often workers without a pidfd are checked, and failed forks retried. */
+#define POLL_NO_PIDFD_MS 10
+#define POLL_RETRY_MS 100
+
+/* Sleeps until a worker ends or the control eventfd is poked. Workers
+ * without a pidfd (no kernel support, or refused by seccomp or valgrind)
+ * are checked with waitid every POLL_NO_PIDFD_MS instead. */
 static void watch(mps_pool *p, bool retry)
 {
   struct pollfd pf[WORKERS_MAX + 1];
   unsigned idx[WORKERS_MAX];
   nfds_t n = 0;
+  int ms = retry ? POLL_RETRY_MS : -1;
   pf[n++] = (struct pollfd){.fd = p->evfd, .events = POLLIN};
   for (unsigned i = 0; i < p->nworkers; i++)
     if (p->w[i].pidfd >= 0) {
       idx[n - 1] = i;
       pf[n++] = (struct pollfd){.fd = p->w[i].pidfd, .events = POLLIN};
+    } else if (p->w[i].pid > 0) {
+      ms = POLL_NO_PIDFD_MS;
     }
-  if (poll(pf, n, retry ? 100 : -1) <= 0)
+  if (poll(pf, n, ms) < 0)
     return;
   uint64_t v;
   if (pf[0].revents != 0 && read(p->evfd, &v, sizeof(v)) < 0)
@@ -210,6 +214,9 @@ static void watch(mps_pool *p, bool retry)
   for (nfds_t k = 1; k < n; k++)
     if (pf[k].revents != 0)
       on_exit_of(p, idx[k - 1]);
+  for (unsigned i = 0; i < p->nworkers; i++)
+    if (p->w[i].pidfd < 0 && p->w[i].pid > 0 && mps__child_exited(p->w[i].pid))
+      on_exit_of(p, i);
 }
 
 static void *manager_main(void *arg)
@@ -273,6 +280,8 @@ static void *collector_main(void *arg)
 
 static int opts_check(mps_pool_opts *o)
 {
+  if (!mps__reserved_zero(o->reserved))
+    return -EINVAL;
   if (o->workers == 0) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     o->workers = n > 0 ? (unsigned)n : 1;
@@ -337,6 +346,7 @@ mps_pool *mps_pool_new_opts(const mps_pool_opts *opts)
   if (p == NULL)
     return mps__fail(-ENOMEM);
   p->evfd = -1;
+  p->owner = getpid();
   p->opts = opts ? *opts : (mps_pool_opts){0};
   int err = opts_check(&p->opts);
   p->nworkers = p->opts.workers;
@@ -362,10 +372,17 @@ mps_pool *mps_pool_new(unsigned workers)
   return mps_pool_new_opts(&(mps_pool_opts){.workers = workers});
 }
 
+int mps__pool_owned(const mps_pool *p)
+{
+  return p->owner == getpid() ? 0 : -EPERM;
+}
+
 int mps_pool_shutdown(mps_pool *p, bool wait, bool cancel_pending)
 {
   if (p == NULL)
     return -EINVAL;
+  if (mps__pool_owned(p) < 0)
+    return -EPERM;
   pthread_mutex_lock(&mps__hub.mu);
   p->shutting = true;
   if (cancel_pending)
@@ -385,10 +402,29 @@ int mps_pool_shutdown(mps_pool *p, bool wait, bool cancel_pending)
   return 0;
 }
 
+/* mps_pool_free() in a forked child: its copy of the handle has no threads
+ * behind it, and everything shared is the parent's. Only this process's
+ * memory and descriptors are released; its copies of pending futures are
+ * completed with -EPERM. */
+static void pool_free_copy(mps_pool *p)
+{
+  pthread_mutex_lock(&mps__hub.mu);
+  mps__future_fail_all(p, -EPERM);
+  pthread_mutex_unlock(&mps__hub.mu);
+  for (unsigned i = 0; i < p->nworkers; i++)
+    if (p->w[i].pidfd >= 0)
+      close(p->w[i].pidfd);
+  pool_release(p);
+}
+
 void mps_pool_free(mps_pool *p)
 {
   if (p == NULL)
     return;
+  if (mps__pool_owned(p) < 0) {
+    pool_free_copy(p);
+    return;
+  }
   mps_pool_shutdown(p, true, false);
   pthread_join(p->manager, NULL);
   pthread_join(p->collector, NULL);
@@ -399,6 +435,8 @@ ssize_t mps_pool_workers(mps_pool *p, pid_t *pids, size_t n)
 {
   if (p == NULL || (pids == NULL && n > 0))
     return -EINVAL;
+  if (mps__pool_owned(p) < 0)
+    return -EPERM;
   size_t k = 0;
   pthread_mutex_lock(&mps__hub.mu);
   for (unsigned i = 0; i < p->nworkers; i++)
@@ -417,6 +455,8 @@ mps_future *mps_pool_submit(mps_pool *p, mps_task_fn fn, const void *arg, size_t
 {
   if (p == NULL || fn == NULL || (arg == NULL && len > 0))
     return mps__fail(-EINVAL);
+  if (mps__pool_owned(p) < 0)
+    return mps__fail(-EPERM);
   if (len > p->opts.max_arg)
     return mps__fail(-EMSGSIZE);
   struct task_msg *t = malloc(sizeof(*t) + len);
@@ -492,6 +532,8 @@ int mps_pool_map(mps_pool *p, mps_task_fn fn, const void *args, size_t nargs,
   if (p == NULL || fn == NULL || (args == NULL && nargs > 0 && arg_size > 0) ||
       (results == NULL && nargs > 0 && result_size > 0) || timeout != timeout)
     return -EINVAL;
+  if (mps__pool_owned(p) < 0)
+    return -EPERM;
   double end = mps__now() + (timeout > 0 ? timeout : 0);
   mps_future **fs = calloc(nargs ? nargs : 1, sizeof(*fs));
   if (fs == NULL)

@@ -60,6 +60,7 @@ struct pool_worker {
 };
 
 struct mps_pool {
+  pid_t owner; /* getpid() of the maker: only it may use the pool */
   mps_pool_opts opts;
   unsigned nworkers;
   size_t task_msg_max, slot_size, max_result;
@@ -105,6 +106,9 @@ void mps__future_fail_all(mps_pool *p, int err);
 void mps__future_cancel_all(mps_pool *p);
 
 /* pool.c */
+/* 0 if the calling process made p, else -EPERM: a forked child has a copy
+ * of the handle but none of the threads behind it. */
+int mps__pool_owned(const mps_pool *p);
 int mps__pool_try_cancel(mps_pool *p, uint64_t id, bool ring);
 void mps__pool_cancel_below(mps_pool *p, uint64_t id);
 

@@ -1,4 +1,5 @@
 /* Process: a forked child that runs target(arg), with Python's life cycle.
+ * Forking and watching the child are spawn.c's (shared with the pool).
  *
  * A handle lives in the memory of the process that made it; nothing of it
  * is shared, so there is no shared layout. Its state moves new -> started
@@ -26,13 +27,10 @@
  */
 #include "config.h"
 
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -54,15 +52,11 @@ struct mps_process {
   bool lost;            /* reaped by someone else: exit code unknown */
 };
 
-/* Polling backoff bounds for the fallback without pidfds. */
-#define BACKOFF_MIN_NS 1000000L  /* 1 ms */
-#define BACKOFF_MAX_NS 20000000L /* 20 ms */
-
 static _Atomic unsigned process_counter;
 
 mps_process *mps_process_new(int (*target)(void *), void *arg, const mps_process_opts *opts)
 {
-  if (target == NULL)
+  if (target == NULL || (opts != NULL && !mps__reserved_zero(opts->reserved)))
     return mps__fail(-EINVAL);
   mps_process *p = calloc(1, sizeof(*p));
   if (p == NULL)
@@ -90,13 +84,6 @@ mps_process *mps_process_new(int (*target)(void *), void *arg, const mps_process
 /* The child's side of mps_process_start(); never returns. */
 static _Noreturn void child_main(mps_process *p, pid_t parent)
 {
-  if (p->daemon) {
-    (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-    /* The parent may have died between fork() and prctl(): then no death
-     * signal will ever come, and we have been reparented already. */
-    if (getppid() != parent)
-      raise(SIGKILL);
-  }
   /* The parent held the mutex across fork(); this copy is ours alone. */
   pthread_mutex_init(&p->mu, NULL);
   atomic_store(&p->pid, getpid());
@@ -106,17 +93,6 @@ static _Noreturn void child_main(mps_process *p, pid_t parent)
   int rc = p->target(p->arg);
   fflush(NULL);
   _exit(rc);
-}
-
-static int open_pidfd(pid_t pid)
-{
-#ifdef SYS_pidfd_open
-  /* The child is not reaped yet, so its pid cannot have been reused. */
-  return (int)syscall(SYS_pidfd_open, pid, 0);
-#else
-  (void)pid;
-  return -1;
-#endif
 }
 
 int mps_process_start(mps_process *p)
@@ -131,14 +107,15 @@ int mps_process_start(mps_process *p)
   /* Flush first, or the child would print the parent's buffered output a
    * second time when it flushes. */
   fflush(NULL);
-  pid_t pid = fork();
+  pid_t pid = mps__fork(p->daemon);
   if (pid < 0) {
-    err = errno == ENOMEM ? -ENOMEM : -EAGAIN;
+    err = pid;
     goto out;
   }
   if (pid == 0)
     child_main(p, self);
-  p->pidfd = open_pidfd(pid);
+  int fd = mps__pidfd_open(pid);
+  p->pidfd = fd >= 0 ? fd : -1;
   atomic_store(&p->pid, pid);
   atomic_store(&p->parent, self);
   atomic_store(&p->state, PROC_STARTED);
@@ -187,71 +164,6 @@ static int try_reap(mps_process *p)
   return err;
 }
 
-static void timespec_sub(struct timespec *out, const struct timespec *a, const struct timespec *b)
-{
-  out->tv_sec = a->tv_sec - b->tv_sec;
-  out->tv_nsec = a->tv_nsec - b->tv_nsec;
-  if (out->tv_nsec < 0) {
-    out->tv_sec--;
-    out->tv_nsec += 1000000000L;
-  }
-}
-
-/* Sleeps on the pidfd until the child exits or d passes: 0, -ETIMEDOUT, or
- * 1 if ppoll() failed and the caller must fall back. */
-static int wait_pidfd(int fd, const mps__deadline *d)
-{
-  for (;;) {
-    struct timespec left, now, *tmo = NULL;
-    if (d->kind == MPS__TIMED) {
-      clock_gettime(CLOCK_MONOTONIC, &now);
-      timespec_sub(&left, &d->at, &now);
-      if (left.tv_sec < 0)
-        return -ETIMEDOUT;
-      tmo = &left;
-    }
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    int n = ppoll(&pfd, 1, tmo, NULL);
-    if (n > 0)
-      return 0;
-    if (n == 0)
-      return -ETIMEDOUT;
-    if (errno != EINTR)
-      return 1; /* unusable: the caller falls back */
-  }
-}
-
-/* Without a pidfd: waitid(WNOWAIT) sees the exit without reaping, so the
- * reap stays in try_reap(); a timed wait checks with a growing backoff. */
-static int wait_fallback(pid_t pid, const mps__deadline *d)
-{
-  siginfo_t si;
-  if (d->kind == MPS__FOREVER) {
-    while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR)
-      ;
-    return 0;
-  }
-  long ns = BACKOFF_MIN_NS;
-  for (;;) {
-    si.si_pid = 0;
-    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT | WNOHANG) < 0 && errno != EINTR)
-      return 0;
-    if (si.si_pid != 0)
-      return 0;
-    if (mps__deadline_passed(d))
-      return -ETIMEDOUT;
-    nanosleep(&(struct timespec){.tv_nsec = ns}, NULL);
-    ns = ns * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : ns * 2;
-  }
-}
-
-/* Sleeps until the child has exited (not reaped) or d passes. */
-static int wait_exit(mps_process *p, const mps__deadline *d)
-{
-  int w = p->pidfd >= 0 ? wait_pidfd(p->pidfd, d) : 1;
-  return w == 1 ? wait_fallback(atomic_load(&p->pid), d) : w;
-}
-
 int mps_process_join(mps_process *p, double timeout)
 {
   if (p == NULL)
@@ -268,7 +180,7 @@ int mps_process_join(mps_process *p, double timeout)
     err = try_reap(p);
     if (err != -EAGAIN || d.kind == MPS__ONCE)
       return err;
-    int w = wait_exit(p, &d);
+    int w = mps__child_wait_exit(atomic_load(&p->pid), p->pidfd, &d);
     if (w < 0) {
       err = try_reap(p);
       return err == -EAGAIN ? w : err;
@@ -298,11 +210,11 @@ bool mps_process_is_alive(mps_process *p)
   return err == 0 && try_reap(p) == -EAGAIN;
 }
 
-pid_t mps_process_pid(const mps_process *p) { return p == NULL ? -EINVAL : atomic_load(&p->pid); }
+pid_t mps_process_pid(const mps_process *p) { return p == NULL ? 0 : atomic_load(&p->pid); }
 
 const char *mps_process_name(const mps_process *p)
 {
-  return p == NULL ? mps__fail(-EINVAL) : p->name;
+  return p == NULL ? NULL : p->name;
 }
 
 bool mps_process_daemon(const mps_process *p) { return p != NULL && p->daemon; }

@@ -183,6 +183,8 @@ static mps_queue *q_make(const char *name, bool create, const mps_queue_opts *op
   if (mps__is_remote_name(name))
     return remote_make(name, create, opts);
   struct q_plan p = {.o = opts ? *opts : (mps_queue_opts){0}};
+  if (!mps__reserved_zero(p.o.reserved))
+    return mps__fail(-EINVAL);
   p.o.maxsize = p.o.maxsize ? p.o.maxsize : MPS_QUEUE_DEFAULT_MAXSIZE;
   p.o.max_msg = p.o.max_msg ? p.o.max_msg : MPS_QUEUE_DEFAULT_MAX_MSG;
   int err = create ? layout_of(p.o.maxsize, p.o.max_msg, (uint64_t)p.o.order, &p.l) : 0;
@@ -439,7 +441,7 @@ static bool pre_spin(mps_queue *q, bool getter, const mps__deadline *d)
 
 /* qsize cannot report an error: a remote queue that cannot be reached
  * counts as empty. */
-static size_t remote_qsize(mps_queue *q)
+static size_t remote_qsize(const mps_queue *q)
 {
   ssize_t n = mps__rq_qsize(q->remote);
   return n < 0 ? 0 : (size_t)n;
@@ -555,7 +557,7 @@ ssize_t mps_queue_get(mps_queue *q, void *buf, size_t cap, double timeout)
   return r < 0 ? r : (ssize_t)len;
 }
 
-size_t mps_queue_qsize(mps_queue *q)
+size_t mps_queue_qsize(const mps_queue *q)
 {
   if (q == NULL)
     return 0;
@@ -566,25 +568,12 @@ size_t mps_queue_qsize(mps_queue *q)
   return n > q->cap ? q->cap : n;
 }
 
-bool mps_queue_empty(mps_queue *q) { return mps_queue_qsize(q) == 0; }
-bool mps_queue_full(mps_queue *q)
-{
-  return q != NULL && mps_queue_qsize(q) == mps_queue_maxsize(q);
-}
+bool mps_queue_empty(const mps_queue *q) { return q != NULL && mps_queue_qsize(q) == 0; }
+bool mps_queue_full(const mps_queue *q) { return q != NULL && mps_queue_qsize(q) == q->cap; }
+size_t mps_queue_maxsize(const mps_queue *q) { return q ? q->cap : 0; }
+size_t mps_queue_max_msg(const mps_queue *q) { return q ? q->max_msg : 0; }
 
-size_t mps_queue_maxsize(mps_queue *q)
-{
-  REMOTE(q, mps__rq_maxsize(q->remote));
-  return q ? q->cap : 0;
-}
-
-size_t mps_queue_max_msg(mps_queue *q)
-{
-  REMOTE(q, mps__rq_max_msg(q->remote));
-  return q ? q->max_msg : 0;
-}
-
-int mps_queue_msg_id(mps_queue *q, size_t i, char *buf, size_t cap)
+int mps_queue_msg_id(const mps_queue *q, size_t i, char *buf, size_t cap)
 {
   if (q == NULL || buf == NULL)
     return -EINVAL;
@@ -592,7 +581,7 @@ int mps_queue_msg_id(mps_queue *q, size_t i, char *buf, size_t cap)
   return -ENOTSUP;
 }
 
-int mps_queue_redelivered(mps_queue *q, size_t i)
+int mps_queue_redelivered(const mps_queue *q, size_t i)
 {
   if (q == NULL)
     return -EINVAL;

@@ -288,7 +288,8 @@ struct mps__rq *mps__rq_create(const char *url, const mps_queue_opts *opts, int 
   o.max_msg = o.max_msg ? o.max_msg : MPS_QUEUE_DEFAULT_MAX_MSG;
   /* Only FIFO: a stream has one order. Messages of up to 512 MB would fit
    * a Redis string; MPS_SIZE_MAX bounds it like a local queue. */
-  if (o.order != MPS_FIFO || o.maxsize > MPS_QUEUE_MAXSIZE_MAX || o.max_msg > MPS_SIZE_MAX) {
+  if (o.order != MPS_FIFO || o.maxsize > MPS_QUEUE_MAXSIZE_MAX || o.max_msg > MPS_SIZE_MAX ||
+      !mps__reserved_zero(o.reserved)) {
     *err = -EINVAL;
     return NULL;
   }

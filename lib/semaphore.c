@@ -143,7 +143,7 @@ int mps_semaphore_release(mps_semaphore *s)
   return r;
 }
 
-int mps_semaphore_value(mps_semaphore *s)
+int mps_semaphore_value(const mps_semaphore *s)
 {
   return s == NULL ? -EINVAL : (int)atomic_load(&s->shm->value);
 }

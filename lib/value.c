@@ -12,6 +12,7 @@
 #include "config.h"
 
 #include <stddef.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -86,6 +87,7 @@ struct block_spec {
   size_t count;
   size_t elem;
   bool lock;
+  const void *init; /* count * elem bytes copied in before publishing, or NULL */
 };
 
 static int spec_check(struct block_spec *sp)
@@ -120,6 +122,9 @@ static int block_init(void *p, const void *arg)
   shm->count = sp->count;
   shm->data_size = data_size;
   shm->data_off = data_offset(sp->kind, sp->lock, data_size);
+  /* Before the segment is published: no opener sees the zeroes first. */
+  if (sp->init != NULL)
+    memcpy((char *)shm + shm->data_off, sp->init, data_size);
   return sp->lock ? mps__mutex_init(&shm->mu, false) : 0;
 }
 
@@ -161,9 +166,11 @@ static void *block_new(size_t handle_size, const char *name, struct block_spec *
 
 static int block_close(struct mps__block *b) { return mps__seg_free_handle(b); }
 
-static mps_lock *block_lock(struct mps__block *b)
+/* The lock handle is part of the value's handle, which the caller holds
+ * as const for the getters; the lock itself is shared state, never const. */
+static mps_lock *block_lock(const struct mps__block *b)
 {
-  return b != NULL && b->shm->has_lock ? &b->lock : NULL;
+  return b != NULL && b->shm->has_lock ? (mps_lock *)&b->lock : NULL;
 }
 
 /* A named constructor never falls back to an anonymous block: NULL is a
@@ -177,29 +184,45 @@ static const char *named(const char *name)
 
 mps_value *mps_value_new(mps_type type, bool lock)
 {
-  struct block_spec sp = {MPS__KIND_VALUE, type, 1, 0, lock};
-  if (type == 0)
+  struct block_spec sp = {MPS__KIND_VALUE, type, 1, 0, lock, NULL};
+  if (type == MPS_TYPE_NONE)
     return mps__fail(-EINVAL);
   return block_new(sizeof(mps_value), NULL, &sp, 0);
 }
 
+mps_value *mps_value_new_init(mps_type type, const void *init, bool lock)
+{
+  struct block_spec sp = {MPS__KIND_VALUE, type, 1, 0, lock, init};
+  if (type == MPS_TYPE_NONE)
+    return mps__fail(-EINVAL);
+  return block_new(sizeof(mps_value), NULL, &sp, 0);
+}
+
+mps_value *mps_value_create_init(const char *name, mps_type type, const void *init, bool lock)
+{
+  struct block_spec sp = {MPS__KIND_VALUE, type, 1, 0, lock, init};
+  if (type == MPS_TYPE_NONE)
+    return mps__fail(-EINVAL);
+  return block_new(sizeof(mps_value), named(name), &sp, 0);
+}
+
 mps_value *mps_value_new_sized(size_t size, bool lock)
 {
-  struct block_spec sp = {MPS__KIND_VALUE, 0, size, 1, lock};
+  struct block_spec sp = {MPS__KIND_VALUE, 0, size, 1, lock, NULL};
   return block_new(sizeof(mps_value), NULL, &sp, 0);
 }
 
 mps_value *mps_value_create(const char *name, mps_type type, bool lock)
 {
-  struct block_spec sp = {MPS__KIND_VALUE, type, 1, 0, lock};
-  if (type == 0)
+  struct block_spec sp = {MPS__KIND_VALUE, type, 1, 0, lock, NULL};
+  if (type == MPS_TYPE_NONE)
     return mps__fail(-EINVAL);
   return block_new(sizeof(mps_value), named(name), &sp, 0);
 }
 
 mps_value *mps_value_create_sized(const char *name, size_t size, bool lock)
 {
-  struct block_spec sp = {MPS__KIND_VALUE, 0, size, 1, lock};
+  struct block_spec sp = {MPS__KIND_VALUE, 0, size, 1, lock, NULL};
   return block_new(sizeof(mps_value), named(name), &sp, 0);
 }
 
@@ -209,25 +232,42 @@ mps_value *mps_value_open(const char *name)
 }
 
 int mps_value_close(mps_value *v) { return block_close((struct mps__block *)v); }
-void *mps_value_ptr(mps_value *v) { return v ? v->b.data : NULL; }
-mps_lock *mps_value_get_lock(mps_value *v) { return block_lock((struct mps__block *)v); }
-size_t mps_value_size(mps_value *v) { return v ? v->b.shm->data_size : 0; }
-mps_type mps_value_type(mps_value *v) { return v ? (mps_type)v->b.shm->type : 0; }
+void *mps_value_ptr(const mps_value *v) { return v ? v->b.data : NULL; }
+mps_lock *mps_value_get_lock(const mps_value *v) { return block_lock((const struct mps__block *)v); }
+size_t mps_value_size(const mps_value *v) { return v ? v->b.shm->data_size : 0; }
+mps_type mps_value_type(const mps_value *v) { return v ? (mps_type)v->b.shm->type : MPS_TYPE_NONE; }
 
 /* ---- Array -------------------------------------------------------------- */
 
 mps_array *mps_array_new(mps_type type, size_t n, bool lock)
 {
-  struct block_spec sp = {MPS__KIND_ARRAY, type, n, 0, lock};
-  if (type == 0)
+  struct block_spec sp = {MPS__KIND_ARRAY, type, n, 0, lock, NULL};
+  if (type == MPS_TYPE_NONE)
     return mps__fail(-EINVAL);
   return block_new(sizeof(mps_array), NULL, &sp, 0);
 }
 
+mps_array *mps_array_new_init(mps_type type, size_t n, const void *init, bool lock)
+{
+  struct block_spec sp = {MPS__KIND_ARRAY, type, n, 0, lock, init};
+  if (type == MPS_TYPE_NONE)
+    return mps__fail(-EINVAL);
+  return block_new(sizeof(mps_array), NULL, &sp, 0);
+}
+
+mps_array *mps_array_create_init(const char *name, mps_type type, size_t n, const void *init,
+                                 bool lock)
+{
+  struct block_spec sp = {MPS__KIND_ARRAY, type, n, 0, lock, init};
+  if (type == MPS_TYPE_NONE)
+    return mps__fail(-EINVAL);
+  return block_new(sizeof(mps_array), named(name), &sp, 0);
+}
+
 mps_array *mps_array_create(const char *name, mps_type type, size_t n, bool lock)
 {
-  struct block_spec sp = {MPS__KIND_ARRAY, type, n, 0, lock};
-  if (type == 0)
+  struct block_spec sp = {MPS__KIND_ARRAY, type, n, 0, lock, NULL};
+  if (type == MPS_TYPE_NONE)
     return mps__fail(-EINVAL);
   return block_new(sizeof(mps_array), named(name), &sp, 0);
 }
@@ -238,16 +278,16 @@ mps_array *mps_array_open(const char *name)
 }
 
 int mps_array_close(mps_array *a) { return block_close((struct mps__block *)a); }
-void *mps_array_data(mps_array *a) { return a ? a->b.data : NULL; }
-size_t mps_array_len(mps_array *a) { return a ? a->b.shm->count : 0; }
-mps_type mps_array_type(mps_array *a) { return a ? (mps_type)a->b.shm->type : 0; }
-mps_lock *mps_array_get_lock(mps_array *a) { return block_lock((struct mps__block *)a); }
+void *mps_array_data(const mps_array *a) { return a ? a->b.data : NULL; }
+size_t mps_array_len(const mps_array *a) { return a ? a->b.shm->count : 0; }
+mps_type mps_array_type(const mps_array *a) { return a ? (mps_type)a->b.shm->type : MPS_TYPE_NONE; }
+mps_lock *mps_array_get_lock(const mps_array *a) { return block_lock((const struct mps__block *)a); }
 
 /* ---- SharedMemory ------------------------------------------------------- */
 
 mps_shm *mps_shm_create(const char *name, size_t size)
 {
-  struct block_spec sp = {MPS__KIND_SHM, 0, size, 1, false};
+  struct block_spec sp = {MPS__KIND_SHM, 0, size, 1, false, NULL};
   return block_new(sizeof(mps_shm), named(name), &sp, 0);
 }
 
@@ -257,5 +297,5 @@ mps_shm *mps_shm_open(const char *name)
 }
 
 int mps_shm_close(mps_shm *s) { return block_close((struct mps__block *)s); }
-void *mps_shm_data(mps_shm *s) { return s ? s->b.data : NULL; }
-size_t mps_shm_size(mps_shm *s) { return s ? s->b.shm->data_size : 0; }
+void *mps_shm_data(const mps_shm *s) { return s ? s->b.data : NULL; }
+size_t mps_shm_size(const mps_shm *s) { return s ? s->b.shm->data_size : 0; }

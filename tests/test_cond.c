@@ -4,6 +4,7 @@
 #include "helpers.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 
 #define N 3
 
@@ -348,4 +349,46 @@ Test(cond, example_condition_counter, .timeout = 60)
   int status = run_example("condition_counter", (const char *[]){NULL}, out, sizeof(out));
   cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x: %s", status, out);
   cr_assert_not_null(strstr(out, "3 waiters saw the counter reach 5\n"), "%s", out);
+}
+
+/* ---- a full waiter table ------------------------------------------------ */
+
+static mps_semaphore *parked;
+
+static void *park(void *arg)
+{
+  (void)arg;
+  if (mps_cond_acquire(cond, MPS_FOREVER) != 0)
+    return (void *)1;
+  /* Released while we hold the lock: the parent's acquire below succeeds
+   * only once our wait has taken its slot and let the lock go. */
+  if (mps_semaphore_release(parked) != 0)
+    return (void *)2;
+  int r = mps_cond_wait(cond, MPS_FOREVER);
+  mps_cond_release(cond);
+  return r == 0 ? NULL : (void *)3;
+}
+
+Test(cond, a_full_waiter_table_is_eusers_not_enomem, .timeout = 30)
+{
+  cond = mps_cond_new(NULL);
+  parked = mps_semaphore_new(0);
+  cr_assert(cond && parked);
+  pthread_t t[MPS_COND_MAX_WAITERS];
+  for (int i = 0; i < MPS_COND_MAX_WAITERS; i++) {
+    cr_assert_eq(pthread_create(&t[i], NULL, park, NULL), 0);
+    cr_assert_eq(mps_semaphore_acquire(parked, MPS_FOREVER), 0);
+  }
+  cr_assert_eq(mps_cond_acquire(cond, MPS_FOREVER), 0);
+  cr_assert_eq(mps_cond_wait(cond, 0), -EUSERS);
+  cr_assert_str_eq(mps_err_name(-EUSERS), "EUSERS");
+  cr_assert_eq(mps_cond_notify_all(cond), MPS_COND_MAX_WAITERS);
+  cr_assert_eq(mps_cond_release(cond), 0);
+  for (int i = 0; i < MPS_COND_MAX_WAITERS; i++) {
+    void *r;
+    cr_assert_eq(pthread_join(t[i], &r), 0);
+    cr_assert_null(r);
+  }
+  mps_semaphore_close(parked);
+  mps_cond_close(cond);
 }

@@ -190,17 +190,53 @@ Test(lock, with_lock_releases_on_break_and_return, .timeout = 10)
   lock = mps_lock_new();
   int ran = 0;
   for (int i = 0; i < 3; i++) {
-    MPS_WITH_LOCK(lock)
+    int rc = -1;
+    MPS_WITH_LOCK(lock, rc)
     {
       ran++;
+      cr_assert_eq(rc, 0);
       cr_assert_eq(mps_lock_acquire(lock, 0), -EDEADLK);
       if (i == 1)
         break;
     }
+    cr_assert_eq(rc, 0);
     cr_assert_eq(mps_lock_acquire(lock, 0), 0, "released after the block");
-    mps_lock_release(lock);
+    cr_assert_eq(mps_lock_release(lock), 0);
   }
   cr_assert_eq(ran, 3);
+  mps_lock_close(lock);
+}
+
+Test(lock, with_lock_reports_a_failed_acquire_and_skips_the_block, .timeout = 10)
+{
+  int rc = 1, ran = 0;
+  MPS_WITH_LOCK(NULL, rc) ran++;
+  cr_assert_eq(rc, -EINVAL, "a raw value's NULL lock is reported");
+  lock = mps_lock_new();
+  cr_assert_eq(mps_lock_acquire(lock, 0), 0);
+  MPS_WITH_LOCK(lock, rc) ran++;
+  cr_assert_eq(rc, -EDEADLK, "a lock this thread holds is reported");
+  cr_assert_eq(ran, 0);
+  cr_assert_eq(mps_lock_release(lock), 0, "the failed block did not release our lock");
+  cr_assert_eq(mps_lock_release(lock), -EPERM);
+  mps_lock_close(lock);
+}
+
+static int die_holding(void *arg)
+{
+  return mps_lock_acquire(arg, MPS_FOREVER) == 0 ? 0 : 1;
+}
+
+Test(lock, with_lock_shows_owner_died_to_the_block, .timeout = 10)
+{
+  lock = mps_lock_new();
+  child_expect_exit(child_run(die_holding, lock), 0);
+  int rc = -1, seen = -1;
+  MPS_WITH_LOCK(lock, rc) seen = rc;
+  cr_assert_eq(rc, MPS_OWNER_DIED);
+  cr_assert_eq(seen, MPS_OWNER_DIED, "the block sees that the data may be half-updated");
+  cr_assert_eq(mps_lock_acquire(lock, 0), 0, "released after the block");
+  cr_assert_eq(mps_lock_release(lock), 0);
   mps_lock_close(lock);
 }
 
@@ -254,8 +290,8 @@ Test(rlock, recursion_and_ownership, .timeout = 20)
 static int rlock_die_nested(void *arg)
 {
   (void)arg;
-  mps_rlock_acquire(rlock, MPS_FOREVER);
-  mps_rlock_acquire(rlock, MPS_FOREVER);
+  if (mps_rlock_acquire(rlock, MPS_FOREVER) != 0 || mps_rlock_acquire(rlock, MPS_FOREVER) != 0)
+    return 1;
   raise(SIGKILL);
   return 0;
 }

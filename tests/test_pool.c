@@ -2,8 +2,11 @@
  * cancel, timeouts, workers killed mid-task, recycling, initializer,
  * shutdown with and without wait, threads, and no zombies afterwards. */
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/syscall.h>
 
 #include "helpers.h"
 
@@ -434,6 +437,8 @@ Test(pool, bad_arguments, .timeout = 30)
   cr_assert_eq(errno, EINVAL);
   cr_assert_null(mps_pool_new_opts(&(mps_pool_opts){.workers = 1, .max_arg = (size_t)1 << 40}));
   cr_assert_eq(errno, EINVAL);
+  cr_assert_null(mps_pool_new_opts(&(mps_pool_opts){.workers = 1, .reserved = {[0] = 1}}));
+  cr_assert_eq(errno, EINVAL, "a non-zero reserved word is refused");
   mps_pool *p = mps_pool_new_opts(&(mps_pool_opts){.workers = 1, .max_arg = 16});
   cr_assert_not_null(p);
   char big[17] = {0};
@@ -457,6 +462,135 @@ Test(pool, bad_arguments, .timeout = 30)
   mps_future_free(NULL);
   free_and_check(p);
   mps_pool_free(NULL);
+}
+
+/* ---- a forked child with the parent's pool -------------------------------- */
+
+static mps_pool *inherited;
+static mps_future *inherited_pending;
+
+/* In a child: every call on the parent's pool is refused without touching
+ * anything shared, and free releases only the child's copy. The old
+ * breakage: a map with a timeout cancelled the parent's next task ids, and
+ * free shut the parent's task queue down. Returns 0 or the failed step. */
+static int use_parents_pool(void *arg)
+{
+  (void)arg;
+  static long in[64], out[64];
+  if (mps_pool_map(inherited, square, in, 64, sizeof(long), out, sizeof(long), 0.01) != -EPERM)
+    return 1;
+  if (mps_pool_submit(inherited, square, &(long){2}, sizeof(long)) != NULL || errno != EPERM)
+    return 2;
+  if (mps_future_result(inherited_pending, NULL, 0, NULL, 0.01) != -EPERM)
+    return 3;
+  if (mps_future_cancel(inherited_pending) != -EPERM)
+    return 4;
+  mps_future *all[] = {inherited_pending};
+  if (mps_pool_wait_any(all, 1, 0.01) != -EPERM)
+    return 5;
+  if (mps_pool_shutdown(inherited, true, true) != -EPERM ||
+      mps_pool_workers(inherited, NULL, 0) != -EPERM)
+    return 6;
+  mps_pool_free(inherited); /* returns at once: nothing to wait for here */
+  if (mps_future_result(inherited_pending, NULL, 0, NULL, 0) != -EPERM)
+    return 7;
+  mps_future_free(inherited_pending);
+  return 0;
+}
+
+Test(pool, a_forked_child_cannot_break_its_parents_pool, .timeout = 60)
+{
+  inherited = mps_pool_new(2);
+  cr_assert_not_null(inherited);
+  inherited_pending = mps_pool_submit(inherited, wait_gate, NULL, 0);
+  cr_assert_not_null(inherited_pending);
+  wait_started();
+  child_expect_exit(child_run(use_parents_pool, NULL), 0);
+  open_gate(1);
+  cr_assert_eq(mps_future_result(inherited_pending, NULL, 0, NULL, 20.0), 0);
+  /* The ids the child would have cancelled, and the task queue it would
+   * have shut down: the parent's next tasks all run. */
+  enum { N = 200 };
+  static long in[N], out[N];
+  for (long i = 0; i < N; i++)
+    in[i] = i;
+  cr_assert_eq(mps_pool_map(inherited, square, in, N, sizeof(long), out, sizeof(long), 20.0), 0);
+  for (long i = 0; i < N; i++)
+    cr_assert_eq(out[i], i * i);
+  mps_future *f = submit_long(inherited, square, 9);
+  cr_assert_eq(result_long(f, 0), 81);
+  cr_assert_eq(mps_pool_workers(inherited, NULL, 0), 2);
+  mps_future_free(f);
+  mps_future_free(inherited_pending);
+  free_and_check(inherited);
+}
+
+/* ---- without pidfd_open ------------------------------------------------------ */
+
+/* Makes pidfd_open fail with ENOSYS in this process, as a seccomp profile
+ * (or an old kernel) does. 0, or -1 if seccomp is not available. */
+static int refuse_pidfd_open(void)
+{
+#if defined(__NR_pidfd_open) && defined(SECCOMP_RET_ERRNO)
+  struct sock_filter f[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_pidfd_open, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog = {.len = sizeof(f) / sizeof(f[0]), .filter = f};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+      prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+    return -1;
+  return syscall(__NR_pidfd_open, getpid(), 0) < 0 && errno == ENOSYS ? 0 : -1;
+#else
+  return -1;
+#endif
+}
+
+/* In a child without pidfd_open: the pool has its workers, runs tasks, and
+ * still notices a worker killed mid-task and replaces it. */
+static int pool_without_pidfd(void *arg)
+{
+  (void)arg;
+  if (refuse_pidfd_open() < 0)
+    return 10;
+  mps_pool *p = mps_pool_new(2);
+  if (p == NULL || mps_pool_workers(p, NULL, 0) != 2)
+    return 1;
+  enum { N = 100 };
+  static long in[N], out[N];
+  for (long i = 0; i < N; i++)
+    in[i] = i;
+  if (mps_pool_map(p, square, in, N, sizeof(long), out, sizeof(long), 20.0) != 0 ||
+      out[N - 1] != (N - 1) * (N - 1))
+    return 2;
+  mps_future *f = mps_pool_submit(p, wait_gate, NULL, 0);
+  pid_t victim;
+  if (f == NULL || read(started[0], &victim, sizeof(victim)) != sizeof(victim))
+    return 3;
+  kill(victim, SIGKILL);
+  if (mps_future_result(f, NULL, 0, NULL, 20.0) != -ECHILD)
+    return 4;
+  mps_future_free(f);
+  f = mps_pool_submit(p, square, &(long){6}, sizeof(long));
+  long v = 0;
+  if (f == NULL || mps_future_result(f, &v, sizeof(v), NULL, 20.0) != 0 || v != 36)
+    return 5;
+  mps_future_free(f);
+  if (mps_pool_workers(p, NULL, 0) != 2)
+    return 6;
+  mps_pool_free(p);
+  return waitpid(-1, NULL, WNOHANG) == -1 && errno == ECHILD ? 0 : 7;
+}
+
+Test(pool, works_without_pidfd_open, .timeout = 60)
+{
+  int status = child_wait(child_run(pool_without_pidfd, NULL));
+  cr_assert(WIFEXITED(status), "status 0x%x", status);
+  if (WEXITSTATUS(status) == 10)
+    cr_skip_test("seccomp filters are not available here");
+  cr_assert_eq(WEXITSTATUS(status), 0, "failed at step %d", WEXITSTATUS(status));
 }
 
 static void expect_example(const char *name, const char *needle)

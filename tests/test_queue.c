@@ -13,7 +13,7 @@ static mps_queue *q;
 
 static mps_queue *make(size_t maxsize, size_t max_msg, mps_order order)
 {
-  mps_queue_opts o = {maxsize, max_msg, order};
+  mps_queue_opts o = {.maxsize = maxsize, .max_msg = max_msg, .order = order};
   mps_queue *r = mps_queue_new(&o);
   cr_assert_not_null(r, "mps_queue_new: %s", strerror(errno));
   return r;
@@ -159,15 +159,16 @@ Test(queue, errors, .timeout = 10)
   cr_assert_eq(mps_queue_join(NULL, 0), -EINVAL);
   cr_assert_eq(mps_queue_shutdown(NULL), -EINVAL);
   cr_assert_eq(mps_queue_qsize(NULL), 0);
-  cr_assert(mps_queue_empty(NULL));
+  cr_assert(!mps_queue_empty(NULL), "NULL is nothing, not an empty queue");
   cr_assert(!mps_queue_full(NULL));
   cr_assert_eq(mps_queue_close(NULL), 0);
   mps_queue_close(q);
 
   mps_queue_opts bad[] = {
-      {MPS_QUEUE_MAXSIZE_MAX + 1, 8, MPS_FIFO},
-      {8, 8, (mps_order)7},
-      {1 << 20, (size_t)1 << 30, MPS_FIFO},
+      {.maxsize = MPS_QUEUE_MAXSIZE_MAX + 1, .max_msg = 8, .order = MPS_FIFO},
+      {.maxsize = 8, .max_msg = 8, .order = (mps_order)7},
+      {.maxsize = 1 << 20, .max_msg = (size_t)1 << 30, .order = MPS_FIFO},
+      {.maxsize = 8, .max_msg = 8, .reserved = {[3] = 1}},
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     errno = 0;
@@ -347,7 +348,7 @@ Test(queue, named_queue_used_by_an_execd_process, .timeout = 30)
 {
   char name[64];
   test_name(name, "queue");
-  mps_queue_opts o = {4, 8, MPS_FIFO};
+  mps_queue_opts o = {.maxsize = 4, .max_msg = 8, .order = MPS_FIFO};
   mps_queue *a = mps_queue_create(name, &o);
   cr_assert_not_null(a, "%s", strerror(errno));
   cr_assert_null(mps_queue_create(name, &o));
@@ -542,7 +543,7 @@ Test(queue, forged_segments_are_refused, .timeout = 10)
 {
   char name[64];
   test_name(name, "queue-forged");
-  mps_queue_opts o = {4, 8, MPS_PRIORITY};
+  mps_queue_opts o = {.maxsize = 4, .max_msg = 8, .order = MPS_PRIORITY};
   mps_queue *a = mps_queue_create(name, &o);
   cr_assert_not_null(a);
   size_t size;
@@ -579,7 +580,8 @@ static int block_in_join(void *arg)
   (void)arg;
   if (write(sync_fds[1], "r", 1) != 1)
     return 9;
-  mps_queue_join(q, MPS_FOREVER);
+  if (mps_queue_join(q, MPS_FOREVER) < 0)
+    return 2;
   return 1; /* never reached: killed while waiting */
 }
 
@@ -589,7 +591,8 @@ static int block_in_get(void *arg)
   if (write(sync_fds[1], "r", 1) != 1)
     return 9;
   int v;
-  mps_queue_get(q, &v, sizeof(v), MPS_FOREVER);
+  if (mps_queue_get(q, &v, sizeof(v), MPS_FOREVER) < 0)
+    return 2;
   return 1;
 }
 

@@ -156,7 +156,7 @@ static void wait_progress(uint64_t from)
 static void torture(mps_order order, int kills)
 {
   uint64_t in_hand = batch ? BATCH : 1;
-  mps_queue_opts o = {16, MAX_MSG, order};
+  mps_queue_opts o = {.maxsize = 16, .max_msg = MAX_MSG, .order = order};
   q = mps_queue_new(&o);
   mps_value *v = mps_value_new_sized(sizeof(struct shared), false);
   cr_assert_not_null(q);

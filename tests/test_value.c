@@ -40,8 +40,9 @@ static mps_value *shared_double;
 static int write_double(void *arg)
 {
   (void)arg;
-  MPS_WITH_LOCK(mps_value_get_lock(shared_double)) *(double *)mps_value_ptr(shared_double) = 2.5;
-  return 0;
+  int rc;
+  MPS_WITH_LOCK(mps_value_get_lock(shared_double), rc) *(double *)mps_value_ptr(shared_double) = 2.5;
+  return rc == 0 ? 0 : 1;
 }
 
 Test(value, child_writes_are_seen_by_the_parent, .timeout = 10)
@@ -258,4 +259,90 @@ Test(shm, create_open_data_size, .timeout = 10)
   cr_assert_null(mps_shm_data(NULL));
   cr_assert_eq(mps_shm_size(NULL), 0);
   assert_no_segments_left();
+}
+
+/* ---- initial contents (Python's Value('i', 5), Array('i', range(10))) ---- */
+
+static mps_array *init_arr;
+
+static int sum_in_child(void *arg)
+{
+  (void)arg;
+  const int *d = mps_array_data(init_arr);
+  int sum = 0;
+  for (size_t i = 0; i < mps_array_len(init_arr); i++)
+    sum += d[i];
+  return sum; /* 0 + 1 + ... + 9 = 45 */
+}
+
+Test(value, initial_contents, .timeout = 10)
+{
+  int five = 5;
+  mps_value *v = mps_value_new_init(MPS_INT, &five, true);
+  cr_assert_not_null(v);
+  five = 6; /* the value holds a copy */
+  cr_assert_eq(*(int *)mps_value_ptr(v), 5);
+  cr_assert_not_null(mps_value_get_lock(v));
+  mps_value_close(v);
+  v = mps_value_new_init(MPS_DOUBLE, NULL, false);
+  cr_assert_not_null(v);
+  cr_assert_eq(*(double *)mps_value_ptr(v), 0.0, "NULL init: zeroed");
+  mps_value_close(v);
+  errno = 0;
+  cr_assert_null(mps_value_new_init(MPS_TYPE_NONE, &five, true));
+  cr_assert_eq(errno, EINVAL);
+
+  int range[10];
+  for (int i = 0; i < 10; i++)
+    range[i] = i;
+  init_arr = mps_array_new_init(MPS_INT, 10, range, false);
+  cr_assert_not_null(init_arr);
+  child_expect_exit(child_run(sum_in_child, NULL), 45);
+  mps_array_close(init_arr);
+}
+
+Test(value, named_initial_contents_are_there_for_the_first_opener, .timeout = 10)
+{
+  char name[64];
+  test_name(name, "vinit");
+  long seven = 7;
+  mps_value *v = mps_value_create_init(name, MPS_LONG, &seven, true);
+  cr_assert_not_null(v);
+  mps_value *w = mps_value_open(name);
+  cr_assert_not_null(w);
+  cr_assert_eq(*(long *)mps_value_ptr(w), 7);
+  mps_value_close(w);
+  mps_value_close(v);
+  cr_assert_eq(mps_unlink(name), 0);
+
+  test_name(name, "ainit");
+  double d[3] = {1.5, 2.5, 3.5};
+  mps_array *a = mps_array_create_init(name, MPS_DOUBLE, 3, d, true);
+  cr_assert_not_null(a);
+  mps_array *b = mps_array_open(name);
+  cr_assert_not_null(b);
+  cr_assert_eq(((double *)mps_array_data(b))[2], 3.5);
+  cr_assert_eq(mps_array_len(b), 3);
+  mps_array_close(b);
+  mps_array_close(a);
+  cr_assert_eq(mps_unlink(name), 0);
+  errno = 0;
+  cr_assert_null(mps_array_create_init(NULL, MPS_INT, 3, d, false));
+  cr_assert_eq(errno, EINVAL);
+  assert_no_segments_left();
+}
+
+Test(value, null_handles_follow_the_common_rule, .timeout = 10)
+{
+  cr_assert_null(mps_value_ptr(NULL));
+  cr_assert_null(mps_value_get_lock(NULL));
+  cr_assert_eq(mps_value_size(NULL), 0);
+  cr_assert_eq(mps_value_type(NULL), MPS_TYPE_NONE);
+  cr_assert_eq(mps_array_type(NULL), MPS_TYPE_NONE);
+  cr_assert_eq(mps_array_len(NULL), 0);
+  cr_assert_null(mps_shm_data(NULL));
+  cr_assert_eq(mps_value_close(NULL), 0);
+  mps_value *v = mps_value_new_sized(24, true);
+  cr_assert_eq(mps_value_type(v), MPS_TYPE_NONE, "a sized value has no type");
+  mps_value_close(v);
 }

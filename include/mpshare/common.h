@@ -2,7 +2,25 @@
  *
  * Return values: calls that return int or ssize_t give 0 (or a length or a
  * count) on success and a negative errno on failure; mps_strerror() explains
- * any of them. Constructors return a handle, or NULL with errno set.
+ * any of them. Constructors return a handle, or NULL with errno set. Calls
+ * marked MPS_NODISCARD report a result the caller must look at (an acquire
+ * that failed, a message that was not queued); the compiler warns when it is
+ * dropped.
+ *
+ * NULL handles, one rule for every object: a NULL handle is never
+ * dereferenced.
+ *   - Calls returning int or ssize_t return -EINVAL.
+ *   - Getters whose type cannot carry an error (bool, size_t, pid_t, an
+ *     enum, a pointer) return false, 0, MPS_TYPE_NONE or NULL, and leave
+ *     errno alone: "nothing", never a plausible answer such as "empty".
+ *   - close and free accept NULL as a no-op (returning 0 where they return
+ *     int).
+ *
+ * Options structs (mps_queue_opts, mps_process_opts, mps_pool_opts) end with
+ * a reserved tail that must be zero (else -EINVAL / errno EINVAL). Later
+ * versions take new fields out of it, so the struct's size never changes
+ * and a program compiled against this version keeps working. Initialise
+ * them with `= {0}` or designated initialisers, which zero the tail.
  *
  * Timeouts are double seconds: MPS_FOREVER (any negative value) blocks, 0
  * tries once (-EAGAIN if it would block), > 0 waits at most that long on the
@@ -25,6 +43,20 @@ extern "C" {
 #define MPS_API
 #endif
 
+/* A call whose result must be checked: dropping it is a compiler warning.
+ * Probed, so that compilers without the attribute still build. */
+#if defined(__has_attribute)
+#if __has_attribute(warn_unused_result)
+#define MPS_NODISCARD __attribute__((warn_unused_result))
+#endif
+#endif
+#ifndef MPS_NODISCARD
+#define MPS_NODISCARD
+#endif
+
+/* Words of reserved tail in every options struct (see above). */
+#define MPS_OPTS_RESERVED 8
+
 /* Block until the call can complete. */
 #define MPS_FOREVER (-1.0)
 
@@ -37,12 +69,20 @@ extern "C" {
 /* Longest object name, in bytes, not counting the optional leading '/'. */
 #define MPS_NAME_MAX 200
 
-/* Describes err, which may be negative (as returned) or positive, or
- * MPS_OWNER_DIED. Never NULL; the string is static. */
-MPS_API const char *mps_strerror(int err);
+/* Largest size of one shared segment: a value, an array, a shared memory
+ * block or a queue's slots (1 TiB). */
+#define MPS_SIZE_MAX ((size_t)1 << 40)
 
-/* The symbolic name of err ("EPIPE", "MPS_OWNER_DIED"), or "UNKNOWN". */
-MPS_API const char *mps_err_name(int err);
+/* Describes err: any value a call returned (int or ssize_t, no cast
+ * needed), negative as returned or positive as in errno, 0, or
+ * MPS_OWNER_DIED. Any other number, INT_MIN and LLONG_MIN included, gives
+ * "unknown error". Returns a static string, never NULL. */
+MPS_API const char *mps_strerror(long long err);
+
+/* The symbolic name of err ("EPIPE", "MPS_OWNER_DIED", "OK" for 0), under
+ * the same rules as mps_strerror; "UNKNOWN" for a number that is no errno.
+ * Returns a static string, never NULL. */
+MPS_API const char *mps_err_name(long long err);
 
 /* The library's version string ("0.1.0") and number (MPS_VERSION_NUMBER),
  * as built; compare with the macros in <mpshare/version.h> you compiled with. */

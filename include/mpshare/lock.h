@@ -43,7 +43,7 @@ MPS_API int mps_lock_close(mps_lock *l);
  * Returns 0, MPS_OWNER_DIED (acquired; the previous owner died holding it),
  * -EAGAIN (timeout 0 and held), -ETIMEDOUT, -EDEADLK (this thread holds it
  * already), -EINVAL (NULL or NaN timeout). */
-MPS_API int mps_lock_acquire(mps_lock *l, double timeout);
+MPS_API MPS_NODISCARD int mps_lock_acquire(mps_lock *l, double timeout);
 
 /* Releases l. Returns 0, -EPERM (the calling thread does not hold it),
  * -EINVAL (NULL). */
@@ -51,40 +51,59 @@ MPS_API int mps_lock_release(mps_lock *l);
 
 /* The recursive lock: the owner may acquire it again, and must release it as
  * many times. Same calls and errors as mps_lock_*, except that acquiring it
- * again from its owner succeeds (and -EAGAIN past 2^31 levels). */
+ * again from its owner succeeds (and -EAGAIN past MPS_RLOCK_DEPTH_MAX
+ * levels). */
+#define MPS_RLOCK_DEPTH_MAX 0xffffffffu
 MPS_API mps_rlock *mps_rlock_new(void);
 MPS_API mps_rlock *mps_rlock_create(const char *name);
 MPS_API mps_rlock *mps_rlock_open(const char *name);
 MPS_API int mps_rlock_close(mps_rlock *l);
-MPS_API int mps_rlock_acquire(mps_rlock *l, double timeout);
+MPS_API MPS_NODISCARD int mps_rlock_acquire(mps_rlock *l, double timeout);
 MPS_API int mps_rlock_release(mps_rlock *l);
 
 /* Runs the statement or block that follows with l held, like Python's
- * `with lock:`. The lock is released when the block is left in any way,
- * including break, continue, return and goto. If acquiring fails the block
- * is skipped; MPS_OWNER_DIED counts as acquired. Needs GCC or Clang. */
-#define MPS_WITH_LOCK(l)                                                   \
-  for (struct mps__with _mps_with __attribute__((cleanup(mps__with_exit))) = \
-           mps__with_enter(l);                                             \
-       _mps_with.lock != NULL; mps__with_exit(&_mps_with))
+ * `with lock:`, and stores the acquire result in rc, an int variable of the
+ * caller's, before the block:
+ *
+ *     int rc;
+ *     MPS_WITH_LOCK(lock, rc) {
+ *       if (rc == MPS_OWNER_DIED)
+ *         repair_the_data();
+ *       update_the_data();
+ *     }
+ *     if (rc < 0)
+ *       return rc; // the lock was not taken and the block did not run
+ *
+ * The block runs when the acquire succeeded (0 or MPS_OWNER_DIED, which the
+ * block sees in rc) and is skipped otherwise: a NULL lock (the lock of a raw
+ * value) gives -EINVAL, a lock this thread holds already -EDEADLK. A caller
+ * that never reads rc gets a "set but not used" warning (-Wall), so a
+ * failure cannot pass unnoticed. The lock is released when the block is
+ * left in any way, including break, continue, return and goto. l is
+ * evaluated once. Needs GCC or Clang (the cleanup attribute). */
+#define MPS_WITH_LOCK(l, rc)                                                        \
+  for (struct mps__with _mps_with __attribute__((cleanup(mps__with_exit))) = {(l), 0}; \
+       _mps_with.state == 0 && ((rc) = mps__with_enter(&_mps_with)) >= 0;          \
+       mps__with_exit(&_mps_with))
 
+/* state: 0 not tried yet, 1 held, 2 released or never taken. */
 struct mps__with {
   mps_lock *lock;
+  int state;
 };
 
-static inline struct mps__with mps__with_enter(mps_lock *l)
+static inline int mps__with_enter(struct mps__with *w)
 {
-  struct mps__with w = {NULL};
-  if (mps_lock_acquire(l, MPS_FOREVER) >= 0)
-    w.lock = l;
-  return w;
+  int r = mps_lock_acquire(w->lock, MPS_FOREVER);
+  w->state = r >= 0 ? 1 : 2;
+  return r;
 }
 
 static inline void mps__with_exit(struct mps__with *w)
 {
-  if (w->lock != NULL)
+  if (w->state == 1)
     (void)mps_lock_release(w->lock);
-  w->lock = NULL;
+  w->state = 2;
 }
 
 #ifdef __cplusplus

@@ -21,6 +21,18 @@
  *
  * Threads: submit, result, cancel and wait_any may be called from any thread
  * of the process that made the pool. Workers never see the pool handle.
+ *
+ * Forked children: only the process that made the pool may use it (as in
+ * Python). In a child that inherited the handle through fork(), every call
+ * on the pool or on its pending futures fails with -EPERM (submit: NULL
+ * with errno EPERM) and touches nothing shared; mps_pool_free() there
+ * releases only the child's copy of the handle. A future that was done
+ * before the fork can still be read in the child.
+ *
+ * Workers are watched through pidfds; where pidfd_open is missing (Linux
+ * before 5.3) or refused (a seccomp profile, valgrind 3.19), the pool checks
+ * them with waitid every 10 ms instead, so a worker's death is noticed
+ * within about 10 ms.
  * Forking from a process with threads: workers are forked by the manager
  * thread; the task functions run in a child of a threaded process, so they
  * should not depend on locks another thread of the parent might hold.
@@ -57,6 +69,7 @@ typedef struct mps_pool_opts {
                                    many tasks; 0: never */
   void (*init)(void *arg);      /* run once in each new worker; may be NULL */
   void *init_arg;
+  unsigned long long reserved[MPS_OPTS_RESERVED]; /* must be zero (see common.h) */
 } mps_pool_opts;
 
 /* Makes a pool of `workers` processes (0: number of online CPUs) with the
@@ -66,7 +79,7 @@ typedef struct mps_pool_opts {
 MPS_API mps_pool *mps_pool_new(unsigned workers);
 
 /* Same with options (NULL: all defaults). NULL with errno EINVAL (workers
- * above 1024, a limit above 64 MiB), ENOMEM, EAGAIN. */
+ * above 1024, a limit above 64 MiB, a non-zero reserved word), ENOMEM, EAGAIN. */
 MPS_API mps_pool *mps_pool_new_opts(const mps_pool_opts *opts);
 
 /* Queues fn(arg[0..len)) to run in a worker; arg is copied, the caller
@@ -74,7 +87,7 @@ MPS_API mps_pool *mps_pool_new_opts(const mps_pool_opts *opts);
  * caller owns (mps_future_free), or NULL with errno EINVAL (NULL pool or fn,
  * NULL arg with len > 0), EMSGSIZE (len above max_arg), EPIPE (the pool is
  * shut down), ENOMEM. */
-MPS_API mps_future *mps_pool_submit(mps_pool *p, mps_task_fn fn, const void *arg, size_t len);
+MPS_API MPS_NODISCARD mps_future *mps_pool_submit(mps_pool *p, mps_task_fn fn, const void *arg, size_t len);
 
 /* Waits at most `timeout` seconds for f's task to finish and copies its
  * result into out (cap bytes); *len (if len is not NULL) gets its length.
@@ -83,7 +96,7 @@ MPS_API mps_future *mps_pool_submit(mps_pool *p, mps_task_fn fn, const void *arg
  * (cancelled), -EMSGSIZE (result longer than cap; *len gets its length),
  * -EAGAIN (timeout 0, not finished), -ETIMEDOUT, -EINVAL (NULL f, NULL out
  * with cap > 0, NaN timeout). */
-MPS_API int mps_future_result(mps_future *f, void *out, size_t cap, size_t *len, double timeout);
+MPS_API MPS_NODISCARD int mps_future_result(mps_future *f, void *out, size_t cap, size_t *len, double timeout);
 
 /* True once f has a result (success, error, -ECHILD or cancelled). */
 MPS_API bool mps_future_done(mps_future *f);
@@ -106,7 +119,7 @@ MPS_API void mps_future_free(mps_future *f);
  * (as_completed). Returns the index, -EAGAIN (timeout 0), -ETIMEDOUT,
  * -EINVAL (fs NULL, or every entry NULL, or NaN timeout). The futures may
  * belong to different pools. */
-MPS_API ssize_t mps_pool_wait_any(mps_future *const *fs, size_t n, double timeout);
+MPS_API MPS_NODISCARD ssize_t mps_pool_wait_any(mps_future *const *fs, size_t n, double timeout);
 
 /* Runs fn over nargs arguments of arg_size bytes each (args laid out back
  * to back) and stores result i at results + i * result_size, in input
@@ -115,7 +128,7 @@ MPS_API ssize_t mps_pool_wait_any(mps_future *const *fs, size_t n, double timeou
  * order (its own errno, -ECHILD, -EMSGSIZE if a result exceeds
  * result_size), -ETIMEDOUT, -EAGAIN, -EINVAL, -EPIPE, -ENOMEM. On an error
  * the tasks not yet started are cancelled; results is then partly written. */
-MPS_API int mps_pool_map(mps_pool *p, mps_task_fn fn, const void *args, size_t nargs,
+MPS_API MPS_NODISCARD int mps_pool_map(mps_pool *p, mps_task_fn fn, const void *args, size_t nargs,
                          size_t arg_size, void *results, size_t result_size, double timeout);
 
 /* Stops accepting tasks (submit then fails with EPIPE). cancel_pending:

@@ -55,12 +55,14 @@ typedef struct mps_process mps_process;
 typedef struct mps_process_opts {
   const char *name; /* NULL: "Process-N", N counting from 1 in this process */
   bool daemon;      /* killed (SIGKILL) when the parent exits */
+  unsigned long long reserved[MPS_OPTS_RESERVED]; /* must be zero (see common.h) */
 } mps_process_opts;
 
 /* Makes a handle for a child that will run target(arg); nothing is forked
  * yet. The name is copied; arg is passed as is (the child sees the parent's
  * memory as it was at the fork). opts may be NULL.
- * Returns the handle, or NULL with errno EINVAL (target NULL) or ENOMEM.
+ * Returns the handle, or NULL with errno EINVAL (target NULL, a non-zero
+ * reserved word in opts) or ENOMEM.
  * The caller owns the handle and releases it with mps_process_free(). */
 MPS_API mps_process *mps_process_new(int (*target)(void *arg), void *arg,
                                      const mps_process_opts *opts);
@@ -68,7 +70,7 @@ MPS_API mps_process *mps_process_new(int (*target)(void *arg), void *arg,
 /* Forks the child. Returns 0 in the parent (the child never returns from
  * here), -EINVAL (NULL, or already started), -EAGAIN or -ENOMEM (fork
  * failed; the handle stays "new" and may be started again). */
-MPS_API int mps_process_start(mps_process *p);
+MPS_API MPS_NODISCARD int mps_process_start(mps_process *p);
 
 /* Waits at most `timeout` seconds for the child to exit, and reaps it. The
  * wait sleeps in the kernel (pidfd + poll); it does not poll repeatedly
@@ -77,26 +79,26 @@ MPS_API int mps_process_start(mps_process *p);
  * Returns 0, -ETIMEDOUT, -EAGAIN (timeout 0 and still running), -EINVAL
  * (NULL, NaN timeout, never started), -ECHILD (the caller is not the
  * process that started it, or the child was reaped behind our back). */
-MPS_API int mps_process_join(mps_process *p, double timeout);
+MPS_API MPS_NODISCARD int mps_process_join(mps_process *p, double timeout);
 
 /* Stores the child's exit code in *code: the target's return value (0..255)
  * or -signal when a signal killed it. Reaps the child if it has exited.
  * Returns 0, -EAGAIN (still running; *code untouched), -EINVAL (NULL
  * argument or never started), -ECHILD (as for join). */
-MPS_API int mps_process_exitcode(mps_process *p, int *code);
+MPS_API MPS_NODISCARD int mps_process_exitcode(mps_process *p, int *code);
 
 /* True while the child is started and has not exited; reaps it if it has.
  * False for NULL, a never started handle, or when called from a process
  * other than the parent (errno ECHILD then). */
 MPS_API bool mps_process_is_alive(mps_process *p);
 
-/* The child's pid; 0 before it is started, -EINVAL for NULL. Stays valid
+/* The child's pid; 0 before it is started, and 0 for NULL. Stays valid
  * after the child is reaped (the number may then be reused by the system).
  * Inside the child, the pid of the child itself. */
 MPS_API pid_t mps_process_pid(const mps_process *p);
 
-/* The name, owned by the handle (valid until mps_process_free()); NULL with
- * errno EINVAL for NULL. */
+/* The name, owned by the handle (valid until mps_process_free()); NULL for
+ * NULL (errno untouched). */
 MPS_API const char *mps_process_name(const mps_process *p);
 
 /* Whether the handle was made with opts.daemon. False for NULL. */

@@ -80,13 +80,15 @@ typedef struct mps_queue_opts {
   size_t maxsize; /* capacity in messages; 0: MPS_QUEUE_DEFAULT_MAXSIZE */
   size_t max_msg; /* largest message in bytes; 0: MPS_QUEUE_DEFAULT_MAX_MSG */
   mps_order order;
+  unsigned long long reserved[MPS_OPTS_RESERVED]; /* must be zero (see common.h) */
 } mps_queue_opts;
 
 typedef struct mps_queue mps_queue;
 
 /* Makes an anonymous queue, shared with the children forked after it. opts
  * may be NULL (all defaults). Returns the handle, or NULL with errno EINVAL
- * (unknown order, maxsize above MPS_QUEUE_MAXSIZE_MAX, segment too big) or
+ * (unknown order, maxsize above MPS_QUEUE_MAXSIZE_MAX, segment too big,
+ * a non-zero reserved word) or
  * ENOMEM. Release with mps_queue_close in every process. */
 MPS_API mps_queue *mps_queue_new(const mps_queue_opts *opts);
 
@@ -108,18 +110,18 @@ MPS_API int mps_queue_close(mps_queue *q);
  * in the queue), -EMSGSIZE (len > max_msg; nothing queued), -EAGAIN
  * (timeout 0 and full), -ETIMEDOUT, -EPIPE (shut down), -EINVAL (NULL q,
  * NULL msg with len > 0, NaN timeout), -EPROTO (damaged segment). */
-MPS_API int mps_queue_put(mps_queue *q, const void *msg, size_t len, double timeout);
+MPS_API MPS_NODISCARD int mps_queue_put(mps_queue *q, const void *msg, size_t len, double timeout);
 
 /* Like mps_queue_put, with a priority: smaller prio is got first, equal
  * prio in put order. On a FIFO or LIFO queue prio is ignored. */
-MPS_API int mps_queue_put_prio(mps_queue *q, int prio, const void *msg, size_t len,
+MPS_API MPS_NODISCARD int mps_queue_put_prio(mps_queue *q, int prio, const void *msg, size_t len,
                                double timeout);
 
 /* Moves the next message into buf (cap bytes), waiting up to `timeout` for
  * one. Returns its length (0..max_msg), -EMSGSIZE (longer than cap: the
  * message stays queued), -EAGAIN (timeout 0 and empty), -ETIMEDOUT, -EPIPE
  * (shut down and empty), -EINVAL (NULL q, NULL buf with cap > 0, NaN). */
-MPS_API ssize_t mps_queue_get(mps_queue *q, void *buf, size_t cap, double timeout);
+MPS_API MPS_NODISCARD ssize_t mps_queue_get(mps_queue *q, void *buf, size_t cap, double timeout);
 
 /* Puts up to n messages (msgs[i] of lens[i] bytes) under one lock
  * acquisition, in order. Waits up to `timeout` for room for the first, then
@@ -127,7 +129,7 @@ MPS_API ssize_t mps_queue_get(mps_queue *q, void *buf, size_t cap, double timeou
  * were put (1..n; the caller puts the rest again), or the errors of
  * mps_queue_put; -EMSGSIZE if any lens[i] > max_msg (nothing queued).
  * n == 0 returns 0. A priority queue puts them with prio 0. */
-MPS_API ssize_t mps_queue_put_many(mps_queue *q, const void *const *msgs, const size_t *lens,
+MPS_API MPS_NODISCARD ssize_t mps_queue_put_many(mps_queue *q, const void *const *msgs, const size_t *lens,
                                    size_t n, double timeout);
 
 /* Gets up to max messages under one lock acquisition, waiting up to
@@ -137,18 +139,18 @@ MPS_API ssize_t mps_queue_put_many(mps_queue *q, const void *const *msgs, const 
  * of buf. Returns how many were got (1..max), or the errors of
  * mps_queue_get (-EMSGSIZE: the first message does not fit; it stays).
  * max == 0 returns 0. */
-MPS_API ssize_t mps_queue_get_many(mps_queue *q, void *buf, size_t cap, size_t *lens, size_t max,
+MPS_API MPS_NODISCARD ssize_t mps_queue_get_many(mps_queue *q, void *buf, size_t cap, size_t *lens, size_t max,
                                    double timeout);
 
 /* Messages in the queue now (0 for NULL); may change at once. */
-MPS_API size_t mps_queue_qsize(mps_queue *q);
-/* qsize == 0 (true for NULL). */
-MPS_API bool mps_queue_empty(mps_queue *q);
+MPS_API size_t mps_queue_qsize(const mps_queue *q);
+/* qsize == 0 (false for NULL: see the NULL rule in common.h). */
+MPS_API bool mps_queue_empty(const mps_queue *q);
 /* qsize == maxsize (false for NULL). */
-MPS_API bool mps_queue_full(mps_queue *q);
+MPS_API bool mps_queue_full(const mps_queue *q);
 /* The capacity and largest message size it was made with (0 for NULL). */
-MPS_API size_t mps_queue_maxsize(mps_queue *q);
-MPS_API size_t mps_queue_max_msg(mps_queue *q);
+MPS_API size_t mps_queue_maxsize(const mps_queue *q);
+MPS_API size_t mps_queue_max_msg(const mps_queue *q);
 
 /* Marks one message that was got as processed. Returns 0, -EINVAL if called
  * more times than there were puts (or NULL q). */
@@ -156,7 +158,7 @@ MPS_API int mps_queue_task_done(mps_queue *q);
 
 /* Waits until every message ever put has been marked with task_done.
  * Returns 0, -EAGAIN (timeout 0 and tasks pending), -ETIMEDOUT, -EINVAL. */
-MPS_API int mps_queue_join(mps_queue *q, double timeout);
+MPS_API MPS_NODISCARD int mps_queue_join(mps_queue *q, double timeout);
 
 /* Shuts the queue down for every process: puts fail with -EPIPE, gets drain
  * what is left then fail with -EPIPE, and blocked putters and getters wake.
@@ -169,12 +171,12 @@ MPS_API int mps_queue_shutdown(mps_queue *q);
  * consumer can make its work idempotent. Returns the id's length, -EINVAL
  * (NULL q or buf, i beyond the last get), -EMSGSIZE (cap too small),
  * -ENOTSUP (a local queue: it delivers each message once). */
-MPS_API int mps_queue_msg_id(mps_queue *q, size_t i, char *buf, size_t cap);
+MPS_API int mps_queue_msg_id(const mps_queue *q, size_t i, char *buf, size_t cap);
 
 /* 1 if message i of this handle's last get was delivered before (to a
  * consumer whose lease ran out), 0 if not (always 0 on a local queue),
  * -EINVAL. */
-MPS_API int mps_queue_redelivered(mps_queue *q, size_t i);
+MPS_API int mps_queue_redelivered(const mps_queue *q, size_t i);
 
 #ifdef __cplusplus
 }

@@ -50,14 +50,14 @@ MPS_API int mps_semaphore_close(mps_semaphore *s);
 
 /* Takes one unit, waiting at most `timeout` seconds for one.
  * Returns 0, -EAGAIN (timeout 0, value 0), -ETIMEDOUT, -EINVAL (NULL, NaN). */
-MPS_API int mps_semaphore_acquire(mps_semaphore *s, double timeout);
+MPS_API MPS_NODISCARD int mps_semaphore_acquire(mps_semaphore *s, double timeout);
 
 /* Gives one unit back and wakes the waiters. Returns 0, -EOVERFLOW (bounded
  * and already at its initial value, or at MPS_SEMAPHORE_MAX), -EINVAL. */
 MPS_API int mps_semaphore_release(mps_semaphore *s);
 
 /* The current value (>= 0), or -EINVAL. A snapshot: it may change at once. */
-MPS_API int mps_semaphore_value(mps_semaphore *s);
+MPS_API int mps_semaphore_value(const mps_semaphore *s);
 
 /* ---- Event ----------------------------------------------------------------
  *
@@ -78,13 +78,13 @@ MPS_API int mps_event_set(mps_event *e);
 /* Clears the flag. Returns 0 or -EINVAL. */
 MPS_API int mps_event_clear(mps_event *e);
 /* Whether the flag is set; false for NULL. */
-MPS_API bool mps_event_is_set(mps_event *e);
+MPS_API bool mps_event_is_set(const mps_event *e);
 
 /* Waits until the flag is set, at most `timeout` seconds. Like Python, a
  * waiter that was waiting when set() ran returns 0 even if the flag was
  * cleared again before it woke. Returns 0, -EAGAIN (timeout 0, not set),
  * -ETIMEDOUT, -EINVAL (NULL, NaN). */
-MPS_API int mps_event_wait(mps_event *e, double timeout);
+MPS_API MPS_NODISCARD int mps_event_wait(mps_event *e, double timeout);
 
 /* ---- Condition ------------------------------------------------------------
  *
@@ -120,7 +120,7 @@ MPS_API int mps_cond_close(mps_cond *c);
 
 /* Takes and releases the condition's lock; same results as
  * mps_lock_acquire / mps_lock_release (MPS_OWNER_DIED included). */
-MPS_API int mps_cond_acquire(mps_cond *c, double timeout);
+MPS_API MPS_NODISCARD int mps_cond_acquire(mps_cond *c, double timeout);
 MPS_API int mps_cond_release(mps_cond *c);
 
 /* Releases the lock, sleeps until notified or `timeout` seconds pass, takes
@@ -129,16 +129,16 @@ MPS_API int mps_cond_release(mps_cond *c);
  * notified), MPS_OWNER_DIED (the lock's owner died while we slept: the lock
  * is ours and consistent, the data may be half-updated; whether we were
  * notified is not said, so recheck), -EPERM (the calling thread does not
- * hold the lock; nothing is released), -ENOMEM (MPS_COND_MAX_WAITERS wait
- * already), -EINVAL (NULL, NaN). */
-MPS_API int mps_cond_wait(mps_cond *c, double timeout);
+ * hold the lock; nothing is released), -EUSERS (MPS_COND_MAX_WAITERS wait
+ * already: retry once one has left), -EINVAL (NULL, NaN). */
+MPS_API MPS_NODISCARD int mps_cond_wait(mps_cond *c, double timeout);
 
 /* Waits until pred(arg) returns non-zero, evaluating it with the lock held,
  * at most `timeout` seconds in all. Returns 0 once pred is true (also when
  * it is true at once), -ETIMEDOUT / -EAGAIN (still false), MPS_OWNER_DIED
  * (as for wait: returned at once, pred not evaluated again), -EPERM,
- * -ENOMEM, -EINVAL (NULL c or pred, NaN). */
-MPS_API int mps_cond_wait_for(mps_cond *c, int (*pred)(void *arg), void *arg, double timeout);
+ * -EUSERS, -EINVAL (NULL c or pred, NaN). */
+MPS_API MPS_NODISCARD int mps_cond_wait_for(mps_cond *c, int (*pred)(void *arg), void *arg, double timeout);
 
 /* Wakes n of the current waiters, oldest first; the caller holds the lock.
  * Returns how many were woken (0..n), -EPERM (lock not held), -EINVAL. */
@@ -175,7 +175,7 @@ MPS_API int mps_barrier_close(mps_barrier *b);
  * before or while waiting, or reset while waiting); -ETIMEDOUT / -EAGAIN
  * (timeout 0) when this call's timeout ran out: it breaks the barrier and
  * the other waiters get -EPIPE; -EINVAL (NULL, NaN). */
-MPS_API int mps_barrier_wait(mps_barrier *b, double timeout);
+MPS_API MPS_NODISCARD int mps_barrier_wait(mps_barrier *b, double timeout);
 
 /* Breaks the barrier: waiters and later waits get -EPIPE until reset.
  * Returns 0 or -EINVAL. */
@@ -186,12 +186,12 @@ MPS_API int mps_barrier_abort(mps_barrier *b);
 MPS_API int mps_barrier_reset(mps_barrier *b);
 
 /* The number of parties (> 0), or -EINVAL. */
-MPS_API int mps_barrier_parties(mps_barrier *b);
+MPS_API int mps_barrier_parties(const mps_barrier *b);
 /* Arrivals in the current round, dead parties included; 0 while broken.
  * -EINVAL for NULL. */
-MPS_API int mps_barrier_n_waiting(mps_barrier *b);
+MPS_API int mps_barrier_n_waiting(const mps_barrier *b);
 /* Whether the barrier is broken; false for NULL. */
-MPS_API bool mps_barrier_broken(mps_barrier *b);
+MPS_API bool mps_barrier_broken(const mps_barrier *b);
 
 #ifdef __cplusplus
 }
