@@ -39,6 +39,7 @@
 
 #include "internal.h"
 #include "pool_internal.h"
+#include "remote.h"
 
 #define WORKERS_MAX 1024u
 #define LIMIT_MAX ((size_t)64 << 20)
@@ -383,6 +384,8 @@ int mps_pool_shutdown(mps_pool *p, bool wait, bool cancel_pending)
     return -EINVAL;
   if (mps__pool_owned(p) < 0)
     return -EPERM;
+  if (p->remote != NULL)
+    return mps__rpool_shutdown(p, wait, cancel_pending);
   pthread_mutex_lock(&mps__hub.mu);
   p->shutting = true;
   if (cancel_pending)
@@ -421,6 +424,10 @@ void mps_pool_free(mps_pool *p)
 {
   if (p == NULL)
     return;
+  if (p->remote != NULL) {
+    mps__rpool_free(p);
+    return;
+  }
   if (mps__pool_owned(p) < 0) {
     pool_free_copy(p);
     return;
@@ -437,6 +444,8 @@ ssize_t mps_pool_workers(mps_pool *p, pid_t *pids, size_t n)
     return -EINVAL;
   if (mps__pool_owned(p) < 0)
     return -EPERM;
+  if (p->remote != NULL)
+    return 0; /* its workers are other hosts' */
   size_t k = 0;
   pthread_mutex_lock(&mps__hub.mu);
   for (unsigned i = 0; i < p->nworkers; i++)
@@ -457,6 +466,8 @@ mps_future *mps_pool_submit(mps_pool *p, mps_task_fn fn, const void *arg, size_t
     return mps__fail(-EINVAL);
   if (mps__pool_owned(p) < 0)
     return mps__fail(-EPERM);
+  if (p->remote != NULL)
+    return mps__rpool_submit(p, fn, NULL, arg, len);
   if (len > p->opts.max_arg)
     return mps__fail(-EMSGSIZE);
   struct task_msg *t = malloc(sizeof(*t) + len);
@@ -485,6 +496,8 @@ out:
  * its state decides), or that worker's later check sees the announcement. */
 int mps__pool_try_cancel(mps_pool *p, uint64_t id, bool ring)
 {
+  if (p->remote != NULL)
+    return -EBUSY; /* a task sent to other hosts cannot be called back */
   if (ring)
     atomic_store(&p->shm->ring[id % POOL_RING], id);
   for (unsigned i = 0; i < p->nworkers; i++) {

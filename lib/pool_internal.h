@@ -76,6 +76,7 @@ struct mps_pool {
   uint64_t next_id;
   bool ready, shutting, finished;
   mps_future *buckets[POOL_BUCKETS];
+  struct mps__rpool *remote; /* a pool across hosts (pool_remote.c); NULL: local */
 };
 
 static inline struct pool_slot *pool_slot(mps_pool *p, unsigned i)

@@ -136,7 +136,12 @@ struct mps__rq {
   char key[MPS_NAME_MAX + 1], skey[MPS_NAME_MAX + 8];
   uint64_t maxsize, max_msg;
   double lease;
-  pthread_mutex_t mu; /* the connection and everything below */
+  /* A get that waits for a message does it on its own connection, under
+   * its own mutex, without holding mu: puts, acknowledgements and
+   * shutdowns of other threads go on meanwhile. */
+  pthread_mutex_t wait_mu;
+  mps__rconn rc_wait;
+  pthread_mutex_t mu; /* the main connection and everything below */
   mps__rconn rc;
   pid_t pid;
   char consumer[96];
@@ -252,6 +257,7 @@ static struct mps__rq *rq_alloc(const char *url, int *err)
   snprintf(r->key, sizeof(r->key), "%s", r->url.name);
   snprintf(r->skey, sizeof(r->skey), "%s:stream", r->url.name);
   pthread_mutex_init(&r->mu, NULL);
+  pthread_mutex_init(&r->wait_mu, NULL);
   pthread_condattr_t a;
   pthread_condattr_init(&a);
   pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
@@ -268,9 +274,11 @@ static void rq_free(struct mps__rq *r)
 {
   mps__rconn_drop(&r->rc);
   mps__rconn_drop(&r->rc2);
+  mps__rconn_drop(&r->rc_wait);
   if (r->st.r != NULL)
     freeReplyObject(r->st.r);
   pthread_mutex_destroy(&r->mu);
+  pthread_mutex_destroy(&r->wait_mu);
   pthread_cond_destroy(&r->cv);
   free(r->held);
   free(r->last);
@@ -503,6 +511,8 @@ ssize_t mps__rq_put_many(struct mps__rq *r, const void *const *msgs, const size_
 
 /* ---- get ------------------------------------------------------------------ */
 
+static int xread_block(struct mps__rq *r, const mps__deadline *d, const char *last_id);
+
 static int grow(void **p, size_t *cap, size_t need, size_t size)
 {
   if (need <= *cap)
@@ -612,8 +622,19 @@ static ssize_t fetch(struct mps__rq *r, const mps__deadline *d, size_t max, char
 }
 
 /* Waits, at most one slice, for a message after last_id (put by anyone),
- * without taking it: the caller fetches again. */
+ * without taking it: the caller fetches again. Called without mu, on
+ * rc_wait under wait_mu. */
 static int wait_new(struct mps__rq *r, const mps__deadline *d, const char *last_id)
+{
+  pthread_mutex_lock(&r->wait_mu);
+  int err = mps__rconn_ensure(&r->rc_wait, &r->url, d);
+  if (err == 0)
+    err = xread_block(r, d, last_id);
+  pthread_mutex_unlock(&r->wait_mu);
+  return err;
+}
+
+static int xread_block(struct mps__rq *r, const mps__deadline *d, const char *last_id)
 {
   double slice = GET_SLICE;
   if (d->kind == MPS__TIMED) {
@@ -634,7 +655,7 @@ static int wait_new(struct mps__rq *r, const mps__deadline *d, const char *last_
   argv[7] = last_id[0] ? last_id : "$";
   lens[7] = strlen(argv[7]);
   redisReply *rep;
-  int err = mps__rconn_call(&r->rc, d, slice + 1, 8, argv, lens, &rep);
+  int err = mps__rconn_call(&r->rc_wait, d, slice + 1, 8, argv, lens, &rep);
   mps__rconn_free_reply(rep);
   return err;
 }
@@ -662,7 +683,10 @@ ssize_t mps__rq_get_many(struct mps__rq *r, void *buf, size_t cap, size_t *lens,
       n = mps__deadline_error(&d);
       break;
     }
-    if ((n = wait_new(r, &d, last_id)) < 0)
+    rq_unlock(r);
+    n = wait_new(r, &d, last_id);
+    rq_lock(r);
+    if (n < 0)
       break;
   }
   if (n < 0 && r->st.r == NULL && n != -EMSGSIZE)

@@ -12,6 +12,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -200,4 +201,32 @@ int mps__rurl_parse(const char *url, mps__rurl *u)
   if (err == 0 && q != NULL)
     err = parse_query(q + 1, u);
   return err;
+}
+
+int mps__rurl_format(const mps__rurl *u, const char *name, char *out, size_t cap)
+{
+  bool v6 = strchr(u->host, ':') != NULL;
+  int n = snprintf(out, cap, "redis://%s%s%s:%d/%d/%s", v6 ? "[" : "", u->host, v6 ? "]" : "",
+                   u->port, u->db, name);
+  if (n < 0 || (size_t)n >= cap)
+    return -EINVAL;
+  size_t k = (size_t)n;
+  if (u->lease > 0) {
+    n = snprintf(out + k, cap - k, "?lease=%.3f", u->lease);
+    if (n < 0 || (size_t)n >= cap - k)
+      return -EINVAL;
+    k += (size_t)n;
+  }
+  for (const char *p = u->password; *p; p++) {
+    if (p == u->password) {
+      n = snprintf(out + k, cap - k, "%spassword=", u->lease > 0 ? "&" : "?");
+      if (n < 0 || (size_t)n >= cap - k)
+        return -EINVAL;
+      k += (size_t)n;
+    }
+    if (k + 4 > cap)
+      return -EINVAL;
+    k += (size_t)snprintf(out + k, cap - k, "%%%02X", (unsigned char)*p);
+  }
+  return 0;
 }

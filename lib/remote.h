@@ -56,10 +56,17 @@ int mps__rq_ack_id(struct mps__rq *r, const char *id);
 
 /* ---- pool_remote.c: the pool across hosts ------------------------------- */
 
+/* The calls of pool.c on a pool made by mps_pool_connect (p->remote set).
+ * submit takes the task function by address (looked up among the
+ * registered ones) or, if fn is NULL, by name. */
 struct mps__rpool;
-int mps__rpool_submit(mps_pool *p, const char *fname, const void *arg, size_t len,
-                      mps_future **out);
+mps_future *mps__rpool_submit(mps_pool *p, mps_task_fn fn, const char *name, const void *arg,
+                              size_t len);
 int mps__rpool_shutdown(mps_pool *p, bool wait, bool cancel_pending);
 void mps__rpool_free(mps_pool *p);
+
+/* redis_url.c: the URL of queue `name` on the server of u, with u's
+ * password. 0 or -EINVAL (too long). */
+int mps__rurl_format(const mps__rurl *u, const char *name, char *out, size_t cap);
 
 #endif

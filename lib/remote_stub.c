@@ -50,3 +50,28 @@ int mps__rq_msg_id(struct mps__rq *r, size_t i, char *b, size_t c)
 }
 int mps__rq_redelivered(struct mps__rq *r, size_t i) { return (void)r, (void)i, -ENOTSUP; }
 int mps__rq_ack_id(struct mps__rq *r, const char *id) { return (void)r, (void)id, -ENOTSUP; }
+
+mps_future *mps__rpool_submit(mps_pool *p, mps_task_fn fn, const char *name, const void *arg,
+                              size_t len)
+{
+  (void)p, (void)fn, (void)name, (void)arg, (void)len;
+  return mps__fail(-ENOTSUP);
+}
+int mps__rpool_shutdown(mps_pool *p, bool wait, bool cancel) { return (void)p, (void)wait, (void)cancel, -ENOTSUP; }
+void mps__rpool_free(mps_pool *p) { (void)p; }
+
+int mps_task_register(const char *name, mps_task_fn fn) { return (void)name, (void)fn, -ENOTSUP; }
+mps_pool *mps_pool_connect(const char *url, const mps_remote_opts *opts)
+{
+  (void)url, (void)opts;
+  return mps__fail(-ENOTSUP);
+}
+mps_future *mps_pool_submit_named(mps_pool *p, const char *name, const void *arg, size_t len)
+{
+  (void)p, (void)name, (void)arg, (void)len;
+  return mps__fail(-ENOTSUP);
+}
+int mps_pool_serve(const char *url, const mps_remote_opts *opts)
+{
+  return (void)url, (void)opts, -ENOTSUP;
+}
