@@ -5,7 +5,8 @@
  * (magic "mpshare-queue-1", maxsize, max_msg, order, lease, shut); the
  * stream NAME:stream holds the messages (one field "m") and the consumer
  * group "mps". Every handle is a consumer of the group, named
- * host:pid:serial. A message put and never got is in the stream after the
+ * host:pid:serial, registered when the handle is made (XINFO CONSUMERS
+ * lists the handles) and removed by close if it holds no message. A message put and never got is in the stream after the
  * group's last-delivered id; a message got is in the group's pending list
  * (leased to the consumer that got it) until task_done acknowledges it,
  * which also deletes it. So qsize = XLEN - pending, and the unfinished
@@ -63,11 +64,13 @@ static const char *const scripts[NSCRIPTS] = {
         "  return redis.error_reply('EPROTO mpshare queue') end "
         "if redis.call('EXISTS', KEYS[2]) == 1 then return redis.error_reply('EPROTO mpshare queue') end "
         "redis.call('XGROUP', 'CREATE', KEYS[2], 'mps', '$', 'MKSTREAM') "
+        "redis.call('XGROUP', 'CREATECONSUMER', KEYS[2], 'mps', ARGV[5]) "
         "redis.call('HSET', KEYS[1], 'magic', '" MAGIC "', 'maxsize', ARGV[1], "
         "  'max_msg', ARGV[2], 'order', ARGV[3], 'lease', ARGV[4], 'shut', '0') "
         "return 1",
     [S_OPEN] = LUA_CHECK
         "if redis.call('TYPE', KEYS[2])['ok'] ~= 'stream' then return redis.error_reply('EPROTO mpshare queue') end "
+        "redis.call('XGROUP', 'CREATECONSUMER', KEYS[2], 'mps', ARGV[1]) "
         "return redis.call('HMGET', KEYS[1], 'maxsize', 'max_msg', 'order', 'lease')",
     [S_PUT] = LUA_CHECK
         "if m[3] == '1' then return redis.error_reply('EPIPE mpshare queue') end "
@@ -312,10 +315,10 @@ struct mps__rq *mps__rq_create(const char *url, const mps_queue_opts *opts, int 
   snprintf(a[1], 32, "%zu", o.max_msg);
   snprintf(a[2], 32, "%d", (int)o.order);
   snprintf(a[3], 32, "%.3f", r->lease);
-  const char *args[4] = {a[0], a[1], a[2], a[3]};
+  const char *args[5] = {a[0], a[1], a[2], a[3], r->consumer};
   mps__deadline d;
   mps__deadline_init(&d, CONNECT_TIMEOUT);
-  *err = run_int(r, &d, S_CREATE, args, 4, NULL);
+  *err = run_int(r, &d, S_CREATE, args, 5, NULL);
   if (*err < 0) {
     rq_free(r);
     return NULL;
@@ -345,7 +348,8 @@ struct mps__rq *mps__rq_open(const char *url, int *err)
   mps__deadline_init(&d, CONNECT_TIMEOUT);
   redisReply *rep;
   uint64_t order = 0;
-  *err = run(r, &r->rc, &d, S_OPEN, NULL, NULL, 0, &rep);
+  const char *args[1] = {r->consumer};
+  *err = run(r, &r->rc, &d, S_OPEN, args, NULL, 1, &rep);
   if (*err == 0 && (rep->type != REDIS_REPLY_ARRAY || rep->elements != 4 ||
                     parse_u64(rep->element[0], MPS_QUEUE_MAXSIZE_MAX, &r->maxsize) < 0 ||
                     parse_u64(rep->element[1], MPS_SIZE_MAX, &r->max_msg) < 0 ||

@@ -197,6 +197,17 @@ Test(pool_remote, example_with_workers_in_two_processes)
   cr_assert_not_null(getenv("MPS_EXAMPLES_DIR"), "MPS_EXAMPLES_DIR is set by make check");
   rurl(url, "example", "");
   pid_t h[2] = {child_run(exec_server, NULL), child_run(exec_server, NULL)};
+  /* Both hosts are in (each is a consumer of the task queue) before the
+   * submitter starts: a host that came after its last task would start
+   * the queue again and wait for tasks that never come. */
+  char cmd[300], reply[64];
+  snprintf(cmd, sizeof(cmd), "XINFO CONSUMERS %s:stream mps", strrchr(url, '/') + 1);
+  for (int i = 0; i < 10000; i++) {
+    if (redis_raw(srv.port, cmd, reply, sizeof(reply)) == 0 && strcmp(reply, "*2") == 0)
+      break;
+    sched_yield();
+  }
+  cr_assert_str_eq(reply, "*2", "both hosts are serving: %s", reply);
   char out[4096];
   int status = run_example("remote_pool", (const char *[]){"submit", url, "10", NULL}, out,
                            sizeof(out));
