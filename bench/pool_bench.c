@@ -1,7 +1,15 @@
 /* pool_bench: tasks per second through a process pool, against forking a
- * process per task for the same work.
+ * process per task for the same work, and against Python's
+ * concurrent.futures.ProcessPoolExecutor (bench/pool_peer.py, run with
+ * python3 in the same run, alternating, median of 3 rounds).
  *
  *   bench/pool_bench [workers] [tasks]
+ *
+ * The Python rows: mps_pool_map over a trivial task (square a long) against
+ * executor.map(square, range(N), chunksize=256), and N single
+ * mps_pool_submit calls then every result against N executor.submit calls,
+ * both with 2 workers. MPS_BENCH_PEER names the script (default
+ * bench/pool_peer.py); without python3 the rows say so.
  *
  * Two workloads: an empty task (no argument, no result) and a task with a
  * 1 KiB argument that returns 8 bytes (a checksum of it). The fork-per-task
@@ -38,6 +46,17 @@ static ssize_t checksum(const void *arg, size_t len, void *out, size_t cap)
   return sizeof(sum);
 }
 
+static ssize_t square(const void *arg, size_t len, void *out, size_t cap)
+{
+  long x;
+  if (len != sizeof(x) || cap < sizeof(x))
+    return -EINVAL;
+  memcpy(&x, arg, sizeof(x));
+  x *= x;
+  memcpy(out, &x, sizeof(x));
+  return sizeof(x);
+}
+
 static double now(void)
 {
   struct timespec ts;
@@ -57,12 +76,77 @@ static double run_pool(mps_pool *p, mps_task_fn fn, const void *arg, size_t len,
     bad |= (fs[i] = mps_pool_submit(p, fn, arg, len)) == NULL;
   for (int i = 0; i < n; i++) {
     char out[8];
-    bad |= fs[i] == NULL || mps_future_result(fs[i], out, sizeof(out), NULL, MPS_FOREVER) != 0;
+    bad |= fs[i] == NULL || mps_future_result(fs[i], NULL, out, sizeof(out), MPS_FOREVER) != 0;
     mps_future_free(fs[i]);
   }
   double dt = now() - t0;
   free(fs);
   return bad ? -1 : n / dt;
+}
+
+/* Tasks per second through mps_pool_map over n longs; -1 on error. */
+static double run_map(mps_pool *p, long n)
+{
+  long *in = malloc((size_t)n * sizeof(long)), *out = malloc((size_t)n * sizeof(long));
+  double r = -1;
+  if (in != NULL && out != NULL) {
+    for (long i = 0; i < n; i++)
+      in[i] = i;
+    double t0 = now();
+    int err = mps_pool_map(p, square, in, (size_t)n, sizeof(long), out, sizeof(long), MPS_FOREVER);
+    double dt = now() - t0;
+    if (err == 0 && out[n - 1] == (n - 1) * (n - 1))
+      r = n / dt;
+  }
+  free(in);
+  free(out);
+  return r;
+}
+
+/* Tasks per second of the Python peer, or -1 (no python3, or it failed). */
+static double run_peer(const char *what, long n, unsigned workers)
+{
+  const char *script = getenv("MPS_BENCH_PEER");
+  char cmd[512];
+  snprintf(cmd, sizeof(cmd), "python3 '%s' %s %ld %u 2>/dev/null",
+           script != NULL ? script : "bench/pool_peer.py", what, n, workers);
+  FILE *f = popen(cmd, "r");
+  double r = -1;
+  if (f == NULL)
+    return -1;
+  if (fscanf(f, "%lf", &r) != 1)
+    r = -1;
+  return pclose(f) == 0 ? r : -1;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* One row against Python: median of 3 alternating rounds. */
+static int peer_row(const char *name, const char *what, long n)
+{
+  enum { ROUNDS = 3 };
+  mps_pool *p = mps_pool_new(2);
+  if (p == NULL)
+    return 1;
+  double mine[ROUNDS], theirs[ROUNDS];
+  run_map(p, n / 10); /* warm up */
+  for (int r = 0; r < ROUNDS; r++) {
+    mine[r] = strcmp(what, "map") == 0 ? run_map(p, n) : run_pool(p, square, &(long){3}, sizeof(long), (int)n);
+    theirs[r] = run_peer(what, strcmp(what, "map") == 0 ? n : n / 10, 2);
+  }
+  mps_pool_free(p);
+  qsort(mine, ROUNDS, sizeof(double), cmp_double);
+  qsort(theirs, ROUNDS, sizeof(double), cmp_double);
+  if (theirs[ROUNDS / 2] < 0)
+    printf("| %s | %.0f | not run (python3) | - |\n", name, mine[ROUNDS / 2]);
+  else
+    printf("| %s | %.0f | %.0f | %.2fx |\n", name, mine[ROUNDS / 2], theirs[ROUNDS / 2],
+           mine[ROUNDS / 2] / theirs[ROUNDS / 2]);
+  return mine[0] < 0;
 }
 
 /* Tasks per second when each task is a fork; -1 on error. */
@@ -123,5 +207,9 @@ int main(int argc, char **argv)
     printf("| %s | %.0f | %.0f | %.1fx |\n", w[i].name, tp, tf, tf > 0 ? tp / tf : 0);
   }
   mps_pool_free(p);
+  printf("\n| 2 workers, trivial task | mpshare tasks/s | Python ProcessPoolExecutor tasks/s | ratio |\n");
+  printf("|---|---:|---:|---:|\n");
+  rc |= peer_row("map (Python: chunksize=256)", "map", 10L * n);
+  rc |= peer_row("submit one task at a time, then every result", "submit", n);
   return rc;
 }

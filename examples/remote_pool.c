@@ -49,12 +49,13 @@ static int submit(const char *url, int n)
     ok &= (fs[i] = mps_pool_submit(pool, process_data, &i, sizeof(i))) != NULL;
   for (int i = 0; ok && i < n; i++) {
     int v = 0;
-    int r = mps_future_result(fs[i], &v, sizeof(v), NULL, 60);
-    ok &= r == 0 && v == i * 2;
-    if (r == 0)
+    ssize_t value = 0;
+    int r = mps_future_result(fs[i], &value, &v, sizeof(v), 60);
+    ok &= r == 0 && value == sizeof(v) && v == i * 2;
+    if (r == 0 && value >= 0)
       printf("process_data(%d) = %d\n", i, v);
     else
-      fprintf(stderr, "task %d: %s\n", i, mps_strerror(r));
+      fprintf(stderr, "task %d: %s\n", i, mps_strerror(r != 0 ? r : (int)value));
   }
   for (int i = 0; fs != NULL && i < n; i++)
     mps_future_free(fs[i]);

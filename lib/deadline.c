@@ -46,6 +46,21 @@ int mps__deadline_init(mps__deadline *d, double timeout)
   return 0;
 }
 
+void mps__deadline_slice(const mps__deadline *d, long ns, mps__deadline *out)
+{
+  out->kind = MPS__TIMED;
+  clock_gettime(CLOCK_MONOTONIC, &out->at);
+  out->at.tv_nsec += ns;
+  while (out->at.tv_nsec >= 1000000000L) {
+    out->at.tv_sec++;
+    out->at.tv_nsec -= 1000000000L;
+  }
+  if (d->kind == MPS__TIMED &&
+      (d->at.tv_sec < out->at.tv_sec ||
+       (d->at.tv_sec == out->at.tv_sec && d->at.tv_nsec < out->at.tv_nsec)))
+    out->at = d->at;
+}
+
 bool mps__deadline_passed(const mps__deadline *d)
 {
   if (d->kind != MPS__TIMED)

@@ -1,22 +1,53 @@
-/* Futures: the parent-side results of pool tasks.
+/* Futures: the parent-side results of pool tasks, and as-completed sets.
  *
- * A future is process-private memory, never shared: the collector thread of
- * its pool fills it from the result queue. Every future of the process is
- * guarded by one pthread mutex and woken through one condition variable
- * (mps__hub), so that mps_pool_wait_any() can wait on futures of several
- * pools at once. A pending future is in its pool's table (by task id) and
- * holds two references, the caller's and the table's; it is freed when both
- * are dropped, so freeing a pending future or the pool in either order is
- * safe, and a finished future outlives its pool.
+ * A future is process-private memory, never shared. This file is a leaf: it
+ * knows nothing of pools. Whoever runs the task (the pool) completes the
+ * future with mps__future_complete() and registers the step that cancels
+ * it (mps__future_set_cancel), which mps_future_cancel() calls.
+ *
+ * Every future of the process is guarded by one pthread mutex and woken
+ * through one condition variable (the hub), so that mps_pool_wait_any() and
+ * as-completed sets can wait on futures of several pools at once. Lock
+ * order: the hub, then a pool's own mutex (the cancel step takes it); the
+ * pool never completes a future while holding its own mutex.
+ *
+ * A future holds two references, the caller's and its runner's; it is freed
+ * when both are dropped, so freeing a pending future or the pool in either
+ * order is safe, and a finished future outlives its pool.
  */
 #include "config.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "pool_internal.h"
+#include "internal.h"
 
-struct mps__hub mps__hub = {.mu = PTHREAD_MUTEX_INITIALIZER};
+struct mps_future {
+  int refs;
+  bool done;
+  int status;     /* once done: 0 (the task returned) or a library error */
+  int64_t value;  /* the task's own return value */
+  void *data;     /* its result bytes (value of them) */
+  pid_t owner;    /* only this process may wait for it while pending */
+  int (*cancel)(void *arg, mps_future *f);
+  void *cancel_arg;
+  void (*cb)(mps_future *f, void *arg);
+  void *cb_arg;
+  mps_future_set *set;
+  mps_future *set_next;
+};
+
+struct mps_future_set {
+  size_t members; /* futures added and not yet returned by next */
+  bool freed;     /* the caller freed it: members leave as they finish */
+  mps_future *head, *tail; /* done ones, in completion order */
+};
+
+static struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+} hub = {.mu = PTHREAD_MUTEX_INITIALIZER};
 static pthread_once_t hub_once = PTHREAD_ONCE_INIT;
 
 static void hub_cond_init(void)
@@ -24,17 +55,17 @@ static void hub_cond_init(void)
   pthread_condattr_t a;
   pthread_condattr_init(&a);
   pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-  pthread_cond_init(&mps__hub.cv, &a);
+  pthread_cond_init(&hub.cv, &a);
   pthread_condattr_destroy(&a);
 }
 
 /* The hub is held across fork() so that a child never inherits it locked by
  * a thread that does not exist there; the child starts with fresh ones. */
-static void hub_prepare(void) { pthread_mutex_lock(&mps__hub.mu); }
-static void hub_parent(void) { pthread_mutex_unlock(&mps__hub.mu); }
+static void hub_prepare(void) { pthread_mutex_lock(&hub.mu); }
+static void hub_parent(void) { pthread_mutex_unlock(&hub.mu); }
 static void hub_child(void)
 {
-  pthread_mutex_init(&mps__hub.mu, NULL);
+  pthread_mutex_init(&hub.mu, NULL);
   hub_cond_init();
 }
 
@@ -44,9 +75,19 @@ static void hub_setup(void)
   pthread_atfork(hub_prepare, hub_parent, hub_child);
 }
 
-void mps__hub_init(void)
+static void hub_lock(void)
 {
   pthread_once(&hub_once, hub_setup);
+  pthread_mutex_lock(&hub.mu);
+}
+
+/* f leaves its set (hub held); the last one out of a freed set frees it. */
+static void set_leave(mps_future *f)
+{
+  mps_future_set *s = f->set;
+  f->set = NULL;
+  if (--s->members == 0 && s->freed)
+    free(s);
 }
 
 static void unref(mps_future *f)
@@ -57,123 +98,90 @@ static void unref(mps_future *f)
   }
 }
 
-static void table_remove(mps_future *f)
-{
-  mps_future **pp = &f->pool->buckets[f->id % POOL_BUCKETS];
-  while (*pp != NULL && *pp != f)
-    pp = &(*pp)->next;
-  if (*pp == f)
-    *pp = f->next;
-}
-
-mps_future *mps__future_register(mps_pool *p, int *err)
+mps_future *mps__future_new(void)
 {
   mps_future *f = calloc(1, sizeof(*f));
-  if (f == NULL) {
-    *err = -ENOMEM;
+  if (f == NULL)
     return NULL;
-  }
-  pthread_mutex_lock(&mps__hub.mu);
-  if (p->shutting) {
-    pthread_mutex_unlock(&mps__hub.mu);
-    free(f);
-    *err = -EPIPE;
-    return NULL;
-  }
-  f->id = ++p->next_id;
-  f->pool = p;
   f->refs = 2;
-  f->next = p->buckets[f->id % POOL_BUCKETS];
-  p->buckets[f->id % POOL_BUCKETS] = f;
-  pthread_mutex_unlock(&mps__hub.mu);
+  f->owner = getpid();
+  pthread_once(&hub_once, hub_setup);
   return f;
 }
 
-void mps__future_unregister(mps_future *f)
+void mps__future_set_cancel(mps_future *f, int (*cancel)(void *, mps_future *), void *arg)
 {
-  pthread_mutex_lock(&mps__hub.mu);
-  if (!f->done)
-    table_remove(f);
-  free(f->data);
-  free(f);
-  pthread_mutex_unlock(&mps__hub.mu);
+  hub_lock();
+  f->cancel = cancel;
+  f->cancel_arg = arg;
+  pthread_mutex_unlock(&hub.mu);
 }
 
-mps_future *mps__future_find(mps_pool *p, uint64_t id)
+void mps__future_release(mps_future *f)
 {
-  mps_future *f = p->buckets[id % POOL_BUCKETS];
-  while (f != NULL && f->id != id)
-    f = f->next;
-  return f;
-}
-
-void mps__future_complete(mps_future *f, int64_t ret, const void *data, size_t len)
-{
-  if (f->done)
-    return;
-  if (ret > 0) {
-    f->data = malloc((size_t)ret);
-    if (f->data == NULL || (size_t)ret > len)
-      ret = f->data == NULL ? -ENOMEM : -EPROTO;
-    else
-      memcpy(f->data, data, (size_t)ret);
-  }
-  f->ret = ret;
-  f->done = true;
-  table_remove(f);
-  f->pool = NULL;
+  hub_lock();
   unref(f);
-  pthread_cond_broadcast(&mps__hub.cv);
+  pthread_mutex_unlock(&hub.mu);
 }
 
-/* Applies fn to every future still in p's table (fn may complete it). */
-static void for_each_pending(mps_pool *p, void (*fn)(mps_future *, int), int arg)
+/* Marks f done (hub held); returns the callback to run once unlocked. */
+static void finish(mps_future *f, int status, int64_t value, void *data)
 {
-  for (size_t b = 0; b < POOL_BUCKETS; b++) {
-    mps_future *f = p->buckets[b];
-    while (f != NULL) {
-      mps_future *next = f->next;
-      fn(f, arg);
-      f = next;
-    }
+  f->status = status;
+  f->value = value;
+  f->data = data;
+  f->done = true;
+  f->cancel = NULL;
+  if (f->set != NULL && f->set->freed) {
+    set_leave(f);
+  } else if (f->set != NULL) {
+    f->set_next = NULL;
+    if (f->set->tail != NULL)
+      f->set->tail->set_next = f;
+    else
+      f->set->head = f;
+    f->set->tail = f;
   }
+  pthread_cond_broadcast(&hub.cv);
 }
 
-static void fail_one(mps_future *f, int err)
+void mps__future_complete(mps_future *f, int status, int64_t value, const void *data,
+                          size_t len)
 {
-  mps__future_complete(f, err, NULL, 0);
+  void *copy = NULL;
+  if (status == 0 && value > 0) {
+    copy = (size_t)value <= len ? malloc((size_t)value) : NULL;
+    if (copy == NULL)
+      status = (size_t)value > len ? -EPROTO : -ENOMEM;
+    else
+      memcpy(copy, data, (size_t)value);
+  }
+  hub_lock();
+  if (f->done) {
+    pthread_mutex_unlock(&hub.mu);
+    free(copy);
+    return;
+  }
+  finish(f, status, value, copy);
+  void (*cb)(mps_future *, void *) = f->cb;
+  void *cb_arg = f->cb_arg;
+  f->refs++; /* the callback's */
+  pthread_mutex_unlock(&hub.mu);
+  if (cb != NULL)
+    cb(f, cb_arg);
+  mps__future_release(f);
 }
 
-static void cancel_one(mps_future *f, int unused)
-{
-  (void)unused;
-  if (mps__pool_try_cancel(f->pool, f->id, false) == 0)
-    mps__future_complete(f, -ECANCELED, NULL, 0);
-}
+/* ---- waiting --------------------------------------------------------------- */
 
-void mps__future_fail_all(mps_pool *p, int err)
-{
-  for_each_pending(p, fail_one, err);
-}
-
-void mps__future_cancel_all(mps_pool *p)
-{
-  /* Ids are handed out under the hub mutex, which the caller holds: every
-   * id up to next_id is below the new watermark. */
-  mps__pool_cancel_below(p, p->next_id + 1);
-  for_each_pending(p, cancel_one, 0);
-}
-
-/* ---- public calls ---------------------------------------------------------- */
-
-/* Waits (hub mutex held) until pred(arg) or the deadline. 0 or an error. */
+/* Waits (hub held) until pred(arg) or the deadline. 0 or an error. */
 static int hub_wait(bool (*pred)(const void *), const void *arg, const mps__deadline *d)
 {
   while (!pred(arg)) {
     if (d->kind == MPS__ONCE)
       return -EAGAIN;
-    int r = d->kind == MPS__TIMED ? pthread_cond_timedwait(&mps__hub.cv, &mps__hub.mu, &d->at)
-                                  : pthread_cond_wait(&mps__hub.cv, &mps__hub.mu);
+    int r = d->kind == MPS__TIMED ? pthread_cond_timedwait(&hub.cv, &hub.mu, &d->at)
+                                  : pthread_cond_wait(&hub.cv, &hub.mu);
     if (r == ETIMEDOUT && !pred(arg))
       return -ETIMEDOUT;
   }
@@ -185,38 +193,47 @@ static bool future_is_done(const void *arg)
   return ((const mps_future *)arg)->done;
 }
 
-int mps_future_result(mps_future *f, void *out, size_t cap, size_t *len, double timeout)
+/* 0 if the calling process may wait for f (hub held). */
+static int may_wait(const mps_future *f)
+{
+  return f->done || f->owner == getpid() ? 0 : -EPERM;
+}
+
+static int copy_result(const mps_future *f, ssize_t *value, void *out, size_t cap)
+{
+  if (f->status != 0)
+    return f->status;
+  if (value != NULL)
+    *value = (ssize_t)f->value;
+  if (f->value > 0 && (uint64_t)f->value > cap)
+    return -EMSGSIZE;
+  if (f->value > 0)
+    memcpy(out, f->data, (size_t)f->value);
+  return 0;
+}
+
+int mps_future_result(mps_future *f, ssize_t *value, void *out, size_t cap, double timeout)
 {
   mps__deadline d;
   if (f == NULL || (out == NULL && cap > 0) || mps__deadline_init(&d, timeout) < 0)
     return -EINVAL;
-  mps__hub_init();
-  pthread_mutex_lock(&mps__hub.mu);
-  int r = f->done || mps__pool_owned(f->pool) == 0 ? hub_wait(future_is_done, f, &d) : -EPERM;
-  if (r < 0 || f->ret < 0) {
-    r = r < 0 ? r : (int)f->ret;
-    goto out;
-  }
-  if (len != NULL)
-    *len = (size_t)f->ret;
-  if ((size_t)f->ret > cap) {
-    r = -EMSGSIZE;
-    goto out;
-  }
-  if (f->ret > 0)
-    memcpy(out, f->data, (size_t)f->ret);
-out:
-  pthread_mutex_unlock(&mps__hub.mu);
+  hub_lock();
+  int r = may_wait(f);
+  if (r == 0)
+    r = hub_wait(future_is_done, f, &d);
+  if (r == 0)
+    r = copy_result(f, value, out, cap);
+  pthread_mutex_unlock(&hub.mu);
   return r;
 }
 
-bool mps_future_done(mps_future *f)
+bool mps_future_done(const mps_future *f)
 {
   if (f == NULL)
     return false;
-  pthread_mutex_lock(&mps__hub.mu);
+  hub_lock();
   bool done = f->done;
-  pthread_mutex_unlock(&mps__hub.mu);
+  pthread_mutex_unlock(&hub.mu);
   return done;
 }
 
@@ -224,25 +241,55 @@ int mps_future_cancel(mps_future *f)
 {
   if (f == NULL)
     return -EINVAL;
-  pthread_mutex_lock(&mps__hub.mu);
+  hub_lock();
   int r;
   if (f->done)
-    r = f->ret == -ECANCELED ? 0 : -EBUSY;
-  else if (mps__pool_owned(f->pool) < 0)
+    r = f->status == -ECANCELED ? 0 : -EBUSY;
+  else if (f->owner != getpid())
     r = -EPERM;
-  else if ((r = mps__pool_try_cancel(f->pool, f->id, true)) == 0)
-    mps__future_complete(f, -ECANCELED, NULL, 0);
-  pthread_mutex_unlock(&mps__hub.mu);
+  else if (f->cancel == NULL)
+    r = -EBUSY;
+  else if ((r = f->cancel(f->cancel_arg, f)) == 0) {
+    finish(f, -ECANCELED, 0, NULL);
+    f->refs--; /* the runner's, given up by its cancel step */
+  }
+  void (*cb)(mps_future *, void *) = r == 0 && f->done ? f->cb : NULL;
+  void *cb_arg = f->cb_arg;
+  f->refs++;
+  pthread_mutex_unlock(&hub.mu);
+  if (cb != NULL)
+    cb(f, cb_arg);
+  mps__future_release(f);
   return r;
+}
+
+int mps_future_add_done_callback(mps_future *f, void (*cb)(mps_future *f, void *arg), void *arg)
+{
+  if (f == NULL || cb == NULL)
+    return -EINVAL;
+  hub_lock();
+  if (f->cb != NULL) {
+    pthread_mutex_unlock(&hub.mu);
+    return -EBUSY;
+  }
+  f->cb = cb;
+  f->cb_arg = arg;
+  bool now = f->done;
+  pthread_mutex_unlock(&hub.mu);
+  if (now)
+    cb(f, arg);
+  return 0;
 }
 
 void mps_future_free(mps_future *f)
 {
   if (f == NULL)
     return;
-  pthread_mutex_lock(&mps__hub.mu);
+  hub_lock();
+  if (f->set != NULL && !f->done)
+    set_leave(f); /* it will never be returned by next */
   unref(f);
-  pthread_mutex_unlock(&mps__hub.mu);
+  pthread_mutex_unlock(&hub.mu);
 }
 
 struct any {
@@ -272,15 +319,91 @@ ssize_t mps_pool_wait_any(mps_future *const *fs, size_t n, double timeout)
     live += fs[i] != NULL;
   if (live == 0)
     return -EINVAL;
-  mps__hub_init();
   struct any a = {fs, n, -1};
-  pthread_mutex_lock(&mps__hub.mu);
+  hub_lock();
   int r = 0;
   for (size_t i = 0; i < n && r == 0; i++)
-    if (fs[i] != NULL && !fs[i]->done && mps__pool_owned(fs[i]->pool) < 0)
-      r = -EPERM;
+    if (fs[i] != NULL)
+      r = may_wait(fs[i]);
   if (r == 0)
     r = hub_wait(any_done, &a, &d);
-  pthread_mutex_unlock(&mps__hub.mu);
+  pthread_mutex_unlock(&hub.mu);
   return r < 0 ? r : a.found;
+}
+
+/* ---- as-completed sets ---------------------------------------------------- */
+
+mps_future_set *mps_future_set_new(void)
+{
+  mps_future_set *s = calloc(1, sizeof(*s));
+  return s != NULL ? s : mps__fail(-ENOMEM);
+}
+
+int mps_future_set_add(mps_future_set *s, mps_future *f)
+{
+  if (s == NULL || f == NULL)
+    return -EINVAL;
+  hub_lock();
+  int r = f->set != NULL ? -EBUSY : 0;
+  if (r == 0) {
+    f->set = s;
+    s->members++;
+    if (f->done) { /* already complete: in line now */
+      f->set_next = NULL;
+      if (s->tail != NULL)
+        s->tail->set_next = f;
+      else
+        s->head = f;
+      s->tail = f;
+    }
+  }
+  pthread_mutex_unlock(&hub.mu);
+  return r;
+}
+
+static bool set_ready(const void *arg)
+{
+  const mps_future_set *s = arg;
+  return s->head != NULL || s->members == 0;
+}
+
+mps_future *mps_future_set_next(mps_future_set *s, double timeout)
+{
+  mps__deadline d;
+  if (s == NULL || mps__deadline_init(&d, timeout) < 0)
+    return mps__fail(-EINVAL);
+  hub_lock();
+  int r = hub_wait(set_ready, s, &d);
+  mps_future *f = NULL;
+  if (r == 0 && s->head == NULL)
+    r = -ENOENT;
+  if (r == 0) {
+    f = s->head;
+    s->head = f->set_next;
+    if (s->head == NULL)
+      s->tail = NULL;
+    f->set_next = NULL;
+    set_leave(f);
+  }
+  pthread_mutex_unlock(&hub.mu);
+  return f != NULL ? f : mps__fail(r);
+}
+
+void mps_future_set_free(mps_future_set *s)
+{
+  if (s == NULL)
+    return;
+  hub_lock();
+  s->freed = true;
+  while (s->head != NULL) { /* done, never returned */
+    mps_future *f = s->head;
+    s->head = f->set_next;
+    s->members++; /* set_leave must not free s under us */
+    set_leave(f);
+    s->members--;
+  }
+  bool last = s->members == 0;
+  pthread_mutex_unlock(&hub.mu);
+  if (last)
+    free(s);
 }

@@ -30,6 +30,9 @@ typedef struct mps__deadline {
 
 /* 0, or -EINVAL for NaN. */
 int mps__deadline_init(mps__deadline *d, double timeout);
+/* The earlier of d and ns nanoseconds from now, as a timed deadline: one
+ * bounded slice of a longer sleep. */
+void mps__deadline_slice(const mps__deadline *d, long ns, mps__deadline *out);
 bool mps__deadline_passed(const mps__deadline *d);
 /* The error for "gave up waiting": -EAGAIN for timeout 0, else -ETIMEDOUT. */
 int mps__deadline_error(const mps__deadline *d);
@@ -64,7 +67,7 @@ int mps__child_wait_exit(pid_t pid, int pidfd, const mps__deadline *d);
 /* Layout version: bump MPS__LAYOUT_REV when any shared struct changes. The
  * sizes of the pthread types and of a pointer are part of it, so that builds
  * with different ABIs refuse each other's segments. */
-#define MPS__LAYOUT_REV 1u
+#define MPS__LAYOUT_REV 2u
 #define MPS__LAYOUT                                                       \
   ((MPS__LAYOUT_REV << 24) | ((uint32_t)sizeof(pthread_mutex_t) << 8) | \
    (uint32_t)sizeof(void *))
@@ -195,6 +198,9 @@ bool mps__mutex_held(mps__mutex *m);
  * spinner that only reads keeps the line shared instead of stealing it
  * from the holder on every try. */
 bool mps__mutex_looks_free(mps__mutex *m);
+/* Whether a thread holds m and is still alive (read without side effect:
+ * the kernel marks a dead owner's word). A liveness token. */
+bool mps__mutex_owner_alive(mps__mutex *m);
 /* What a pthread lock call's error means for mpshare (recovers EOWNERDEAD). */
 int mps__mutex_result(mps__mutex *m, int err);
 
@@ -284,12 +290,33 @@ void mps__waitq_wake_held(mps__waitq *w, int n);
  * for at most a few microseconds (less after spins that did not pay off,
  * none on a single CPU). True if the word changed. Never blocks. */
 bool mps__spin_while_eq(const _Atomic uint64_t *word, uint64_t old);
+/* The same while both *a == olda and *b == oldb. */
+bool mps__spin_while_eq2(const _Atomic uint64_t *a, uint64_t olda, const _Atomic uint64_t *b,
+                         uint64_t oldb);
 
 /* Takes m like mps__mutex_lock_forever, after a short bounded spin on
  * trylock (none on a single CPU): for locks held only for a short copy,
  * this saves the futex sleep and wake of a contended pthread mutex.
  * 0, MPS_OWNER_DIED, -EDEADLK. */
 int mps__mutex_lock_spin(mps__mutex *m);
+
+/* ---- future.c: futures, a leaf that knows nothing of pools ------------- */
+
+/* A pending future with two references: the caller's and the runner's
+ * (dropped with mps__future_release). NULL when out of memory. */
+mps_future *mps__future_new(void);
+/* Registers the step that cancels f's task: cancel(arg, f) returns 0 if the
+ * task will not run (f then completes with -ECANCELED), or -EBUSY. It is
+ * called with the futures' lock held: it may take the runner's own lock,
+ * never complete a future. */
+void mps__future_set_cancel(mps_future *f, int (*cancel)(void *arg, mps_future *f), void *arg);
+/* Completes f once (later calls are ignored): status 0 with the task's
+ * value (and value bytes of data when value > 0), or a library error.
+ * Runs f's done callback. Never call it holding a lock the cancel step
+ * takes. */
+void mps__future_complete(mps_future *f, int status, int64_t value, const void *data,
+                          size_t len);
+void mps__future_release(mps_future *f);
 
 /* ---- queue_heap.c: the priority queue's heap --------------------------- */
 

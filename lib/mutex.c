@@ -64,6 +64,15 @@ bool mps__mutex_looks_free(mps__mutex *m)
   return owner_word(m) == 0;
 }
 
+/* The kernel, when an owner dies, clears its id from the word and sets
+ * FUTEX_OWNER_DIED (and glibc clears that bit for the next owner), so
+ * this is exact: no timeout, no pid that could have been reused. */
+bool mps__mutex_owner_alive(mps__mutex *m)
+{
+  int w = owner_word(m);
+  return (w & FUTEX_TID_MASK) != 0 && !(w & FUTEX_OWNER_DIED);
+}
+
 int mps__mutex_init(mps__mutex *m, bool recursive)
 {
   pthread_mutexattr_t a;

@@ -1,283 +1,347 @@
-/* Process pool: forked workers fed by a task queue, results and futures.
+/* Process pool: forked workers, each fed through its own inbox, with futures
+ * and maps on the parent's side.
  *
- * Shared layout (one anonymous segment, kind POOL): the header, a
- * `cancel_below` watermark and a ring of recently cancelled task ids, then
- * one cache-line-aligned slot per worker. A slot holds the worker's state
- * word and the buffer its task message is received into, so the task id a
- * worker holds is always readable by the parent. Tasks and results travel
- * through two mps_queues: task = {id, fn, len, arg}, result = {id, ret,
- * kind, data}. Shared memory holds ids, never pointers, except the task
- * function's address, which is the same in every worker (they are forks of
- * the parent).
+ * Shared layout (one anonymous segment, kind POOL): the header, then one
+ * cache-line-aligned slot per worker (pool_internal.h): the worker's
+ * progress words, a claim ring on which the worker and the parent race to
+ * start or cancel a batch, and the worker's result area. Each worker has an
+ * inbox (an mps_queue only it consumes, fed only by this process) of batch
+ * messages {seq, fn, n, arg_size, args}; all post to one result queue.
  *
- * Parent side (process-private): futures live in a hash table by id, under
- * one process-wide pthread mutex and condition variable (future.c, shared
- * by every pool so that wait_any works across pools). A manager thread
- * forks the workers and waits on their pidfds; a collector thread drains
- * the result queue into the futures.
+ * Parent side (process-private, under the pool's mutex): a job is one batch:
+ * one submitted task with its future, or a chunk of a map. Jobs wait in a
+ * pending list until a worker's inbox has room (at most `depth` batches per
+ * worker, the least loaded first); each worker's record lists the jobs fed
+ * to it, by seq, until their results are in. The manager and collector
+ * threads are pool_manager.c's; the worker's side is pool_worker.c's.
  *
- * Crash semantics: a worker killed at any point either left its task in the
- * task queue (a get that did not return leaves the message queued), or holds
- * its id in its slot. The manager reaps it, puts a DEATH record for that id
- * into the result queue and starts a replacement. The collector reads the
- * result queue in order, so a result the worker put before dying is seen
- * first; a DEATH record for a future still pending fails it with -ECHILD.
- * The one ambiguous instant is a worker killed inside get after the message
- * was copied into its slot but before it was removed from the queue: that
- * future fails with -ECHILD and the task may still run elsewhere (its result
- * is then dropped). Nothing waits forever.
+ * Crash semantics: a worker killed at any instruction costs only the task
+ * it was running (-ECHILD); its finished tasks keep their results and its
+ * tasks that never started run on another worker. Each task runs at most
+ * once: the manager decides exactly what a dead worker held from its inbox
+ * and its progress words (pool_worker.c, pool_manager.c), never by a guess.
+ * The parent's threads are not robust to the parent's own death: the
+ * workers die with it (PR_SET_PDEATHSIG).
  */
 #include "config.h"
 
-#include <poll.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
 #include "pool_internal.h"
 #include "remote.h"
 
-#define WORKERS_MAX 1024u
-#define LIMIT_MAX ((size_t)64 << 20)
+/* ---- jobs -------------------------------------------------------------- */
 
-/* ---- worker side -------------------------------------------------------- */
-
-static bool is_cancelled(struct pool_shm *shm, uint64_t id)
+static struct mps__pool_job *job_new(mps_pool *p, mps_task_fn fn, const void *args, uint32_t n,
+                                     size_t arg_size)
 {
-  return id < atomic_load(&shm->cancel_below) ||
-         atomic_load(&shm->ring[id % POOL_RING]) == id;
+  size_t bytes = (size_t)n * arg_size;
+  struct mps__pool_job *j = malloc(sizeof(*j) + bytes);
+  if (j == NULL)
+    return NULL;
+  *j = (struct mps__pool_job){.pool = p, .msg_len = sizeof(j->msg) + bytes};
+  j->msg = (struct mps__pool_batch){.fn = (uint64_t)(uintptr_t)fn, .n = n, .arg_size = arg_size};
+  if (bytes > 0)
+    memcpy(j->msg.args, args, bytes);
+  return j;
 }
 
-/* Runs one received task and puts its result. */
-static void worker_run(mps_pool *p, struct pool_slot *s, struct res_msg *res)
+static void map_unref(struct mps__map *m)
 {
-  struct task_msg *t = slot_task(s);
-  mps_task_fn fn = (mps_task_fn)(uintptr_t)t->fn;
-  ssize_t r = fn(t->arg, t->len, res->data, p->max_result);
-  if (r > (ssize_t)p->max_result)
-    r = -EMSGSIZE;
-  res->id = t->id;
-  res->kind = RES_RESULT;
-  res->ret = r;
-  size_t n = sizeof(*res) + (r > 0 ? (size_t)r : 0);
-  /* Fails only once the pool is torn down: nobody waits for it then. */
-  if (mps_queue_put(p->results, res, n, MPS_FOREVER) < 0)
-    return;
-}
-
-static _Noreturn void worker_exit(struct pool_slot *s, uint32_t reason, int code)
-{
-  atomic_store(&s->exit_reason, reason);
-  _exit(code);
-}
-
-static _Noreturn void worker_main(mps_pool *p, struct pool_slot *s, struct res_msg *res)
-{
-  atomic_store(&s->state, SLOT_INIT);
-  if (p->opts.init != NULL)
-    p->opts.init(p->opts.init_arg);
-  struct task_msg *t = slot_task(s);
-  for (unsigned done = 0;; done++) {
-    if (p->opts.max_tasks_per_child != 0 && done == p->opts.max_tasks_per_child)
-      worker_exit(s, EXIT_RECYCLE, 0);
-    atomic_store(&s->state, SLOT_IDLE);
-    __atomic_store_n(&t->id, 0, __ATOMIC_RELEASE);
-    ssize_t r = mps_queue_get(p->tasks, t, p->task_msg_max, MPS_FOREVER);
-    if (r == -EPIPE)
-      worker_exit(s, EXIT_STOP, 0);
-    if (r < (ssize_t)sizeof(*t))
-      worker_exit(s, EXIT_ERROR, 1);
-    /* Announce the task before checking for its cancellation; the parent
-     * announces a cancellation before looking at the slots (pool_try_cancel),
-     * so one of the two always sees the other. */
-    atomic_store(&s->state, SLOT_GOT);
-    uint32_t got = SLOT_GOT;
-    if (is_cancelled(p->shm, t->id)) {
-      atomic_compare_exchange_strong(&s->state, &got, SLOT_SKIPPED);
-      continue;
-    }
-    if (!atomic_compare_exchange_strong(&s->state, &got, SLOT_RUNNING))
-      continue; /* the parent cancelled it under our feet */
-    worker_run(p, s, res);
+  if (--m->refs == 0) {
+    free(m->status);
+    free(m->value);
+    free(m);
   }
 }
 
-/* ---- manager thread: forks, reaps and replaces workers ------------------ */
-
-static int spawn(mps_pool *p, unsigned i)
+static void pend_push(mps_pool *p, struct mps__pool_job *j, bool front)
 {
-  struct pool_slot *s = pool_slot(p, i);
-  atomic_store(&s->exit_reason, EXIT_CRASH);
-  atomic_store(&s->state, SLOT_INIT);
-  __atomic_store_n(&slot_task(s)->id, 0, __ATOMIC_RELEASE);
-  /* The worker's result buffer is allocated before the fork: the child of
-   * a threaded process must not count on malloc, whose locks another
-   * thread may have held at the fork (glibc copes; ASan's allocator and
-   * others deadlock). */
-  struct res_msg *res = malloc(sizeof(*res) + p->max_result);
-  if (res == NULL)
-    return -ENOMEM;
-  /* Workers die with the manager thread that forks them, even if the
-   * parent crashes. */
-  pid_t pid = mps__fork(true);
-  if (pid == 0)
-    worker_main(p, s, res);
-  free(res);
-  if (pid < 0)
-    return pid;
-  /* Without a pidfd the manager checks this worker with waitid instead. */
-  int fd = mps__pidfd_open(pid);
-  if (fd < 0)
-    fd = -1;
-  pthread_mutex_lock(&mps__hub.mu);
-  p->w[i].pid = pid;
-  p->w[i].pidfd = fd;
-  p->live++;
-  pthread_mutex_unlock(&mps__hub.mu);
-  return 0;
+  j->dispatched = false;
+  p->pending += j->f != NULL;
+  if (front) {
+    j->next = p->pend_head;
+    p->pend_head = j;
+    if (p->pend_tail == NULL)
+      p->pend_tail = j;
+    return;
+  }
+  j->next = NULL;
+  if (p->pend_tail != NULL)
+    p->pend_tail->next = j;
+  else
+    p->pend_head = j;
+  p->pend_tail = j;
 }
 
-/* Workers that die before their initializer returns would be replaced
- * forever, forking as fast as they die: after this many such deaths in a row
- * the pool gives up, fails every pending future with -ECHILD and shuts down
- * (submit then fails with EPIPE). */
-#define INIT_FAILS_MAX 3
-
-static bool give_up_on_init(mps_pool *p, uint32_t state)
+static void pend_remove(mps_pool *p, struct mps__pool_job *j)
 {
-  p->init_fails = state == SLOT_INIT ? p->init_fails + 1 : 0;
-  if (p->init_fails < INIT_FAILS_MAX)
+  struct mps__pool_job **pp = &p->pend_head, *prev = NULL;
+  while (*pp != NULL && *pp != j) {
+    prev = *pp;
+    pp = &(*pp)->next;
+  }
+  if (*pp == NULL)
+    return;
+  *pp = j->next;
+  if (p->pend_tail == j)
+    p->pend_tail = prev;
+  j->next = NULL;
+  p->pending -= j->f != NULL;
+}
+
+void mps__pool_report(mps_pool *p, struct mps__pool_job *j, size_t k, int status,
+                      int64_t value, const void *data, size_t len)
+{
+  struct mps__map *m = j->map;
+  if (m == NULL) {
+    if (j->f != NULL && !j->reported) {
+      j->reported = true;
+      j->status = status;
+      j->value = value;
+      j->data = data;
+      j->len = len;
+    }
+    return;
+  }
+  size_t i = j->lo + k;
+  if (m->abandoned || i >= m->n || m->status[i] != 1)
+    return;
+  if (status == 0 && m->results != NULL) {
+    char *dst = m->results + i * m->result_size;
+    if (len > m->result_size) {
+      status = -EMSGSIZE;
+    } else {
+      memcpy(dst, data, len);
+      memset(dst + len, 0, m->result_size - len);
+    }
+  }
+  m->status[i] = status;
+  m->value[i] = value;
+  if (--m->left == 0)
+    pthread_cond_broadcast(&p->cv);
+}
+
+void mps__pool_job_done(mps_pool *p, struct mps__pool_job *j)
+{
+  if (j->f != NULL) {
+    j->next = p->fin;
+    p->fin = j;
+    return;
+  }
+  if (j->map != NULL)
+    map_unref(j->map);
+  free(j);
+}
+
+struct mps__pool_job *mps__pool_take_finished(mps_pool *p)
+{
+  struct mps__pool_job *fin = p->fin;
+  p->fin = NULL;
+  return fin;
+}
+
+void mps__pool_complete_finished(struct mps__pool_job *fin)
+{
+  while (fin != NULL) {
+    struct mps__pool_job *j = fin;
+    fin = j->next;
+    if (j->reported)
+      mps__future_complete(j->f, j->status, j->value, j->data, j->len);
+    else
+      mps__future_complete(j->f, -ECHILD, 0, NULL, 0);
+    mps__future_release(j->f);
+    free(j);
+  }
+}
+
+void mps__pool_requeue_from(mps_pool *p, struct mps__pool_job *j, size_t from)
+{
+  if (p->terminating) {
+    for (size_t k = from; k < j->msg.n; k++)
+      mps__pool_report(p, j, k, p->fail_err, 0, NULL, 0);
+    mps__pool_job_done(p, j);
+    return;
+  }
+  if (from == 0) {
+    pend_push(p, j, true);
+    return;
+  }
+  /* A map chunk cut short: its tasks that never started, as a new job. */
+  struct mps__pool_job *rest = job_new(p, (mps_task_fn)(uintptr_t)j->msg.fn,
+                                       j->msg.args + from * j->msg.arg_size,
+                                       (uint32_t)(j->msg.n - from), j->msg.arg_size);
+  if (rest == NULL) {
+    for (size_t k = from; k < j->msg.n; k++)
+      mps__pool_report(p, j, k, -ENOMEM, 0, NULL, 0);
+  } else {
+    rest->map = j->map;
+    rest->lo = j->lo + from;
+    j->map->refs++;
+    pend_push(p, rest, true);
+  }
+  mps__pool_job_done(p, j);
+}
+
+/* ---- dispatch ---------------------------------------------------------- */
+
+/* The accepting worker with the fewest batches, if it has room. */
+static struct mps__pool_worker *least_loaded(mps_pool *p, unsigned *idx)
+{
+  struct mps__pool_worker *best = NULL;
+  for (unsigned i = 0; i < p->nworkers; i++) {
+    struct mps__pool_worker *w = &p->w[i];
+    if (w->accepting && !w->stop_sent && w->queued < p->depth &&
+        (best == NULL || w->queued < best->queued)) {
+      best = w;
+      *idx = i;
+    }
+  }
+  return best;
+}
+
+static void record_push(struct mps__pool_worker *w, struct mps__pool_job *j)
+{
+  j->next = NULL;
+  j->dispatched = true;
+  if (w->tail != NULL)
+    w->tail->next = j;
+  else
+    w->head = j;
+  w->tail = j;
+  w->queued++;
+}
+
+static void send_stops(mps_pool *p)
+{
+  for (unsigned i = 0; i < p->nworkers; i++) {
+    struct mps__pool_worker *w = &p->w[i];
+    if (!w->accepting || w->stop_sent)
+      continue;
+    struct mps__pool_batch stop = {.seq = w->next_seq + 1, .flags = MPS__BATCH_STOP};
+    if (mps_queue_put(w->inbox, &stop, sizeof(stop), 0) == 0) {
+      w->next_seq++;
+      w->stop_sent = true;
+    }
+  }
+}
+
+/* Moves one batch not yet taken from the busiest worker's inbox back to
+ * the pending ones, for an idle worker. Only batches still in the inbox
+ * are taken (a get like the worker's own), under p->mu, so a dead
+ * worker's DEATH record never counts a stolen batch as its own. */
+static bool steal(mps_pool *p)
+{
+  bool idle = false;
+  struct mps__pool_worker *v = NULL;
+  for (unsigned i = 0; i < p->nworkers; i++) {
+    struct mps__pool_worker *w = &p->w[i];
+    if (!w->accepting || w->stop_sent)
+      continue;
+    idle |= w->queued == 0;
+    if (w->queued >= 2 && (v == NULL || w->queued > v->queued))
+      v = w;
+  }
+  if (!idle || v == NULL || p->steal_buf == NULL)
     return false;
-  pthread_mutex_lock(&mps__hub.mu);
-  p->shutting = true;
-  mps__future_fail_all(p, -ECHILD);
-  pthread_mutex_unlock(&mps__hub.mu);
-  mps_queue_shutdown(p->tasks);
+  if (mps_queue_get(v->inbox, p->steal_buf, sizeof(struct mps__pool_batch) + p->batch_max, 0) <
+      (ssize_t)sizeof(struct mps__pool_batch))
+    return false;
+  struct mps__pool_job *j = v->head, *prev = NULL;
+  while (j != NULL && j->msg.seq != p->steal_buf->seq) {
+    prev = j;
+    j = j->next;
+  }
+  if (j == NULL)
+    return false;
+  if (prev != NULL)
+    prev->next = j->next;
+  else
+    v->head = j->next;
+  if (v->tail == j)
+    v->tail = prev;
+  v->queued--;
+  pend_push(p, j, true);
   return true;
 }
 
-/* A worker ended: reap it, replace it, then report the task it held, so
- * that whoever sees the task fail also sees the replacement. */
-static void on_exit_of(mps_pool *p, unsigned i)
+void mps__pool_dispatch(mps_pool *p)
 {
-  struct pool_slot *s = pool_slot(p, i);
-  waitpid(p->w[i].pid, NULL, 0);
-  if (p->w[i].pidfd >= 0)
-    close(p->w[i].pidfd);
-  uint64_t id = __atomic_load_n(&slot_task(s)->id, __ATOMIC_ACQUIRE);
-  uint32_t why = atomic_load(&s->exit_reason);
-  bool broken = give_up_on_init(p, atomic_load(&s->state));
-  pthread_mutex_lock(&mps__hub.mu);
-  p->w[i].pid = 0;
-  p->w[i].pidfd = -1;
-  p->live--;
-  pthread_mutex_unlock(&mps__hub.mu);
-  if (!broken && (why == EXIT_CRASH || why == EXIT_RECYCLE))
-    p->w[i].respawn = spawn(p, i) < 0; /* the slot is reset by spawn */
-  if (id != 0) {
-    struct res_msg death = {.id = id, .kind = RES_DEATH, .ret = -ECHILD};
-    /* Fails only once the pool is torn down: nobody waits for it then. */
-    if (mps_queue_put(p->results, &death, sizeof(death), MPS_FOREVER) < 0)
-      return;
-  }
-}
-
-/* How often workers without a pidfd are checked, and failed forks retried. */
-#define POLL_NO_PIDFD_MS 10
-#define POLL_RETRY_MS 100
-
-/* Sleeps until a worker ends or the control eventfd is poked. Workers
- * without a pidfd (no kernel support, or refused by seccomp or valgrind)
- * are checked with waitid every POLL_NO_PIDFD_MS instead. */
-static void watch(mps_pool *p, bool retry)
-{
-  struct pollfd pf[WORKERS_MAX + 1];
-  unsigned idx[WORKERS_MAX];
-  nfds_t n = 0;
-  int ms = retry ? POLL_RETRY_MS : -1;
-  pf[n++] = (struct pollfd){.fd = p->evfd, .events = POLLIN};
-  for (unsigned i = 0; i < p->nworkers; i++)
-    if (p->w[i].pidfd >= 0) {
-      idx[n - 1] = i;
-      pf[n++] = (struct pollfd){.fd = p->w[i].pidfd, .events = POLLIN};
-    } else if (p->w[i].pid > 0) {
-      ms = POLL_NO_PIDFD_MS;
-    }
-  if (poll(pf, n, ms) < 0)
-    return;
-  uint64_t v;
-  if (pf[0].revents != 0 && read(p->evfd, &v, sizeof(v)) < 0)
-    v = 0; /* nothing to do: the flag it signals is read under the mutex */
-  for (nfds_t k = 1; k < n; k++)
-    if (pf[k].revents != 0)
-      on_exit_of(p, idx[k - 1]);
-  for (unsigned i = 0; i < p->nworkers; i++)
-    if (p->w[i].pidfd < 0 && p->w[i].pid > 0 && mps__child_exited(p->w[i].pid))
-      on_exit_of(p, i);
-}
-
-static void *manager_main(void *arg)
-{
-  mps_pool *p = arg;
-  for (unsigned i = 0; i < p->nworkers; i++)
-    p->w[i].respawn = true;
-  for (;;) {
-    bool retry = false;
-    for (unsigned i = 0; i < p->nworkers; i++)
-      if (p->w[i].respawn) {
-        p->w[i].respawn = spawn(p, i) < 0;
-        retry |= p->w[i].respawn;
-      }
-    pthread_mutex_lock(&mps__hub.mu);
-    if (!p->ready) { /* mps_pool_new returns once the first workers exist */
-      p->ready = true;
-      pthread_cond_broadcast(&mps__hub.cv);
-    }
-    bool end = p->shutting && p->live == 0;
-    pthread_mutex_unlock(&mps__hub.mu);
-    if (end)
+  unsigned i = 0;
+  struct mps__pool_worker *w;
+  while (p->pend_head != NULL || steal(p)) {
+    if ((w = least_loaded(p, &i)) == NULL)
       break;
-    watch(p, retry);
-  }
-  /* Every worker is gone and every DEATH record is queued: let the
-   * collector drain what is left and stop. */
-  mps_queue_shutdown(p->results);
-  return NULL;
-}
-
-/* ---- collector thread: results into futures ----------------------------- */
-
-static void *collector_main(void *arg)
-{
-  mps_pool *p = arg;
-  size_t cap = sizeof(struct res_msg) + p->max_result;
-  struct res_msg *res = malloc(cap);
-  for (;;) {
-    ssize_t n = res ? mps_queue_get(p->results, res, cap, MPS_FOREVER) : -ENOMEM;
-    if (n < 0)
+    struct mps__pool_job *j = p->pend_head;
+    j->msg.seq = w->next_seq + 1;
+    /* Never blocks: the inbox holds depth batches and a STOP. */
+    if (mps_queue_put(w->inbox, &j->msg, j->msg_len, 0) < 0)
       break;
-    if ((size_t)n < sizeof(*res))
-      continue;
-    pthread_mutex_lock(&mps__hub.mu);
-    mps_future *f = mps__future_find(p, res->id);
-    if (f != NULL)
-      mps__future_complete(f, res->ret, res->data, (size_t)n - sizeof(*res));
-    pthread_mutex_unlock(&mps__hub.mu);
+    w->next_seq++;
+    pend_remove(p, j);
+    j->worker = i;
+    record_push(w, j);
   }
-  free(res);
-  pthread_mutex_lock(&mps__hub.mu);
-  mps__future_fail_all(p, -ECHILD); /* none should be left; never hang */
-  p->finished = true;
-  pthread_cond_broadcast(&mps__hub.cv);
-  pthread_mutex_unlock(&mps__hub.mu);
-  return NULL;
+  if (p->shutting && p->pend_head == NULL)
+    send_stops(p);
+  pthread_cond_broadcast(&p->cv); /* room for blocked submitters */
 }
 
-/* ---- construction and shutdown ------------------------------------------ */
+void mps__pool_fail_pending(mps_pool *p, int err)
+{
+  pthread_mutex_lock(&p->mu);
+  while (p->pend_head != NULL) {
+    struct mps__pool_job *j = p->pend_head;
+    pend_remove(p, j);
+    for (size_t k = 0; k < j->msg.n; k++)
+      mps__pool_report(p, j, k, err, 0, NULL, 0);
+    mps__pool_job_done(p, j);
+  }
+  mps__pool_dispatch(p);
+  struct mps__pool_job *fin = mps__pool_take_finished(p);
+  pthread_mutex_unlock(&p->mu);
+  mps__pool_complete_finished(fin);
+}
+
+/* Cancels j if it has not started (p->mu held): 0 or -EBUSY. */
+static int job_cancel(mps_pool *p, struct mps__pool_job *j)
+{
+  if (j->cancelled)
+    return 0;
+  if (!j->dispatched) {
+    pend_remove(p, j);
+  } else if (!mps__pool_claim(mps__pool_slot(p, j->worker), 2 * p->depth, j->msg.seq,
+                              MPS__CLAIM_CANCEL)) {
+    return -EBUSY;
+  }
+  j->cancelled = true;
+  return 0;
+}
+
+/* The cancel step of a submitted task's future (futures' lock held). On
+ * success the future's runner reference passes to future.c. */
+static int cancel_task(void *arg, mps_future *f)
+{
+  struct mps__pool_job *j = arg;
+  mps_pool *p = j->pool;
+  (void)f;
+  pthread_mutex_lock(&p->mu);
+  int r = j->reported ? -EBUSY : job_cancel(p, j);
+  if (r == 0) {
+    j->f = NULL;
+    if (!j->dispatched)
+      free(j); /* in no list any more */
+  }
+  pthread_mutex_unlock(&p->mu);
+  return r;
+}
+
+/* ---- construction ------------------------------------------------------- */
 
 static int opts_check(mps_pool_opts *o)
 {
@@ -290,80 +354,131 @@ static int opts_check(mps_pool_opts *o)
   o->max_arg = o->max_arg ? o->max_arg : MPS_POOL_DEFAULT_MAX_ARG;
   o->max_result = o->max_result ? o->max_result : MPS_POOL_DEFAULT_MAX_RESULT;
   o->queue_size = o->queue_size ? o->queue_size : MPS_POOL_DEFAULT_QUEUE;
-  if (o->workers > WORKERS_MAX || o->max_arg > LIMIT_MAX || o->max_result > LIMIT_MAX)
+  if (o->workers > MPS_POOL_WORKERS_MAX || o->max_arg > MPS_POOL_LIMIT_MAX ||
+      o->max_result > MPS_POOL_LIMIT_MAX || o->queue_size > MPS_QUEUE_MAXSIZE_MAX)
     return -EINVAL;
   return 0;
 }
 
+/* Sizes: a batch holds one argument of max_arg or a chunk of small ones;
+ * an inbox holds `depth` batches (fewer for big batches) and a STOP. */
+static void pool_sizes(mps_pool *p)
+{
+  p->batch_max = p->opts.max_arg > MPS__POOL_BATCH_BYTES ? p->opts.max_arg
+                                                         : MPS__POOL_BATCH_BYTES;
+  size_t msg = sizeof(struct mps__pool_batch) + p->batch_max;
+  size_t depth = p->opts.queue_size / p->nworkers;
+  if (depth > MPS__POOL_INBOX_BYTES / msg)
+    depth = MPS__POOL_INBOX_BYTES / msg;
+  p->depth = (unsigned)(depth < 2 ? 2 : depth > MPS__POOL_DEPTH_MAX ? MPS__POOL_DEPTH_MAX : depth);
+  p->area_size = sizeof(struct mps__pool_res) + MPS__POOL_AREA_BYTES +
+                 mps__pool_entry_size(p->opts.max_result);
+  size_t ring = 2 * (size_t)p->depth * sizeof(uint64_t);
+  p->slot_size = MPS__ALIGN_UP(sizeof(struct mps__pool_slot) + ring + 8 + p->area_size,
+                               MPS__CACHELINE);
+}
+
 static int make_queues(mps_pool *p)
 {
-  mps_queue_opts qt = {.maxsize = p->opts.queue_size, .max_msg = p->task_msg_max};
-  mps_queue_opts qr = {.maxsize = p->opts.queue_size,
-                       .max_msg = sizeof(struct res_msg) + p->max_result};
-  p->tasks = mps_queue_new(&qt);
-  if (p->tasks == NULL)
-    return -errno;
+  mps_queue_opts qi = {.maxsize = p->depth + 1,
+                       .max_msg = sizeof(struct mps__pool_batch) + p->batch_max};
+  for (unsigned i = 0; i < p->nworkers; i++)
+    if ((p->w[i].inbox = mps_queue_new(&qi)) == NULL)
+      return -errno;
+  size_t n = 2 * (size_t)p->nworkers + 8;
+  mps_queue_opts qr = {.maxsize = n < p->opts.queue_size ? n : p->opts.queue_size,
+                       .max_msg = p->area_size};
   p->results = mps_queue_new(&qr);
   return p->results == NULL ? -errno : 0;
 }
 
 static void pool_release(mps_pool *p)
 {
-  mps_queue_close(p->tasks);
+  for (unsigned i = 0; p->w != NULL && i < p->nworkers; i++)
+    mps_queue_close(p->w[i].inbox);
   mps_queue_close(p->results);
   if (p->evfd >= 0)
     close(p->evfd);
   if (p->seg.hdr != NULL)
     mps__seg_close(&p->seg);
+  pthread_cond_destroy(&p->cv);
+  pthread_mutex_destroy(&p->mu);
+  free(p->steal_buf);
   free(p->w);
   free(p);
 }
 
 static int pool_setup(mps_pool *p)
 {
-  p->task_msg_max = sizeof(struct task_msg) + p->opts.max_arg;
-  p->slot_size = MPS__ALIGN_UP(sizeof(struct pool_slot) + p->task_msg_max, MPS__CACHELINE);
-  p->max_result = p->opts.max_result;
+  pool_sizes(p);
   p->w = calloc(p->nworkers, sizeof(*p->w));
-  if (p->w == NULL)
+  p->steal_buf = malloc(sizeof(*p->steal_buf) + p->batch_max);
+  if (p->w == NULL || p->steal_buf == NULL)
     return -ENOMEM;
   for (unsigned i = 0; i < p->nworkers; i++)
     p->w[i].pidfd = -1;
   int err = mps__seg_anon(&p->seg, MPS__KIND_POOL,
-                          sizeof(struct pool_shm) + p->slot_size * p->nworkers);
+                          sizeof(struct mps__pool_shm) + p->slot_size * p->nworkers);
   if (err < 0)
     return err;
-  p->shm = (struct pool_shm *)p->seg.hdr;
   p->evfd = eventfd(0, EFD_CLOEXEC);
   if (p->evfd < 0)
     return -errno;
   return make_queues(p);
 }
 
-mps_pool *mps_pool_new_opts(const mps_pool_opts *opts)
+static mps_pool *pool_alloc(void)
 {
-  mps__hub_init();
   mps_pool *p = calloc(1, sizeof(*p));
   if (p == NULL)
-    return mps__fail(-ENOMEM);
+    return NULL;
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_condattr_t a;
+  pthread_condattr_init(&a);
+  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+  pthread_cond_init(&p->cv, &a);
+  pthread_condattr_destroy(&a);
   p->evfd = -1;
   p->owner = getpid();
+  return p;
+}
+
+static int start_threads(mps_pool *p)
+{
+  int err = -pthread_create(&p->collector, NULL, mps__pool_collector_main, p);
+  if (err < 0)
+    return err;
+  if ((err = -pthread_create(&p->manager, NULL, mps__pool_manager_main, p)) < 0) {
+    mps_queue_shutdown(p->results);
+    pthread_join(p->collector, NULL);
+    return err;
+  }
+  pthread_mutex_lock(&p->mu);
+  while (!p->ready)
+    pthread_cond_wait(&p->cv, &p->mu);
+  err = p->fail_err;
+  pthread_mutex_unlock(&p->mu);
+  if (err < 0) {
+    pthread_join(p->manager, NULL);
+    pthread_join(p->collector, NULL);
+  }
+  return err;
+}
+
+mps_pool *mps_pool_new_opts(const mps_pool_opts *opts)
+{
+  mps_pool *p = pool_alloc();
+  if (p == NULL)
+    return mps__fail(-ENOMEM);
   p->opts = opts ? *opts : (mps_pool_opts){0};
   int err = opts_check(&p->opts);
   p->nworkers = p->opts.workers;
   if (err == 0)
     err = pool_setup(p);
-  if (err == 0 && (err = -pthread_create(&p->collector, NULL, collector_main, p)) == 0) {
-    if ((err = -pthread_create(&p->manager, NULL, manager_main, p)) == 0) {
-      pthread_mutex_lock(&mps__hub.mu);
-      while (!p->ready)
-        pthread_cond_wait(&mps__hub.cv, &mps__hub.mu);
-      pthread_mutex_unlock(&mps__hub.mu);
-      return p;
-    }
-    mps_queue_shutdown(p->results);
-    pthread_join(p->collector, NULL);
-  }
+  if (err == 0)
+    err = start_threads(p);
+  if (err == 0)
+    return p;
   pool_release(p);
   return mps__fail(err);
 }
@@ -373,36 +488,94 @@ mps_pool *mps_pool_new(unsigned workers)
   return mps_pool_new_opts(&(mps_pool_opts){.workers = workers});
 }
 
-int mps__pool_owned(const mps_pool *p)
+/* ---- ownership, shutdown, terminate, free ------------------------------- */
+
+static int owned(const mps_pool *p)
 {
   return p->owner == getpid() ? 0 : -EPERM;
+}
+
+static void poke_manager(mps_pool *p)
+{
+  uint64_t one = 1;
+  if (write(p->evfd, &one, sizeof(one)) < 0)
+    one = 0; /* the counter is full: the manager is awake anyway */
+}
+
+/* Cancels every job that has not started (p->mu held). */
+static void cancel_unstarted(mps_pool *p)
+{
+  while (p->pend_head != NULL) {
+    struct mps__pool_job *j = p->pend_head;
+    pend_remove(p, j);
+    for (size_t k = 0; k < j->msg.n; k++)
+      mps__pool_report(p, j, k, -ECANCELED, 0, NULL, 0);
+    mps__pool_job_done(p, j);
+  }
+  for (unsigned i = 0; i < p->nworkers; i++)
+    for (struct mps__pool_job *j = p->w[i].head; j != NULL; j = j->next)
+      if (!j->cancelled && !j->reported && job_cancel(p, j) == 0) {
+        for (size_t k = 0; k < j->msg.n; k++)
+          mps__pool_report(p, j, k, -ECANCELED, 0, NULL, 0);
+        if (j->f != NULL) { /* completed now; the record keeps the job */
+          struct mps__pool_job *c = malloc(sizeof(*c));
+          if (c != NULL) {
+            *c = *j;
+            c->next = p->fin;
+            p->fin = c;
+            j->f = NULL;
+          }
+        }
+      }
+}
+
+static int pool_stop(mps_pool *p, bool wait, bool cancel, bool kill_now)
+{
+  pthread_mutex_lock(&p->mu);
+  p->shutting = true;
+  if (kill_now) {
+    p->terminating = true;
+    p->fail_err = -ECANCELED;
+  }
+  if (cancel || kill_now)
+    cancel_unstarted(p);
+  for (unsigned i = 0; kill_now && i < p->nworkers; i++)
+    if (p->w[i].pid > 0) /* not reaped yet (on_exit_of clears it first) */
+      kill(p->w[i].pid, SIGKILL);
+  mps__pool_dispatch(p);
+  struct mps__pool_job *fin = mps__pool_take_finished(p);
+  pthread_mutex_unlock(&p->mu);
+  mps__pool_complete_finished(fin);
+  poke_manager(p);
+  if (!wait)
+    return 0;
+  pthread_mutex_lock(&p->mu);
+  while (!p->finished)
+    pthread_cond_wait(&p->cv, &p->mu);
+  pthread_mutex_unlock(&p->mu);
+  return 0;
 }
 
 int mps_pool_shutdown(mps_pool *p, bool wait, bool cancel_pending)
 {
   if (p == NULL)
     return -EINVAL;
-  if (mps__pool_owned(p) < 0)
+  if (owned(p) < 0)
     return -EPERM;
   if (p->remote != NULL)
     return mps__rpool_shutdown(p, wait, cancel_pending);
-  pthread_mutex_lock(&mps__hub.mu);
-  p->shutting = true;
-  if (cancel_pending)
-    mps__future_cancel_all(p);
-  pthread_mutex_unlock(&mps__hub.mu);
-  /* Workers drain what is queued, then their get fails with -EPIPE. */
-  mps_queue_shutdown(p->tasks);
-  uint64_t one = 1;
-  if (write(p->evfd, &one, sizeof(one)) < 0)
-    return -errno;
-  if (!wait)
-    return 0;
-  pthread_mutex_lock(&mps__hub.mu);
-  while (!p->finished)
-    pthread_cond_wait(&mps__hub.cv, &mps__hub.mu);
-  pthread_mutex_unlock(&mps__hub.mu);
-  return 0;
+  return pool_stop(p, wait, cancel_pending, false);
+}
+
+int mps_pool_terminate(mps_pool *p)
+{
+  if (p == NULL)
+    return -EINVAL;
+  if (owned(p) < 0)
+    return -EPERM;
+  if (p->remote != NULL)
+    return mps__rpool_shutdown(p, true, true);
+  return pool_stop(p, true, true, true);
 }
 
 /* mps_pool_free() in a forked child: its copy of the handle has no threads
@@ -411,12 +584,19 @@ int mps_pool_shutdown(mps_pool *p, bool wait, bool cancel_pending)
  * completed with -EPERM. */
 static void pool_free_copy(mps_pool *p)
 {
-  pthread_mutex_lock(&mps__hub.mu);
-  mps__future_fail_all(p, -EPERM);
-  pthread_mutex_unlock(&mps__hub.mu);
-  for (unsigned i = 0; i < p->nworkers; i++)
+  pthread_mutex_init(&p->mu, NULL); /* maybe copied locked */
+  p->terminating = true;
+  p->fail_err = -EPERM;
+  for (unsigned i = 0; i < p->nworkers; i++) {
+    while (p->w[i].head != NULL) {
+      struct mps__pool_job *j = p->w[i].head;
+      p->w[i].head = j->next;
+      mps__pool_requeue_from(p, j, 0);
+    }
     if (p->w[i].pidfd >= 0)
       close(p->w[i].pidfd);
+  }
+  mps__pool_fail_pending(p, -EPERM);
   pool_release(p);
 }
 
@@ -428,11 +608,11 @@ void mps_pool_free(mps_pool *p)
     mps__rpool_free(p);
     return;
   }
-  if (mps__pool_owned(p) < 0) {
+  if (owned(p) < 0) {
     pool_free_copy(p);
     return;
   }
-  mps_pool_shutdown(p, true, false);
+  pool_stop(p, true, false, false);
   pthread_join(p->manager, NULL);
   pthread_join(p->collector, NULL);
   pool_release(p);
@@ -442,132 +622,206 @@ ssize_t mps_pool_workers(mps_pool *p, pid_t *pids, size_t n)
 {
   if (p == NULL || (pids == NULL && n > 0))
     return -EINVAL;
-  if (mps__pool_owned(p) < 0)
+  if (owned(p) < 0)
     return -EPERM;
   if (p->remote != NULL)
     return 0; /* its workers are other hosts' */
   size_t k = 0;
-  pthread_mutex_lock(&mps__hub.mu);
+  pthread_mutex_lock(&p->mu);
   for (unsigned i = 0; i < p->nworkers; i++)
     if (p->w[i].pid > 0) {
       if (k < n)
         pids[k] = p->w[i].pid;
       k++;
     }
-  pthread_mutex_unlock(&mps__hub.mu);
+  pthread_mutex_unlock(&p->mu);
   return (ssize_t)k;
 }
 
-/* ---- submit --------------------------------------------------------------- */
+/* ---- submit ------------------------------------------------------------- */
+
+/* Waits for room among the pending tasks (p->mu held). */
+static int wait_room(mps_pool *p, const mps__deadline *d)
+{
+  while (!p->shutting && p->pending >= p->opts.queue_size) {
+    if (d->kind == MPS__ONCE)
+      return -EAGAIN;
+    int r = d->kind == MPS__TIMED ? pthread_cond_timedwait(&p->cv, &p->mu, &d->at)
+                                  : pthread_cond_wait(&p->cv, &p->mu);
+    if (r == ETIMEDOUT && !p->shutting && p->pending >= p->opts.queue_size)
+      return -ETIMEDOUT;
+  }
+  return p->shutting ? -EPIPE : 0;
+}
+
+mps_future *mps_pool_submit_timeout(mps_pool *p, mps_task_fn fn, const void *arg, size_t len,
+                                    double timeout)
+{
+  mps__deadline d;
+  if (p == NULL || fn == NULL || (arg == NULL && len > 0) || mps__deadline_init(&d, timeout) < 0)
+    return mps__fail(-EINVAL);
+  if (owned(p) < 0)
+    return mps__fail(-EPERM);
+  if (p->remote != NULL)
+    return mps__rpool_submit(p, fn, NULL, arg, len, &d);
+  if (len > p->opts.max_arg)
+    return mps__fail(-EMSGSIZE);
+  struct mps__pool_job *j = job_new(p, fn, arg, 1, len);
+  mps_future *f = j != NULL ? mps__future_new() : NULL;
+  if (f == NULL) {
+    free(j);
+    return mps__fail(-ENOMEM);
+  }
+  j->f = f;
+  mps__future_set_cancel(f, cancel_task, j);
+  pthread_mutex_lock(&p->mu);
+  int err = wait_room(p, &d);
+  if (err == 0) {
+    pend_push(p, j, false);
+    mps__pool_dispatch(p);
+  }
+  pthread_mutex_unlock(&p->mu);
+  if (err == 0)
+    return f;
+  mps__future_release(f);
+  mps__future_release(f);
+  free(j);
+  return mps__fail(err);
+}
 
 mps_future *mps_pool_submit(mps_pool *p, mps_task_fn fn, const void *arg, size_t len)
 {
-  if (p == NULL || fn == NULL || (arg == NULL && len > 0))
-    return mps__fail(-EINVAL);
-  if (mps__pool_owned(p) < 0)
-    return mps__fail(-EPERM);
-  if (p->remote != NULL)
-    return mps__rpool_submit(p, fn, NULL, arg, len);
-  if (len > p->opts.max_arg)
-    return mps__fail(-EMSGSIZE);
-  struct task_msg *t = malloc(sizeof(*t) + len);
-  if (t == NULL)
-    return mps__fail(-ENOMEM);
-  int err;
-  mps_future *f = mps__future_register(p, &err);
-  if (f == NULL)
-    goto out;
-  *t = (struct task_msg){.id = f->id, .fn = (uint64_t)(uintptr_t)fn, .len = len};
-  if (len > 0)
-    memcpy(t->arg, arg, len);
-  err = mps_queue_put(p->tasks, t, sizeof(*t) + len, MPS_FOREVER);
-  if (err < 0) {
-    mps__future_unregister(f);
-    f = NULL;
-  }
-out:
-  free(t);
-  return f ? f : mps__fail(err);
+  return mps_pool_submit_timeout(p, fn, arg, len, MPS_FOREVER);
 }
 
-/* Parent-side half of the cancellation handshake; the hub mutex is held.
- * The id is announced first (ring, or the watermark set by the caller),
- * then the slots are read: either a worker already holds it (and the CAS on
- * its state decides), or that worker's later check sees the announcement. */
-int mps__pool_try_cancel(mps_pool *p, uint64_t id, bool ring)
+/* ---- map --------------------------------------------------------------- */
+
+static struct mps__map *map_new(size_t n, void *results, size_t result_size)
 {
-  if (p->remote != NULL)
-    return -EBUSY; /* a task sent to other hosts cannot be called back */
-  if (ring)
-    atomic_store(&p->shm->ring[id % POOL_RING], id);
-  for (unsigned i = 0; i < p->nworkers; i++) {
-    struct pool_slot *s = pool_slot(p, i);
-    uint32_t st = atomic_load(&s->state);
-    if (st == SLOT_IDLE || st == SLOT_INIT ||
-        __atomic_load_n(&slot_task(s)->id, __ATOMIC_ACQUIRE) != id)
-      continue;
-    if (st == SLOT_GOT && atomic_compare_exchange_strong(&s->state, &st, SLOT_CANCELLED))
-      return 0;
-    return st == SLOT_RUNNING ? -EBUSY : 0;
+  struct mps__map *m = calloc(1, sizeof(*m));
+  if (m == NULL)
+    return NULL;
+  m->status = malloc((n ? n : 1) * sizeof(*m->status));
+  m->value = calloc(n ? n : 1, sizeof(*m->value));
+  if (m->status == NULL || m->value == NULL) {
+    free(m->status);
+    free(m->value);
+    free(m);
+    return NULL;
+  }
+  for (size_t i = 0; i < n; i++)
+    m->status[i] = 1;
+  *m = (struct mps__map){.refs = 1, .n = n, .left = n, .results = results,
+                         .result_size = result_size, .status = m->status, .value = m->value};
+  return m;
+}
+
+/* Tasks per batch, as multiprocessing.Pool.map chooses its chunksize (four
+ * chunks per worker), within the batch limits. */
+static size_t map_chunk(const mps_pool *p, size_t n, size_t arg_size)
+{
+  size_t c = (n + 4 * (size_t)p->nworkers - 1) / (4 * (size_t)p->nworkers);
+  if (c > MPS__POOL_BATCH_TASKS)
+    c = MPS__POOL_BATCH_TASKS;
+  if (arg_size > 0 && c > p->batch_max / arg_size)
+    c = p->batch_max / arg_size;
+  return c > 0 ? c : 1;
+}
+
+/* Makes the map's jobs and queues them (p->mu held). */
+static int map_queue(mps_pool *p, struct mps__map *m, mps_task_fn fn, const char *args,
+                     size_t arg_size)
+{
+  size_t c = map_chunk(p, m->n, arg_size);
+  struct mps__pool_job *head = NULL, **tail = &head;
+  for (size_t lo = 0; lo < m->n; lo += c) {
+    uint32_t k = (uint32_t)(m->n - lo < c ? m->n - lo : c);
+    struct mps__pool_job *j = job_new(p, fn, args ? args + lo * arg_size : NULL, k, arg_size);
+    if (j == NULL) {
+      while (head != NULL) {
+        j = head;
+        head = j->next;
+        free(j);
+      }
+      return -ENOMEM;
+    }
+    j->map = m;
+    j->lo = lo;
+    *tail = j;
+    tail = &j->next;
+  }
+  while (head != NULL) {
+    struct mps__pool_job *j = head;
+    head = j->next;
+    m->refs++;
+    pend_push(p, j, false);
+  }
+  mps__pool_dispatch(p);
+  return 0;
+}
+
+/* The caller leaves: jobs not started are cancelled, results dropped. */
+static void map_abandon(mps_pool *p, struct mps__map *m)
+{
+  m->abandoned = true;
+  for (struct mps__pool_job *j = p->pend_head, *next; j != NULL; j = next) {
+    next = j->next;
+    if (j->map == m) {
+      pend_remove(p, j);
+      mps__pool_job_done(p, j);
+    }
+  }
+  for (unsigned i = 0; i < p->nworkers; i++)
+    for (struct mps__pool_job *j = p->w[i].head; j != NULL; j = j->next)
+      if (j->map == m)
+        (void)job_cancel(p, j);
+}
+
+/* The map's outcome: the first failing task in input order. */
+static int map_outcome(const struct mps__map *m)
+{
+  for (size_t i = 0; i < m->n; i++) {
+    if (m->status[i] != 0)
+      return m->status[i];
+    if (m->value[i] < 0)
+      return m->value[i] < INT_MIN ? -EOVERFLOW : (int)m->value[i];
   }
   return 0;
 }
 
-void mps__pool_cancel_below(mps_pool *p, uint64_t id)
+int mps_pool_map(mps_pool *p, mps_task_fn fn, const void *args, size_t nargs, size_t arg_size,
+                 void *results, size_t result_size, double timeout)
 {
-  atomic_store(&p->shm->cancel_below, id);
-}
-
-/* ---- map ------------------------------------------------------------------- */
-
-/* What is left of the caller's timeout, for the next blocking call. */
-static double time_left(double timeout, double end)
-{
-  if (timeout < 0 || timeout == 0)
-    return timeout;
-  double left = end - mps__now();
-  return left > 0 ? left : 1e-9; /* passed: still a timed wait, -ETIMEDOUT */
-}
-
-/* Collects result i into its place; a shorter one is zero-padded. */
-static int map_collect(mps_future *f, char *dst, size_t size, double timeout)
-{
-  size_t len = 0;
-  int r = mps_future_result(f, dst, size, &len, timeout);
-  if (r == 0 && len < size)
-    memset(dst + len, 0, size - len);
-  return r;
-}
-
-int mps_pool_map(mps_pool *p, mps_task_fn fn, const void *args, size_t nargs,
-                 size_t arg_size, void *results, size_t result_size, double timeout)
-{
+  mps__deadline d;
   if (p == NULL || fn == NULL || (args == NULL && nargs > 0 && arg_size > 0) ||
-      (results == NULL && nargs > 0 && result_size > 0) || timeout != timeout)
+      (results == NULL && nargs > 0 && result_size > 0) || mps__deadline_init(&d, timeout) < 0)
     return -EINVAL;
-  if (mps__pool_owned(p) < 0)
+  if (owned(p) < 0)
     return -EPERM;
-  double end = mps__now() + (timeout > 0 ? timeout : 0);
-  mps_future **fs = calloc(nargs ? nargs : 1, sizeof(*fs));
-  if (fs == NULL)
+  if (p->remote != NULL)
+    return mps__rpool_map(p, fn, args, nargs, arg_size, results, result_size, &d);
+  if (arg_size > p->opts.max_arg)
+    return -EMSGSIZE;
+  struct mps__map *m = map_new(nargs, results, result_size);
+  if (m == NULL)
     return -ENOMEM;
-  int err = 0;
-  size_t n = 0;
-  for (; n < nargs; n++) {
-    fs[n] = mps_pool_submit(p, fn, (const char *)args + n * arg_size, arg_size);
-    if (fs[n] == NULL) {
-      err = -errno;
+  pthread_mutex_lock(&p->mu);
+  int err = p->shutting ? -EPIPE : map_queue(p, m, fn, args, arg_size);
+  while (err == 0 && m->left > 0) {
+    if (d.kind == MPS__ONCE) {
+      err = -EAGAIN;
       break;
     }
+    int r = d.kind == MPS__TIMED ? pthread_cond_timedwait(&p->cv, &p->mu, &d.at)
+                                 : pthread_cond_wait(&p->cv, &p->mu);
+    if (r == ETIMEDOUT && m->left > 0)
+      err = -ETIMEDOUT;
   }
-  for (size_t i = 0; i < n && err == 0; i++)
-    err = map_collect(fs[i], (char *)results + i * result_size, result_size,
-                      time_left(timeout, end));
-  for (size_t i = 0; i < n; i++) {
-    if (err != 0)
-      mps_future_cancel(fs[i]);
-    mps_future_free(fs[i]);
-  }
-  free(fs);
+  if (err == 0)
+    err = map_outcome(m);
+  else
+    map_abandon(p, m);
+  map_unref(m);
+  pthread_mutex_unlock(&p->mu);
   return err;
 }

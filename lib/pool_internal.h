@@ -1,116 +1,200 @@
-/* Private declarations shared by pool.c and future.c. */
+/* Private declarations of the pool: pool.c (public calls and dispatch),
+ * pool_manager.c (the manager and collector threads), pool_worker.c (the
+ * worker's side). Futures are future.c's and reached only through
+ * internal.h's mps__future_* calls. */
 #ifndef MPSHARE_POOL_INTERNAL_H
 #define MPSHARE_POOL_INTERNAL_H
 
 #include "internal.h"
 
-#define POOL_RING 256     /* recently cancelled ids seen by the workers */
-#define POOL_BUCKETS 1024 /* parent-side future table */
+/* A batch of argument bytes goes to one worker in one message: up to this
+ * many bytes of arguments (or one argument, if bigger) ... */
+#define MPS__POOL_BATCH_BYTES 16384
+/* ... and up to this many tasks (map's chunks). */
+#define MPS__POOL_BATCH_TASKS 512
+/* Room for results that a worker fills before it posts them. */
+#define MPS__POOL_AREA_BYTES 16384
+/* Bytes of inbox per worker before the depth is cut below its default. */
+#define MPS__POOL_INBOX_BYTES (1u << 20)
+#define MPS__POOL_DEPTH_MAX 64u
 
-/* A worker's slot state: the parent and the worker race on GOT with CAS. */
-enum { SLOT_INIT, SLOT_IDLE, SLOT_GOT, SLOT_RUNNING, SLOT_SKIPPED, SLOT_CANCELLED };
 /* Why a worker exited, written by it just before _exit. */
-enum { EXIT_CRASH, EXIT_STOP, EXIT_RECYCLE, EXIT_ERROR };
-enum { RES_RESULT = 1, RES_DEATH };
+enum { MPS__EXIT_CRASH, MPS__EXIT_STOP, MPS__EXIT_RECYCLE, MPS__EXIT_ERROR };
+/* Result messages. */
+enum { MPS__RES_RESULT = 1, MPS__RES_SKIPPED, MPS__RES_DEATH };
+/* Batch flags. */
+#define MPS__BATCH_STOP 1u /* no task: the worker exits */
 
-struct task_msg {
-  uint64_t id; /* read by the parent while a worker may hold it: atomics */
+/* One inbox message: n tasks fn(args + k * arg_size, arg_size). Shared
+ * memory holds no pointer but fn, which is the same address in every
+ * worker (they are forks of the parent). */
+struct mps__pool_batch {
+  uint64_t seq; /* per inbox, from 1, consecutive */
   uint64_t fn;
-  uint64_t len;
-  uint64_t pad_;
-  unsigned char arg[];
+  uint32_t n;
+  uint32_t flags;
+  uint64_t arg_size;
+  unsigned char args[];
 };
 
-struct res_msg {
-  uint64_t id;
-  int64_t ret;
+/* One result message: results of tasks first..first+count-1 of batch seq
+ * of worker `worker`, as entries; or a DEATH record of that worker. */
+struct mps__pool_res {
   uint32_t kind;
-  uint32_t pad_;
+  uint32_t worker;
+  uint64_t seq;
+  uint32_t first;
+  uint32_t count;
+  /* DEATH only: the worker's progress words and its inbox at the end. */
+  uint64_t taken, started, finished;
+  uint64_t untaken; /* first seq left in its inbox (or next_seq if none) */
+  uint64_t next;    /* next_seq when the inbox was drained */
+};
+
+/* One task's result in a result message, 8-byte aligned. */
+struct mps__pool_entry {
+  int64_t value;
+  uint64_t len;
   unsigned char data[];
 };
 
-struct pool_shm {
-  struct mps__hdr hdr;
-  _Atomic uint64_t cancel_below;
-  _Atomic uint64_t ring[POOL_RING];
-};
+static inline size_t mps__pool_entry_size(size_t len)
+{
+  return MPS__ALIGN_UP(sizeof(struct mps__pool_entry) + len, 8);
+}
 
-struct pool_slot {
-  _Atomic uint32_t state;
+/* A worker's slot (shared, cache-line aligned). The worker is the only
+ * writer of everything but claim[], on which it and the parent race by CAS
+ * (see pool_worker.c). The result area follows the ring. */
+struct mps__pool_slot {
+  _Atomic uint32_t ready; /* set once the initializer returned */
   _Atomic uint32_t exit_reason;
-  uint64_t pad_;
-  /* the task message buffer follows */
+  _Atomic uint64_t taken;    /* seq of the batch it took last */
+  _Atomic uint64_t started;  /* tasks of it started */
+  _Atomic uint64_t finished; /* tasks of it whose result is in the area or posted */
+  _Atomic uint64_t posted;   /* tasks of it whose result was posted */
+  _Atomic uint64_t area_used;
+  uint64_t pad_[2];
+  _Atomic uint64_t claim[]; /* ring of 2 * depth: seq << 2 | CLAIM_* */
+};
+enum { MPS__CLAIM_START = 1, MPS__CLAIM_CANCEL = 2 };
+
+struct mps__pool_shm {
+  struct mps__hdr hdr;
 };
 
-/* A future: process-private, guarded by mps__hub.mu (future.c). */
-struct mps_future {
-  uint64_t id;
-  mps_pool *pool; /* NULL once done */
-  int refs;
-  bool done;
-  int64_t ret; /* result length, or negative errno */
-  void *data;
-  mps_future *next; /* in the pool's table */
+/* Parent-side (process-private) job: one inbox message and what to do with
+ * its results. The message follows the struct. */
+struct mps__map;
+struct mps__pool_job {
+  struct mps__pool_job *next;
+  mps_pool *pool;
+  unsigned worker;
+  bool dispatched; /* in its worker's record, else pending */
+  bool cancelled;  /* its future or map no longer wants it */
+  mps_future *f;   /* a submitted task (n == 1), or NULL */
+  /* f's outcome, once reported; data points into the collector's buffer
+   * until the future is completed. */
+  bool reported;
+  int status;
+  int64_t value;
+  const void *data;
+  size_t len;
+  struct mps__map *map;
+  size_t lo;       /* map: index of its first task */
+  size_t msg_len;
+  struct mps__pool_batch msg;
 };
 
-struct pool_worker {
+/* What map and the streaming map wait for, under the pool's mutex. */
+struct mps__map {
+  int refs;        /* the caller's, and one per job */
+  bool abandoned;  /* the caller returned: results are dropped */
+  size_t n, left;  /* tasks, tasks not reported yet */
+  char *results;   /* map: the caller's array, else NULL */
+  size_t result_size;
+  int *status;     /* per task: 1 pending, 0 done, or a library error */
+  int64_t *value;  /* per task: the task's own value */
+  size_t *order;   /* streaming map: indexes in completion order */
+  size_t reported, delivered;
+  void *data;      /* streaming map: result bytes per task, result_size each */
+};
+
+struct mps__pool_worker {
   pid_t pid; /* 0: none */
   int pidfd;
-  bool respawn; /* manager thread only */
+  bool respawn;   /* manager thread only */
+  bool accepting; /* a live worker whose inbox may be fed */
+  bool stop_sent;
+  unsigned queued; /* batches in its inbox or in its hands */
+  uint64_t next_seq;
+  struct mps__pool_job *head, *tail; /* those batches, by seq */
+  mps_queue *inbox;
 };
 
 struct mps_pool {
   pid_t owner; /* getpid() of the maker: only it may use the pool */
   mps_pool_opts opts;
-  unsigned nworkers;
-  size_t task_msg_max, slot_size, max_result;
+  unsigned nworkers, depth;
+  size_t batch_max, area_size, slot_size;
   mps__seg seg;
-  struct pool_shm *shm;
-  mps_queue *tasks, *results;
+  mps_queue *results;
   int evfd; /* pokes the manager thread */
   pthread_t manager, collector;
-  struct pool_worker *w;
   unsigned init_fails; /* manager thread only */
-  /* Under mps__hub.mu: */
+  pthread_mutex_t mu; /* everything below, and every job and map */
+  pthread_cond_t cv;
+  struct mps__pool_worker *w;
+  struct mps__pool_job *pend_head, *pend_tail;
+  struct mps__pool_job *fin; /* jobs whose future is to be completed */
+  struct mps__pool_batch *steal_buf;
+  size_t pending; /* submitted tasks waiting for an inbox */
   unsigned live;
-  uint64_t next_id;
-  bool ready, shutting, finished;
-  mps_future *buckets[POOL_BUCKETS];
+  bool ready, shutting, terminating, finished;
+  int fail_err; /* terminating: what unfinished tasks get */
   struct mps__rpool *remote; /* a pool across hosts (pool_remote.c); NULL: local */
 };
 
-static inline struct pool_slot *pool_slot(mps_pool *p, unsigned i)
+static inline struct mps__pool_slot *mps__pool_slot(const mps_pool *p, unsigned i)
 {
-  return (struct pool_slot *)((char *)(p->shm + 1) + (size_t)i * p->slot_size);
+  return (struct mps__pool_slot *)((char *)p->seg.hdr + sizeof(struct mps__pool_shm) +
+                                   (size_t)i * p->slot_size);
 }
 
-static inline struct task_msg *slot_task(struct pool_slot *s)
+static inline struct mps__pool_res *mps__pool_area(const mps_pool *p, unsigned i)
 {
-  return (struct task_msg *)(s + 1);
+  struct mps__pool_slot *s = mps__pool_slot(p, i);
+  return (struct mps__pool_res *)MPS__ALIGN_UP((uintptr_t)&s->claim[2 * p->depth], 8u);
 }
 
-/* One mutex and condition variable for every future of the process:
- * process-private, so a plain pthread_cond_t (on CLOCK_MONOTONIC) is right. */
-struct mps__hub {
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-};
-extern struct mps__hub mps__hub;
-void mps__hub_init(void);
+/* pool_worker.c: the worker's life; never returns. */
+_Noreturn void mps__pool_worker_main(mps_pool *p, unsigned i, struct mps__pool_batch *buf);
+/* Both sides of the start-or-cancel race on batch seq in slot s:
+ * true if the caller won. */
+bool mps__pool_claim(struct mps__pool_slot *s, unsigned ring, uint64_t seq, unsigned how);
 
-/* future.c; all but register/unregister need mps__hub.mu held. */
-mps_future *mps__future_register(mps_pool *p, int *err);
-void mps__future_unregister(mps_future *f);
-mps_future *mps__future_find(mps_pool *p, uint64_t id);
-void mps__future_complete(mps_future *f, int64_t ret, const void *data, size_t len);
-void mps__future_fail_all(mps_pool *p, int err);
-void mps__future_cancel_all(mps_pool *p);
+/* pool_manager.c: the two threads. */
+void *mps__pool_manager_main(void *arg);
+void *mps__pool_collector_main(void *arg);
 
-/* pool.c */
-/* 0 if the calling process made p, else -EPERM: a forked child has a copy
- * of the handle but none of the threads behind it. */
-int mps__pool_owned(const mps_pool *p);
-int mps__pool_try_cancel(mps_pool *p, uint64_t id, bool ring);
-void mps__pool_cancel_below(mps_pool *p, uint64_t id);
+/* pool.c, with p->mu held. */
+/* Feeds pending jobs to workers with room, and STOP to idle ones once the
+ * pool shuts down and nothing is pending. */
+void mps__pool_dispatch(mps_pool *p);
+/* Puts tasks from..n-1 of j (out of every list) back in front of the
+ * pending ones, or fails them if the pool is terminating; j is done. */
+void mps__pool_requeue_from(mps_pool *p, struct mps__pool_job *j, size_t from);
+/* j left every list: freed, or kept on p->fin until its future is completed. */
+void mps__pool_job_done(mps_pool *p, struct mps__pool_job *j);
+/* Reports task k of j: status 0 with the task's value and result bytes, or
+ * a library error. A task reported before is left as it was. */
+void mps__pool_report(mps_pool *p, struct mps__pool_job *j, size_t k, int status,
+                      int64_t value, const void *data, size_t len);
+struct mps__pool_job *mps__pool_take_finished(mps_pool *p);
+
+/* pool.c, without p->mu. */
+void mps__pool_complete_finished(struct mps__pool_job *fin);
+/* Fails every pending job with err. */
+void mps__pool_fail_pending(mps_pool *p, int err);
 
 #endif

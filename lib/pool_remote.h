@@ -19,10 +19,14 @@ struct mps__task_hdr {
   uint32_t pad_;
 };
 
-/* A result message: this header (little-endian), the result bytes. */
+/* A result message: this header (little-endian), the result bytes. status
+ * is the library's (0: the task returned `value`), as mps_future_result
+ * gives them apart. */
 struct mps__res_hdr {
   uint64_t id;
-  int64_t ret;
+  int32_t status;
+  uint32_t pad_;
+  int64_t value;
 };
 
 /* A received task: copies of its names, its argument in the message. */

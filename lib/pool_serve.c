@@ -33,7 +33,7 @@ struct flight {
   uint64_t id;
   char msg_id[ID_LEN];
   char reply[MPS_NAME_MAX + 1];
-  int64_t fail; /* != 0: answer this error without a future */
+  int fail; /* != 0: answer this library error without a future */
 };
 
 struct server {
@@ -78,16 +78,17 @@ static struct mps__rq *reply_open(struct server *s, const char *key)
  * acknowledgement. */
 static void answer(struct server *s, struct flight *fl)
 {
-  size_t len = 0;
-  int64_t ret = fl->fail;
+  ssize_t value = 0;
+  int status = fl->fail;
   unsigned char *out = s->res + sizeof(struct mps__res_hdr);
-  if (fl->f != NULL) {
-    int r = mps_future_result(fl->f, out, s->o.max_result, &len, 0);
-    ret = r < 0 ? r : (int64_t)len;
-  }
-  struct mps__res_hdr h = {htole64(fl->id), (int64_t)htole64((uint64_t)ret)};
+  if (fl->f != NULL)
+    status = mps_future_result(fl->f, &value, out, s->o.max_result, 0);
+  if (status != 0)
+    value = 0;
+  struct mps__res_hdr h = {htole64(fl->id), (int32_t)htole32((uint32_t)status), 0,
+                           (int64_t)htole64((uint64_t)value)};
   memcpy(s->res, &h, sizeof(h));
-  size_t n = sizeof(h) + (ret > 0 ? (size_t)ret : 0);
+  size_t n = sizeof(h) + (value > 0 ? (size_t)value : 0);
   struct mps__rq *q = reply_open(s, fl->reply);
   const void *m[1] = {s->res};
   for (int tries = 0; q != NULL && tries < 3; tries++) {

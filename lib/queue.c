@@ -1,34 +1,40 @@
 /* Queue: a bounded FIFO, LIFO or priority queue of byte strings in one
- * shared segment, with task_done/join and shutdown.
+ * shared segment, with task_done/join and shutdown. This file makes,
+ * opens and closes queues, runs the LIFO and priority queues, and hands
+ * FIFO calls to the lock-free core in queue_ring.c (with queue_repair.c
+ * and queue_token.c; its crash semantics are written there).
  *
- * Shared layout (struct mps__queue_shm, then the arrays): the segment header;
- * the configuration (maxsize, max_msg, order, slot size and the offsets of
- * the arrays), written once by the creator and checked by every opener; the
- * robust mutex; then, each on its own cache line, the counters `head`
- * (messages ever got), `tail` (messages ever put), `done` (task_done calls)
- * with the shutdown flag, the three wait queues (not_empty, not_full,
- * all_done), and the heap's redo record. For a priority queue the heap
- * (queue_heap.c) follows; then `maxsize` payload slots of a 64-bit length
- * and max_msg bytes, each slot cache-line aligned so that a producer and a
- * consumer never write the same line.
+ * Shared layout (struct mps__queue_shm in queue_internal.h, then the
+ * arrays): the segment header; the configuration (maxsize, max_msg,
+ * order, slot size and the offsets of the arrays), written once by the
+ * creator and checked by every opener; the robust mutex; then, each on
+ * its own cache line, the counters `head` (messages ever got), `tail`
+ * (messages ever put), `done` (task_done calls) with the shutdown flag,
+ * the three wait queues (not_empty, not_full, all_done), the heap's redo
+ * record and the FIFO core's counters. For a FIFO queue its liveness
+ * tokens follow, for a priority queue the heap (queue_heap.c); then
+ * `maxsize` payload slots of a state word, a 64-bit length and max_msg
+ * bytes, each slot cache-line aligned so that a producer and a consumer
+ * never write the same line.
  *
- * qsize is tail - head and the unfinished tasks are tail - done. A FIFO
- * message lives in slot (its put number % maxsize); LIFO keeps a stack in
- * slots 0..qsize-1; the priority heap names the slot of each message.
+ * LIFO and priority: qsize is tail - head and the unfinished tasks are
+ * tail - done. LIFO keeps a stack in slots 0..qsize-1; the priority heap
+ * names the slot of each message.
  *
- * Crash semantics: every mutation is made under the mutex, and is committed
- * by one final store. A put writes its payload into a free slot, then stores
- * the new tail; a get copies the payload out, then stores the new head;
- * task_done stores the new done. A process killed before that store changed
- * nothing anyone can see; killed after it, the call is complete. A heap
- * update needs several stores: they are planned first into the redo record,
- * which is marked valid, applied, and cleared; whoever takes the mutex with
- * MPS_OWNER_DIED applies a valid record again (every store in it writes an
- * absolute value) before looking at the queue. Sleepers are woken before
- * the commit store, while the mutex is held, so a waker killed after its
- * commit has already woken them; the recovering process also wakes all.
- * Every wake is a wake-all: a woken sleeper killed before it takes the
- * mutex must not swallow the only wake-up.
+ * Crash semantics (LIFO, priority): every mutation is made under the
+ * mutex, and is committed by one final store. A put writes its payload
+ * into a free slot, then stores the new tail; a get copies the payload
+ * out, then stores the new head; task_done stores the new done. A process
+ * killed before that store changed nothing anyone can see; killed after
+ * it, the call is complete. A heap update needs several stores: they are
+ * planned first into the redo record, which is marked valid, applied, and
+ * cleared; whoever takes the mutex with MPS_OWNER_DIED applies a valid
+ * record again (every store in it writes an absolute value) before
+ * looking at the queue. Sleepers are woken before the commit store, while
+ * the mutex is held, so a waker killed after its commit has already woken
+ * them; the recovering process also wakes all. Every wake is a wake-all:
+ * a woken sleeper killed before it takes the mutex must not swallow the
+ * only wake-up.
  *
  * Indices read from the segment are checked before use (slot numbers below
  * maxsize, lengths at most max_msg, qsize at most maxsize), so a damaged or
@@ -39,59 +45,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "queue_internal.h"
 #include "remote.h"
 
-struct mps__queue_shm {
-  struct mps__hdr hdr;
-  uint64_t maxsize;
-  uint64_t max_msg;
-  uint64_t slot_size;
-  uint64_t heap_off; /* 0 unless MPS_PRIORITY */
-  uint64_t slots_off;
-  uint32_t order;
-  mps__mutex mu;
-  alignas(MPS__CACHELINE) _Atomic uint64_t head;
-  alignas(MPS__CACHELINE) _Atomic uint64_t tail;
-  alignas(MPS__CACHELINE) _Atomic uint64_t done;
-  _Atomic uint32_t shut;
-  alignas(MPS__CACHELINE) mps__waitq not_empty;
-  alignas(MPS__CACHELINE) mps__waitq not_full;
-  alignas(MPS__CACHELINE) mps__waitq all_done;
-  alignas(MPS__CACHELINE) struct mps__qlog log;
-};
-
-struct mps__slot {
-  uint64_t len;
-  unsigned char data[];
-};
-
-/* A process's handle. The configuration is copied from the segment once,
- * after it was checked, so that later writes to it cannot mislead us. */
-struct mps_queue {
-  mps__seg seg;
-  struct mps__queue_shm *s;
-  struct mps__qent *heap;
-  unsigned char *slots;
-  uint64_t cap, max_msg, slot_size;
-  mps_order order;
-  struct mps__rq *remote; /* a redis:// queue (queue_redis.c); NULL: local */
-};
-
-/* A remote queue's handle: every public call below starts with REMOTE(),
- * which sends it to queue_redis.c, so the local paths pay one test. */
-#define REMOTE(q, call)                                   \
-  do {                                                    \
-    if (__builtin_expect((q) != NULL && (q)->remote != NULL, 0)) \
-      return call;                                        \
-  } while (0)
-
 #define WAKE_ALL INT32_MAX
+
+/* A remote queue's handle (a redis:// name) has only `remote`, `cap` and
+ * `max_msg` set: every public call below starts with REMOTE(), which sends
+ * it to queue_redis.c, so the local paths pay one test. */
+#define REMOTE(q, call)                                            \
+  do {                                                             \
+    if (__builtin_expect((q) != NULL && (q)->remote != NULL, 0)) \
+      return call;                                                 \
+  } while (0)
 
 /* ---- layout ----------------------------------------------------------- */
 
 struct layout {
-  uint64_t slot_size, heap_off, slots_off, size;
+  uint64_t slot_size, heap_off, tok_off, slots_off, size;
 };
 
 static int layout_of(uint64_t maxsize, uint64_t max_msg, uint64_t order, struct layout *l)
@@ -99,11 +70,13 @@ static int layout_of(uint64_t maxsize, uint64_t max_msg, uint64_t order, struct 
   if (order > MPS_PRIORITY || maxsize == 0 || maxsize > MPS_QUEUE_MAXSIZE_MAX ||
       max_msg > MPS_SIZE_MAX)
     return -EINVAL;
-  uint64_t base = MPS__ALIGN_UP(sizeof(struct mps__queue_shm), MPS__CACHELINE);
+  uint64_t base = MPS__ALIGN_UP(sizeof(struct mps__queue_shm), 128);
   uint64_t heap = order == MPS_PRIORITY ? maxsize * sizeof(struct mps__qent) : 0;
+  uint64_t toks = order == MPS_FIFO ? MPS__QTOK * sizeof(struct mps__qtok) : 0;
   l->slot_size = MPS__ALIGN_UP(sizeof(struct mps__slot) + max_msg, MPS__CACHELINE);
   l->heap_off = heap ? base : 0;
-  l->slots_off = base + MPS__ALIGN_UP(heap, MPS__CACHELINE);
+  l->tok_off = toks ? base : 0;
+  l->slots_off = base + MPS__ALIGN_UP(heap + toks, 128);
   if (l->slot_size > (MPS_SIZE_MAX - l->slots_off) / maxsize)
     return -EINVAL;
   l->size = l->slots_off + maxsize * l->slot_size;
@@ -119,6 +92,7 @@ static void attach(mps_queue *q)
   q->slot_size = s->slot_size;
   q->order = (mps_order)s->order;
   q->heap = s->heap_off ? (struct mps__qent *)((char *)s + s->heap_off) : NULL;
+  q->tok = s->tok_off ? (struct mps__qtok *)((char *)s + s->tok_off) : NULL;
   q->slots = (unsigned char *)s + s->slots_off;
 }
 
@@ -142,6 +116,15 @@ static int shm_init(void *shm, const void *plan)
   s->slot_size = l->slot_size;
   s->heap_off = l->heap_off;
   s->slots_off = l->slots_off;
+  s->tok_off = l->tok_off;
+  if (l->tok_off) {
+    struct mps__qtok *tok = (struct mps__qtok *)((char *)s + l->tok_off);
+    for (unsigned k = 0; k < MPS__QTOK; k++) {
+      int err = mps__mutex_init(&tok[k].mu, false);
+      if (err < 0)
+        return err;
+    }
+  }
   if (l->heap_off) {
     struct mps__qent *heap = (struct mps__qent *)((char *)s + l->heap_off);
     for (uint64_t i = 0; i < o->maxsize; i++)
@@ -156,7 +139,8 @@ static int shm_validate(const void *shm, size_t size)
   const struct mps__queue_shm *s = shm;
   struct layout l;
   if (layout_of(s->maxsize, s->max_msg, s->order, &l) < 0 || l.slot_size != s->slot_size ||
-      l.heap_off != s->heap_off || l.slots_off != s->slots_off || l.size != size)
+      l.heap_off != s->heap_off || l.tok_off != s->tok_off || l.slots_off != s->slots_off ||
+      l.size != size)
     return -EPROTO;
   return 0;
 }
@@ -193,8 +177,10 @@ static mps_queue *q_make(const char *name, bool create, const mps_queue_opts *op
   mps__seg_spec spec = {MPS__KIND_QUEUE, create ? p.l.size : sizeof(struct mps__queue_shm),
                         shm_init, shm_validate, &p};
   mps_queue *q = mps__seg_object(sizeof(*q), name, create, &spec);
-  if (q != NULL)
+  if (q != NULL) {
     attach(q);
+    mps__qtok_register(q);
+  }
   return q;
 }
 
@@ -214,7 +200,9 @@ int mps_queue_close(mps_queue *q)
     free(q);
     return 0;
   }
-  return mps__seg_free_handle(q);
+  if (q != NULL)
+    mps__qtok_close(q);
+  return 0;
 }
 
 /* ---- locking and repair ------------------------------------------------ */
@@ -346,22 +334,17 @@ static ssize_t q_enqueue(mps_queue *q, int prio, const void *const *msgs, const 
     return (ssize_t)k;
   }
   for (uint64_t i = 0; i < k; i++)
-    slot_write(q, q->order == MPS_FIFO ? (tail + i) % q->cap : count + i, msgs[i], lens[i]);
+    slot_write(q, count + i, msgs[i], lens[i]); /* LIFO: the stack's top */
   atomic_store_explicit(&q->s->tail, tail + k, memory_order_release);
   return (ssize_t)k;
 }
 
-/* The slot of the i-th message to get next (i > 0 only for FIFO/LIFO). */
+/* The slot of the i-th message to get next (i > 0 only for LIFO). */
 static int64_t next_slot(mps_queue *q, uint64_t head, uint64_t tail, uint64_t i)
 {
-  switch (q->order) {
-  case MPS_FIFO:
-    return (int64_t)((head + i) % q->cap);
-  case MPS_LIFO:
+  if (q->order == MPS_LIFO)
     return (int64_t)(tail - head - 1 - i);
-  default:
-    return q->heap[0].slot < q->cap ? (int64_t)q->heap[0].slot : -EPROTO;
-  }
+  return q->heap[0].slot < q->cap ? (int64_t)q->heap[0].slot : -EPROTO;
 }
 
 /* Copies message (slot) out at buf + *off if it fits in cap. Returns its
@@ -439,14 +422,6 @@ static bool pre_spin(mps_queue *q, bool getter, const mps__deadline *d)
 
 /* ---- public calls ------------------------------------------------------- */
 
-/* qsize cannot report an error: a remote queue that cannot be reached
- * counts as empty. */
-static size_t remote_qsize(const mps_queue *q)
-{
-  ssize_t n = mps__rq_qsize(q->remote);
-  return n < 0 ? 0 : (size_t)n;
-}
-
 static int check_msgs(mps_queue *q, const void *const *msgs, const size_t *lens, size_t n)
 {
   if (q == NULL || (n > 0 && (msgs == NULL || lens == NULL)))
@@ -468,8 +443,11 @@ static ssize_t put_common(mps_queue *q, int prio, const void *const *msgs, const
   if (r < 0)
     return r;
   REMOTE(q, mps__rq_put_many(q->remote, msgs, lens, n, timeout));
-  if ((r = mps__deadline_init(&d, timeout)) < 0 || n == 0)
+  if ((r = mps__deadline_init(&d, timeout)) < 0 || n == 0 ||
+      (r = mps__qtok_use(q)) < 0)
     return r;
+  if (q->order == MPS_FIFO)
+    return mps__ring_put(q, msgs, lens, n, &d);
   bool spun = pre_spin(q, false, &d);
   if ((r = q_lock(q)) < 0)
     return r;
@@ -522,8 +500,10 @@ ssize_t mps_queue_get_many(mps_queue *q, void *buf, size_t cap, size_t *lens, si
     return -EINVAL;
   REMOTE(q, mps__rq_get_many(q->remote, buf, cap, lens, max, timeout));
   ssize_t r = mps__deadline_init(&d, timeout);
-  if (r < 0 || max == 0)
+  if (r < 0 || max == 0 || (r = mps__qtok_use(q)) < 0)
     return r;
+  if (q->order == MPS_FIFO)
+    return mps__ring_get(q, buf, cap, lens, max, &d);
   bool spun = pre_spin(q, true, &d);
   if ((r = q_lock(q)) < 0)
     return r;
@@ -557,11 +537,21 @@ ssize_t mps_queue_get(mps_queue *q, void *buf, size_t cap, double timeout)
   return r < 0 ? r : (ssize_t)len;
 }
 
+/* qsize cannot report an error: a remote queue that cannot be reached
+ * counts as empty. */
+static size_t remote_qsize(const mps_queue *q)
+{
+  ssize_t n = mps__rq_qsize(q->remote);
+  return n < 0 ? 0 : (size_t)n;
+}
+
 size_t mps_queue_qsize(const mps_queue *q)
 {
   if (q == NULL)
     return 0;
   REMOTE(q, remote_qsize(q));
+  if (q->order == MPS_FIFO)
+    return mps__ring_qsize(q);
   /* head first: the tail read after it is at least as new, so no wrap. */
   uint64_t head = atomic_load(&q->s->head);
   uint64_t n = atomic_load(&q->s->tail) - head;
@@ -594,8 +584,12 @@ int mps_queue_task_done(mps_queue *q)
   if (q == NULL)
     return -EINVAL;
   REMOTE(q, mps__rq_task_done(q->remote));
-  int r = q_lock(q);
+  int r = mps__qtok_use(q);
   if (r < 0)
+    return r;
+  if (q->order == MPS_FIFO)
+    return mps__ring_task_done(q);
+  if ((r = q_lock(q)) < 0)
     return r;
   uint64_t done = atomic_load(&q->s->done), tail = atomic_load(&q->s->tail);
   if (done >= tail) {
@@ -616,7 +610,11 @@ int mps_queue_join(mps_queue *q, double timeout)
     return -EINVAL;
   REMOTE(q, mps__rq_join(q->remote, timeout));
   int r = mps__deadline_init(&d, timeout);
-  if (r < 0 || (r = q_lock(q)) < 0)
+  if (r < 0 || (r = mps__qtok_use(q)) < 0)
+    return r;
+  if (q->order == MPS_FIFO)
+    return mps__ring_join(q, &d);
+  if ((r = q_lock(q)) < 0)
     return r;
   bool gave_up = false;
   for (;;) {
@@ -641,8 +639,12 @@ int mps_queue_shutdown(mps_queue *q)
   if (q == NULL)
     return -EINVAL;
   REMOTE(q, mps__rq_shutdown(q->remote));
-  int r = q_lock(q);
+  int r = mps__qtok_use(q);
   if (r < 0)
+    return r;
+  if (q->order == MPS_FIFO)
+    return mps__ring_shutdown(q);
+  if ((r = q_lock(q)) < 0)
     return r;
   /* Wake first, holding the mutex: see wait.c on a waker that dies. */
   mps__waitq_wake(&q->s->not_empty, WAKE_ALL);

@@ -52,10 +52,17 @@ int mps__rq_redelivered(struct mps__rq *r, size_t i) { return (void)r, (void)i, 
 int mps__rq_ack_id(struct mps__rq *r, const char *id) { return (void)r, (void)id, -ENOTSUP; }
 
 mps_future *mps__rpool_submit(mps_pool *p, mps_task_fn fn, const char *name, const void *arg,
-                              size_t len)
+                              size_t len, const mps__deadline *d)
 {
-  (void)p, (void)fn, (void)name, (void)arg, (void)len;
+  (void)p, (void)fn, (void)name, (void)arg, (void)len, (void)d;
   return mps__fail(-ENOTSUP);
+}
+int mps__rpool_map(mps_pool *p, mps_task_fn fn, const void *args, size_t nargs, size_t arg_size,
+                   void *results, size_t result_size, const mps__deadline *d)
+{
+  (void)p, (void)fn, (void)args, (void)nargs, (void)arg_size, (void)results, (void)result_size;
+  (void)d;
+  return -ENOTSUP;
 }
 int mps__rpool_shutdown(mps_pool *p, bool wait, bool cancel) { return (void)p, (void)wait, (void)cancel, -ENOTSUP; }
 void mps__rpool_free(mps_pool *p) { (void)p; }

@@ -27,12 +27,17 @@
  * Before sleeping, a caller may spin a little (mps__spin_while_eq): a
  * hand-off between two running processes then costs a cache miss instead of
  * two syscalls and a context switch. The spin is bounded in time, shrinks
- * when it does not pay off, and is skipped on a single CPU, where the
- * process being waited for cannot run while we spin.
+ * when it does not pay off, and is skipped on a single CPU (of the
+ * process's affinity mask), where the process being waited for cannot run
+ * while we spin. A spin that finds itself descheduled half-way (the
+ * machine is oversubscribed) turns the next spins of that thread off for
+ * a while, so that waiters sleep at once and leave the CPU to the process
+ * they wait for.
  */
 #include "config.h"
 
 #include <limits.h>
+#include <sched.h>
 #include <stdint.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -115,11 +120,18 @@ void mps__waitq_wake_held(mps__waitq *w, int n)
 #define MPS__SPIN_MIN_NS 4000
 #define MPS__SPIN_MAX_NS 32000
 #define MPS__SPIN_CHECK 32 /* spins between clock reads */
+/* A gap this long between two clock reads inside a spin means the spinner
+ * was descheduled: more threads want to run than there are CPUs. */
+#define MPS__SPIN_PREEMPTED_NS 50000
+/* Spins skipped after one was preempted: on an oversubscribed machine a
+ * spinner only delays the process it waits for. */
+#define MPS__SPIN_BACKOFF 64
 /* A mutex is held for a short copy; longer than this, its holder is
  * probably not running, and we sleep in the kernel instead. */
 #define MPS__MUTEX_SPIN_NS 3000
 
 static _Thread_local long spin_budget_ns = 8000;
+static _Thread_local unsigned spin_backoff;
 
 static inline void cpu_relax(void)
 {
@@ -130,13 +142,19 @@ static inline void cpu_relax(void)
 #endif
 }
 
+/* The CPUs this process may run on (its affinity mask, which may be
+ * narrower than the machine), read once. */
 static bool single_cpu(void)
 {
   static _Atomic int ncpu;
   int n = atomic_load_explicit(&ncpu, memory_order_relaxed);
   if (n == 0) {
+    cpu_set_t set;
     long r = sysconf(_SC_NPROCESSORS_ONLN);
     n = r > 0 && r < INT_MAX ? (int)r : 1;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) < n)
+      n = CPU_COUNT(&set);
+    n = n > 0 ? n : 1;
     atomic_store_explicit(&ncpu, n, memory_order_relaxed);
   }
   return n == 1;
@@ -149,26 +167,42 @@ static int64_t now_ns(void)
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-bool mps__spin_while_eq(const _Atomic uint64_t *word, uint64_t old)
+bool mps__spin_while_eq2(const _Atomic uint64_t *a, uint64_t olda, const _Atomic uint64_t *b,
+                         uint64_t oldb)
 {
   if (single_cpu())
     return false;
-  int64_t end = now_ns() + spin_budget_ns;
+  if (spin_backoff > 0) {
+    spin_backoff--;
+    return false;
+  }
+  int64_t last = now_ns(), end = last + spin_budget_ns;
   for (unsigned i = 1;; i++) {
-    if (atomic_load_explicit(word, memory_order_relaxed) != old) {
+    if (atomic_load_explicit(a, memory_order_relaxed) != olda ||
+        atomic_load_explicit(b, memory_order_relaxed) != oldb) {
       if (spin_budget_ns < MPS__SPIN_MAX_NS)
         spin_budget_ns *= 2;
       return true;
     }
     cpu_relax();
-    if (i % MPS__SPIN_CHECK == 0 && now_ns() >= end)
-      break;
+    if (i % MPS__SPIN_CHECK == 0) {
+      int64_t t = now_ns();
+      if (t - last > MPS__SPIN_PREEMPTED_NS)
+        spin_backoff = MPS__SPIN_BACKOFF;
+      if (t >= end || spin_backoff > 0)
+        break;
+      last = t;
+    }
   }
   if (spin_budget_ns > MPS__SPIN_MIN_NS)
     spin_budget_ns /= 2;
   return false;
 }
 
+bool mps__spin_while_eq(const _Atomic uint64_t *word, uint64_t old)
+{
+  return mps__spin_while_eq2(word, old, word, old);
+}
 
 int mps__mutex_lock_spin(mps__mutex *m)
 {

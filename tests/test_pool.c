@@ -71,11 +71,13 @@ static mps_future *submit_long(mps_pool *p, mps_task_fn fn, long v)
 static long result_long(mps_future *f, int expect)
 {
   long v = -1;
-  size_t len = 0;
-  int r = mps_future_result(f, &v, sizeof(v), &len, 20.0);
-  cr_assert_eq(r, expect, "result %d (%s), expected %d", r, mps_strerror(r), expect);
-  if (r == 0)
-    cr_assert_eq(len, sizeof(v));
+  ssize_t len = 0;
+  int r = mps_future_result(f, &len, &v, sizeof(v), 20.0);
+  /* A library status, or the task's own negative value (r == 0 then). */
+  int got = r != 0 ? r : len < 0 ? (int)len : 0;
+  cr_assert_eq(got, expect, "result %d/%zd (%s), expected %d", r, len, mps_strerror(got), expect);
+  if (got == 0)
+    cr_assert_eq(len, (ssize_t)sizeof(v));
   return v;
 }
 
@@ -149,9 +151,11 @@ Test(pool, a_task_error_is_its_future_result, .timeout = 30)
   cr_assert_eq(result_long(even, 0), 16);
   cr_assert_eq(result_long(even, 0), 16, "a result can be read twice");
   char small[2];
-  size_t len = 0;
-  cr_assert_eq(mps_future_result(even, small, sizeof(small), &len, 1.0), -EMSGSIZE);
-  cr_assert_eq(len, sizeof(long));
+  ssize_t len = 0;
+  cr_assert_eq(mps_future_result(even, &len, small, sizeof(small), 1.0), -EMSGSIZE);
+  cr_assert_eq(len, (ssize_t)sizeof(long));
+  cr_assert_eq(mps_future_result(odd, &len, NULL, 0, 0), 0, "the task returned");
+  cr_assert_eq(len, -EDOM, "its own value");
   mps_future_free(even);
   mps_future_free(odd);
   free_and_check(p);
@@ -164,15 +168,15 @@ Test(pool, result_timeouts, .timeout = 30)
   mps_future *f = mps_pool_submit(p, wait_gate, NULL, 0);
   cr_assert_not_null(f);
   wait_started();
-  cr_assert_eq(mps_future_result(f, NULL, 0, NULL, 0), -EAGAIN);
+  cr_assert_eq(mps_future_result(f, NULL, NULL, 0, 0), -EAGAIN);
   cr_assert(!mps_future_done(f));
   double t0 = test_now();
-  cr_assert_eq(mps_future_result(f, NULL, 0, NULL, 0.2), -ETIMEDOUT);
+  cr_assert_eq(mps_future_result(f, NULL, NULL, 0, 0.2), -ETIMEDOUT);
   cr_assert_geq(test_now() - t0, 0.2);
   mps_future *all[] = {f};
   cr_assert_eq(mps_pool_wait_any(all, 1, 0.05), -ETIMEDOUT);
   open_gate(1);
-  cr_assert_eq(mps_future_result(f, NULL, 0, NULL, 20.0), 0);
+  cr_assert_eq(mps_future_result(f, NULL, NULL, 0, 20.0), 0);
   cr_assert(mps_future_done(f));
   mps_future_free(f);
   free_and_check(p);
@@ -191,11 +195,11 @@ Test(pool, cancel_only_while_pending, .timeout = 30)
   cr_assert_eq(mps_future_cancel(b), 0);
   cr_assert_eq(mps_future_cancel(b), 0, "cancelling twice is fine");
   cr_assert(mps_future_done(b));
-  cr_assert_eq(mps_future_result(b, NULL, 0, NULL, 0), -ECANCELED);
+  cr_assert_eq(mps_future_result(b, NULL, NULL, 0, 0), -ECANCELED);
   open_gate(1);
-  cr_assert_eq(mps_future_result(running, NULL, 0, NULL, 20.0), 0);
+  cr_assert_eq(mps_future_result(running, NULL, NULL, 0, 20.0), 0);
   pid_t pid = 0;
-  cr_assert_eq(mps_future_result(a, &pid, sizeof(pid), NULL, 20.0), 0);
+  cr_assert_eq(mps_future_result(a, NULL, &pid, sizeof(pid), 20.0), 0);
   cr_assert_gt(pid, 0);
   cr_assert_eq(result_long(c, 0), 9);
   cr_assert_eq(mps_future_cancel(c), -EBUSY, "finished");
@@ -252,7 +256,7 @@ Test(pool, worker_killed_from_outside, .timeout = 30)
   cr_assert_not_null(f);
   pid_t victim = wait_started();
   cr_assert_eq(kill(victim, SIGKILL), 0);
-  cr_assert_eq(mps_future_result(f, NULL, 0, NULL, 20.0), -ECHILD);
+  cr_assert_eq(mps_future_result(f, NULL, NULL, 0, 20.0), -ECHILD);
   mps_future *g = submit_long(p, square, 5);
   cr_assert_eq(result_long(g, 0), 25);
   mps_future_free(f);
@@ -268,7 +272,7 @@ Test(pool, max_tasks_per_child_recycles_workers, .timeout = 30)
   for (int i = 0; i < 6; i++) {
     mps_future *f = mps_pool_submit(p, my_pid, NULL, 0);
     cr_assert_not_null(f);
-    cr_assert_eq(mps_future_result(f, &pids[i], sizeof(pids[i]), NULL, 20.0), 0);
+    cr_assert_eq(mps_future_result(f, NULL, &pids[i], sizeof(pids[i]), 20.0), 0);
     mps_future_free(f);
   }
   for (int i = 0; i < 6; i += 2) {
@@ -301,7 +305,7 @@ Test(pool, initializer_runs_in_each_worker, .timeout = 30)
   for (int i = 0; i < 10; i++) {
     mps_future *f = mps_pool_submit(p, get_init, NULL, 0);
     int got = 0;
-    cr_assert_eq(mps_future_result(f, &got, sizeof(got), NULL, 20.0), 0);
+    cr_assert_eq(mps_future_result(f, NULL, &got, sizeof(got), 20.0), 0);
     cr_assert_eq(got, 42);
     mps_future_free(f);
   }
@@ -321,7 +325,7 @@ Test(pool, a_crashing_initializer_breaks_the_pool_instead_of_forking_forever, .t
   cr_assert_not_null(p);
   mps_future *f = mps_pool_submit(p, square, &(long){2}, sizeof(long));
   if (f != NULL) { /* submitted before the pool gave up */
-    cr_assert_eq(mps_future_result(f, NULL, 0, NULL, 20.0), -ECHILD);
+    cr_assert_eq(mps_future_result(f, NULL, NULL, 0, 20.0), -ECHILD);
     mps_future_free(f);
   } else {
     cr_assert_eq(errno, EPIPE);
@@ -366,9 +370,9 @@ Test(pool, shutdown_without_wait_and_cancel_pending, .timeout = 30)
   cr_assert_eq(mps_pool_shutdown(p, false, true), 0, "returns with a task still running");
   cr_assert(!mps_future_done(running));
   for (long i = 0; i < N; i++)
-    cr_assert_eq(mps_future_result(fs[i], NULL, 0, NULL, 0), -ECANCELED);
+    cr_assert_eq(mps_future_result(fs[i], NULL, NULL, 0, 0), -ECANCELED);
   open_gate(1);
-  cr_assert_eq(mps_future_result(running, NULL, 0, NULL, 20.0), 0);
+  cr_assert_eq(mps_future_result(running, NULL, NULL, 0, 20.0), 0);
   free_and_check(p);
   mps_future_free(running);
   for (long i = 0; i < N; i++)
@@ -409,7 +413,7 @@ static void *submit_many(void *arg)
   for (long i = base; i < base + 500; i++) {
     mps_future *f = mps_pool_submit(shared_pool, square, &i, sizeof(i));
     long v = 0;
-    if (f == NULL || mps_future_result(f, &v, sizeof(v), NULL, 20.0) != 0 || v != i * i)
+    if (f == NULL || mps_future_result(f, NULL, &v, sizeof(v), 20.0) != 0 || v != i * i)
       return (void *)1;
     mps_future_free(f);
   }
@@ -448,7 +452,7 @@ Test(pool, bad_arguments, .timeout = 30)
   cr_assert_eq(errno, EINVAL);
   cr_assert_null(mps_pool_submit(p, NULL, NULL, 0));
   cr_assert_null(mps_pool_submit(p, square, NULL, 4));
-  cr_assert_eq(mps_future_result(NULL, NULL, 0, NULL, 0), -EINVAL);
+  cr_assert_eq(mps_future_result(NULL, NULL, NULL, 0, 0), -EINVAL);
   cr_assert_eq(mps_future_cancel(NULL), -EINVAL);
   cr_assert(!mps_future_done(NULL));
   cr_assert_eq(mps_pool_wait_any(NULL, 1, 0), -EINVAL);
@@ -456,12 +460,100 @@ Test(pool, bad_arguments, .timeout = 30)
   cr_assert_eq(mps_pool_map(NULL, square, NULL, 0, 0, NULL, 0, 0), -EINVAL);
   cr_assert_eq(mps_pool_map(p, square, NULL, 0, 0, NULL, 0, 0.0 / 0.0), -EINVAL);
   mps_future *f = mps_pool_submit(p, square, &(long){3}, sizeof(long));
-  cr_assert_eq(mps_future_result(f, NULL, 0, NULL, 0.0 / 0.0), -EINVAL);
+  cr_assert_eq(mps_future_result(f, NULL, NULL, 0, 0.0 / 0.0), -EINVAL);
   cr_assert_eq(result_long(f, 0), 9);
   mps_future_free(f);
   mps_future_free(NULL);
   free_and_check(p);
   mps_pool_free(NULL);
+}
+
+/* ---- each task at most once, and its future tells the truth ---------------- */
+
+#include <stdatomic.h>
+#include <sys/mman.h>
+
+static _Atomic int *runs;      /* per task: times it started (shared) */
+static _Atomic int *kill_once; /* the first task that sees 0 here dies */
+
+static ssize_t count_run(const void *arg, size_t len, void *out, size_t cap)
+{
+  (void)len, (void)cap;
+  long i;
+  memcpy(&i, arg, sizeof(i));
+  atomic_fetch_add(&runs[i], 1);
+  if (i == 40 && atomic_exchange(kill_once, 1) == 0)
+    raise(SIGKILL); /* mid-chunk: tasks before it finished, after it did not start */
+  memcpy(out, &i, sizeof(i));
+  return sizeof(i);
+}
+
+static void map_shared(size_t n)
+{
+  runs = mmap(NULL, (n + 1) * sizeof(*runs), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+              -1, 0);
+  cr_assert_neq(runs, MAP_FAILED);
+  kill_once = &runs[n];
+}
+
+Test(pool, a_worker_killed_mid_chunk_keeps_finished_results_and_runs_the_rest_once,
+     .timeout = 60)
+{
+  enum { N = 200 };
+  map_shared(N);
+  mps_pool *p = mps_pool_new(2);
+  cr_assert_not_null(p);
+  static long in[N], out[N];
+  for (long i = 0; i < N; i++)
+    in[i] = i;
+  cr_assert_eq(mps_pool_map(p, count_run, in, N, sizeof(long), out, sizeof(long), 30.0), -ECHILD,
+               "the task that was running when its worker died");
+  for (long i = 0; i < N; i++) {
+    cr_assert_eq(atomic_load(&runs[i]), 1, "task %ld ran %d times", i, atomic_load(&runs[i]));
+    if (i != 40)
+      cr_assert_eq(out[i], i, "out[%ld] = %ld", i, out[i]);
+  }
+  cr_assert_eq(mps_pool_workers(p, NULL, 0), 2);
+  free_and_check(p);
+  munmap(runs, (N + 1) * sizeof(*runs));
+}
+
+Test(pool, workers_killed_at_random_never_run_a_task_twice, .timeout = 120)
+{
+  enum { N = 3000, KILLS = 12 };
+  map_shared(N);
+  atomic_store(kill_once, 1); /* only kills from outside */
+  mps_pool *p = mps_pool_new(2);
+  cr_assert_not_null(p);
+  static mps_future *fs[N];
+  unsigned seed = (unsigned)getpid();
+  int kills = 0;
+  for (long i = 0; i < N; i++) {
+    fs[i] = submit_long(p, count_run, i);
+    if (i % (N / KILLS) == N / KILLS / 2) {
+      pid_t pids[2];
+      ssize_t n = mps_pool_workers(p, pids, 2);
+      if (n > 0 && kill(pids[rand_r(&seed) % n], SIGKILL) == 0)
+        kills++;
+    }
+  }
+  int died = 0;
+  for (long i = 0; i < N; i++) {
+    long v = -1;
+    ssize_t len = 0;
+    int r = mps_future_result(fs[i], &len, &v, sizeof(v), 30.0);
+    int n = atomic_load(&runs[i]);
+    cr_assert(r == 0 || r == -ECHILD, "task %ld: %d", i, r);
+    cr_assert_leq(n, 1, "task %ld ran %d times", i, n);
+    if (r == 0)
+      cr_assert(n == 1 && v == i, "task %ld: ran %d times, gave %ld", i, n, v);
+    died += r == -ECHILD;
+    mps_future_free(fs[i]);
+  }
+  cr_assert_leq(died, kills, "%d futures failed for %d kills", died, kills);
+  cr_assert_gt(kills, 0);
+  free_and_check(p);
+  munmap(runs, (N + 1) * sizeof(*runs));
 }
 
 /* ---- a forked child with the parent's pool -------------------------------- */
@@ -481,7 +573,7 @@ static int use_parents_pool(void *arg)
     return 1;
   if (mps_pool_submit(inherited, square, &(long){2}, sizeof(long)) != NULL || errno != EPERM)
     return 2;
-  if (mps_future_result(inherited_pending, NULL, 0, NULL, 0.01) != -EPERM)
+  if (mps_future_result(inherited_pending, NULL, NULL, 0, 0.01) != -EPERM)
     return 3;
   if (mps_future_cancel(inherited_pending) != -EPERM)
     return 4;
@@ -492,7 +584,7 @@ static int use_parents_pool(void *arg)
       mps_pool_workers(inherited, NULL, 0) != -EPERM)
     return 6;
   mps_pool_free(inherited); /* returns at once: nothing to wait for here */
-  if (mps_future_result(inherited_pending, NULL, 0, NULL, 0) != -EPERM)
+  if (mps_future_result(inherited_pending, NULL, NULL, 0, 0) != -EPERM)
     return 7;
   mps_future_free(inherited_pending);
   return 0;
@@ -507,7 +599,7 @@ Test(pool, a_forked_child_cannot_break_its_parents_pool, .timeout = 60)
   wait_started();
   child_expect_exit(child_run(use_parents_pool, NULL), 0);
   open_gate(1);
-  cr_assert_eq(mps_future_result(inherited_pending, NULL, 0, NULL, 20.0), 0);
+  cr_assert_eq(mps_future_result(inherited_pending, NULL, NULL, 0, 20.0), 0);
   /* The ids the child would have cancelled, and the task queue it would
    * have shut down: the parent's next tasks all run. */
   enum { N = 200 };
@@ -570,12 +662,12 @@ static int pool_without_pidfd(void *arg)
   if (f == NULL || read(started[0], &victim, sizeof(victim)) != sizeof(victim))
     return 3;
   kill(victim, SIGKILL);
-  if (mps_future_result(f, NULL, 0, NULL, 20.0) != -ECHILD)
+  if (mps_future_result(f, NULL, NULL, 0, 20.0) != -ECHILD)
     return 4;
   mps_future_free(f);
   f = mps_pool_submit(p, square, &(long){6}, sizeof(long));
   long v = 0;
-  if (f == NULL || mps_future_result(f, &v, sizeof(v), NULL, 20.0) != 0 || v != 36)
+  if (f == NULL || mps_future_result(f, NULL, &v, sizeof(v), 20.0) != 0 || v != 36)
     return 5;
   mps_future_free(f);
   if (mps_pool_workers(p, NULL, 0) != 2)

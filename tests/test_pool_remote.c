@@ -67,8 +67,10 @@ static int serve_host(void *arg)
 static int get_int(mps_future *f)
 {
   int v = -1;
-  int r = mps_future_result(f, &v, sizeof(v), NULL, 20);
+  ssize_t value = 0;
+  int r = mps_future_result(f, &value, &v, sizeof(v), 20);
   cr_assert_eq(r, 0, "result: %s", mps_strerror(r));
+  cr_assert_eq(value, (ssize_t)sizeof(v));
   return v;
 }
 
@@ -94,7 +96,7 @@ Test(pool_remote, two_hosts_run_every_task)
     cr_expect_eq(res[i], 2 * i);
   mps_future *unk = mps_pool_submit_named(p, "no-such-task", NULL, 0);
   cr_assert_not_null(unk);
-  cr_expect_eq(mps_future_result(unk, NULL, 0, NULL, 20), -ENOSYS);
+  cr_expect_eq(mps_future_result(unk, NULL, NULL, 0, 20), -ENOSYS);
   cr_expect_eq(mps_future_cancel(unk), -EBUSY);
   mps_future_free(unk);
   errno = 0;
@@ -116,7 +118,7 @@ Test(pool_remote, worker_crash_is_only_that_tasks_echild)
   mps_future *bad = mps_pool_submit_named(p, "crash", NULL, 0);
   int i = 21;
   mps_future *good = mps_pool_submit(p, twice, &i, sizeof(i));
-  cr_expect_eq(mps_future_result(bad, NULL, 0, NULL, 20), -ECHILD);
+  cr_expect_eq(mps_future_result(bad, NULL, NULL, 0, 20), -ECHILD);
   cr_expect_eq(get_int(good), 42);
   mps_future_free(bad);
   mps_future_free(good);
@@ -144,8 +146,8 @@ static void host_dies(bool at_most_once, int sig)
   kill(a, sig);
   pid_t b = child_run(serve_host, NULL);
   char out[8];
-  size_t len = 0;
-  int r = mps_future_result(f, out, sizeof(out), &len, 20);
+  ssize_t len = 0;
+  int r = mps_future_result(f, &len, out, sizeof(out), 20);
   if (at_most_once) {
     cr_expect_eq(r, -ECHILD, "at most once: %s", mps_strerror(r));
   } else {

@@ -55,6 +55,13 @@ typedef struct mps_future mps_future;
  * mps_future_result). A return above cap counts as -EMSGSIZE. */
 typedef ssize_t (*mps_task_fn)(const void *arg, size_t len, void *out, size_t cap);
 
+/* Limits: workers per pool, bytes of one argument or result, and workers
+ * dying in a row before their initializer returned, after which the pool
+ * gives up (see above). */
+#define MPS_POOL_WORKERS_MAX 1024
+#define MPS_POOL_LIMIT_MAX ((size_t)64 << 20)
+#define MPS_POOL_INIT_FAILS_MAX 3
+
 /* Defaults for 0 fields of mps_pool_opts. */
 #define MPS_POOL_DEFAULT_MAX_ARG 4096
 #define MPS_POOL_DEFAULT_MAX_RESULT 4096
@@ -83,30 +90,67 @@ MPS_API mps_pool *mps_pool_new(unsigned workers);
 MPS_API mps_pool *mps_pool_new_opts(const mps_pool_opts *opts);
 
 /* Queues fn(arg[0..len)) to run in a worker; arg is copied, the caller
- * keeps it. Blocks while the task queue is full. Returns a future that the
+ * keeps it. Blocks while queue_size submitted tasks wait for a worker
+ * (mps_pool_submit_timeout: at most `timeout` seconds, then NULL with errno
+ * ETIMEDOUT, or EAGAIN for timeout 0). Returns a future that the
  * caller owns (mps_future_free), or NULL with errno EINVAL (NULL pool or fn,
  * NULL arg with len > 0), EMSGSIZE (len above max_arg), EPIPE (the pool is
  * shut down), ENOMEM. */
 MPS_API MPS_NODISCARD mps_future *mps_pool_submit(mps_pool *p, mps_task_fn fn, const void *arg, size_t len);
+MPS_API MPS_NODISCARD mps_future *mps_pool_submit_timeout(mps_pool *p, mps_task_fn fn, const void *arg,
+                                            size_t len, double timeout);
 
-/* Waits at most `timeout` seconds for f's task to finish and copies its
- * result into out (cap bytes); *len (if len is not NULL) gets its length.
- * The result stays in f: it may be read again. Returns 0, the task's own
- * negative errno, -ECHILD (its worker died running it), -ECANCELED
- * (cancelled), -EMSGSIZE (result longer than cap; *len gets its length),
- * -EAGAIN (timeout 0, not finished), -ETIMEDOUT, -EINVAL (NULL f, NULL out
- * with cap > 0, NaN timeout). */
-MPS_API MPS_NODISCARD int mps_future_result(mps_future *f, void *out, size_t cap, size_t *len, double timeout);
+/* Waits at most `timeout` seconds for f's task to finish. The library's
+ * status and the task's own value are apart: a return of 0 means the task
+ * returned, and *value (if value is not NULL) gets what it returned, the
+ * full ssize_t range: a result length (the result bytes are copied into
+ * out) or the task's own negative errno. The result stays in f: it may be
+ * read again. Other returns are the library's: -ECHILD (the worker died
+ * running it), -ECANCELED (cancelled), -EMSGSIZE (result longer than cap;
+ * *value gets its length, nothing is copied), -EAGAIN (timeout 0, not
+ * finished), -ETIMEDOUT, -EPERM (pending, and the caller is not the process
+ * that made the pool), -EINVAL (NULL f, NULL out with cap > 0, NaN
+ * timeout). So a task that returns -ETIMEDOUT is never taken for a wait
+ * that timed out. */
+MPS_API MPS_NODISCARD int mps_future_result(mps_future *f, ssize_t *value, void *out, size_t cap,
+                              double timeout);
 
 /* True once f has a result (success, error, -ECHILD or cancelled). */
-MPS_API bool mps_future_done(mps_future *f);
+MPS_API bool mps_future_done(const mps_future *f);
 
-/* Cancels f if its task has not started: it will not run, and f's result
- * is -ECANCELED. (A task cancelled while more than 256 other cancelled
- * tasks are still queued ahead of it may still run; its result is dropped.
- * A task that finished an instant before, whose result the pool has not
- * collected yet, may be reported cancelled.) Returns 0 (cancelled now or before), -EBUSY (running or
- * already finished), -EINVAL (NULL). */
+/* Calls cb(f, arg) once f is done: at once in the caller's thread if it is
+ * already, else in the thread that completes it (the pool's collector
+ * thread, or one that cancels it). cb must not free f; it may read f's
+ * result with timeout 0. One callback per future. Returns 0, -EBUSY (one
+ * is set already), -EINVAL (NULL). */
+MPS_API int mps_future_add_done_callback(mps_future *f, void (*cb)(mps_future *f, void *arg),
+                                         void *arg);
+
+/* As-completed sets (concurrent.futures.as_completed): futures added to a
+ * set are returned by mps_future_set_next() in the order they complete,
+ * O(1) per future. */
+typedef struct mps_future_set mps_future_set;
+
+/* An empty set, or NULL with errno ENOMEM. Release with
+ * mps_future_set_free(). */
+MPS_API mps_future_set *mps_future_set_new(void);
+
+/* Adds f (done or not) to s; a future is in at most one set. The caller
+ * keeps owning f. Returns 0, -EBUSY (in a set already), -EINVAL (NULL). */
+MPS_API int mps_future_set_add(mps_future_set *s, mps_future *f);
+
+/* Waits at most `timeout` seconds for the next future of s to complete and
+ * returns it (it leaves the set). NULL with errno ENOENT (no future left in
+ * the set), EAGAIN (timeout 0), ETIMEDOUT, EINVAL. */
+MPS_API MPS_NODISCARD mps_future *mps_future_set_next(mps_future_set *s, double timeout);
+
+/* Frees the set; its futures stay valid and leave it. NULL is a no-op. */
+MPS_API void mps_future_set_free(mps_future_set *s);
+
+/* Cancels f if its task has not started: it will never run, and f's
+ * result is -ECANCELED. Returns 0 (cancelled now or before), -EBUSY
+ * (running or already finished), -EPERM (not the pool's process), -EINVAL
+ * (NULL). */
 MPS_API int mps_future_cancel(mps_future *f);
 
 /* Releases the caller's future. A task still pending or running goes on;
@@ -139,6 +183,12 @@ MPS_API MPS_NODISCARD int mps_pool_map(mps_pool *p, mps_task_fn fn, const void *
  * allowed. Returns 0 or -EINVAL (NULL). */
 MPS_API int mps_pool_shutdown(mps_pool *p, bool wait, bool cancel_pending);
 
+/* Kills every worker now (SIGKILL), like Python's Pool.terminate(): tasks
+ * not started are cancelled (-ECANCELED), running ones fail with -ECHILD;
+ * returns once every worker is reaped. Submit then fails with EPIPE.
+ * Returns 0, -EINVAL (NULL), -EPERM (not the pool's process). */
+MPS_API int mps_pool_terminate(mps_pool *p);
+
 /* The process ids of the live workers: fills up to n of pids and returns
  * how many workers are alive (which may exceed n), or -EINVAL. */
 MPS_API ssize_t mps_pool_workers(mps_pool *p, pid_t *pids, size_t n);
@@ -169,8 +219,10 @@ MPS_API void mps_pool_free(mps_pool *p);
  * without at_most_once; the future keeps the first result.
  *
  * Differences from a local pool: mps_future_cancel of a remote task is
- * -EBUSY (it cannot be called back); mps_pool_workers gives 0;
- * max_tasks_per_child and init belong to the serving side. Results reach
+ * -EBUSY (it cannot be called back); mps_pool_terminate stops waiting
+ * (pending futures fail with -ECANCELED) but cannot kill other hosts'
+ * workers; mps_pool_workers gives 0; max_tasks_per_child and init belong
+ * to the serving side. Results reach
  * the submitter through a queue of its own on the same server, removed by
  * mps_pool_free.
  */

@@ -9,15 +9,31 @@
  * among equals).
  *
  * Crash semantics: a process killed at any instruction inside a queue call
- * leaves the queue usable by the others. A message is wholly in the queue or
- * not in it; a message is delivered to at most one get that returned it. A
- * get killed before its final store leaves its message in the queue for the
- * others; killed after it, the message was the dead process's (a killed
- * get_many may so lose every message it had taken). Killed sleepers never
- * swallow wake-ups, and a killed waker never leaves sleepers asleep. A
+ * leaves the queue usable by the others, and nothing deadlocks. A message
+ * is wholly in the queue or not in it; a message is delivered to at most
+ * one get that returned it. A get killed before it committed leaves its
+ * messages in the queue for the others; killed after, the messages were
+ * the dead process's (a killed get_many may so lose every message it had
+ * taken). Killed sleepers never swallow wake-ups, and a killed waker
+ * costs the sleepers at most one bounded sleep slice (20-50 ms). A
  * consumer killed between its get and its task_done leaves that task
  * unfinished for ever, so join (as in Python) waits for it: give join a
  * timeout where consumers may die.
+ *
+ * FIFO queues: a put claims its places in the ring first and publishes
+ * the messages after copying them. A put killed between the two leaves
+ * its unpublished places as holes: gets skip them, join counts them as
+ * done, and the messages are simply not in the queue (put_many may leave
+ * some of its messages queued and others not, each whole). A claimer is
+ * declared dead only by the kernel (a robust mutex held by the producing
+ * thread, marked owner-died at its death), never by a timeout or a pid:
+ * a live producer stopped between its claim and its publish (SIGSTOP) is
+ * waited for by the gets behind it, as the holder of a lock would be.
+ * Each thread that puts holds one such token per queue until it exits or
+ * closes the queue (at most 256 threads put at once into one queue; a
+ * further one waits for a token); a thread that execs or dies releases
+ * it. LIFO and priority queues take one robust mutex for every call, and
+ * a process killed inside one is repaired by the next to take it.
  *
  * Shutdown: after mps_queue_shutdown(), put fails with -EPIPE; get keeps
  * draining what is left and fails with -EPIPE once the queue is empty
@@ -101,8 +117,11 @@ MPS_API mps_queue *mps_queue_create(const char *name, const mps_queue_opts *opts
  * EPROTO (not a queue, another layout version, or a damaged segment). */
 MPS_API mps_queue *mps_queue_open(const char *name);
 
-/* Unmaps the queue in this process and frees the handle; the queue lives on
- * for the others. NULL is accepted. Returns 0. */
+/* Releases this process's handle; the queue lives on for the others. Other
+ * threads of the process that are inside a call on q, or that put into it
+ * earlier, keep the mapping until they return from their last call on q
+ * and exit; the last one unmaps it. Do not use q after close. NULL is
+ * accepted. Returns 0. */
 MPS_API int mps_queue_close(mps_queue *q);
 
 /* Copies len bytes of msg into the queue, waiting up to `timeout` for room.
@@ -123,8 +142,9 @@ MPS_API MPS_NODISCARD int mps_queue_put_prio(mps_queue *q, int prio, const void 
  * (shut down and empty), -EINVAL (NULL q, NULL buf with cap > 0, NaN). */
 MPS_API MPS_NODISCARD ssize_t mps_queue_get(mps_queue *q, void *buf, size_t cap, double timeout);
 
-/* Puts up to n messages (msgs[i] of lens[i] bytes) under one lock
- * acquisition, in order. Waits up to `timeout` for room for the first, then
+/* Puts up to n messages (msgs[i] of lens[i] bytes) at once, in order
+ * (FIFO: one claim of up to 4095 places; LIFO, priority: one lock
+ * acquisition). Waits up to `timeout` for room for the first, then
  * puts as many as fit without waiting again, like write(2). Returns how many
  * were put (1..n; the caller puts the rest again), or the errors of
  * mps_queue_put; -EMSGSIZE if any lens[i] > max_msg (nothing queued).
@@ -132,7 +152,8 @@ MPS_API MPS_NODISCARD ssize_t mps_queue_get(mps_queue *q, void *buf, size_t cap,
 MPS_API MPS_NODISCARD ssize_t mps_queue_put_many(mps_queue *q, const void *const *msgs, const size_t *lens,
                                    size_t n, double timeout);
 
-/* Gets up to max messages under one lock acquisition, waiting up to
+/* Gets up to max messages at once (FIFO: one commit; LIFO, priority: one
+ * lock acquisition), waiting up to
  * `timeout` for the first. They are stored back to back in buf (cap bytes):
  * message i starts at buf + lens[0] + ... + lens[i-1] and is lens[i] bytes
  * long. Stops early at the first message that does not fit in what is left
@@ -142,7 +163,8 @@ MPS_API MPS_NODISCARD ssize_t mps_queue_put_many(mps_queue *q, const void *const
 MPS_API MPS_NODISCARD ssize_t mps_queue_get_many(mps_queue *q, void *buf, size_t cap, size_t *lens, size_t max,
                                    double timeout);
 
-/* Messages in the queue now (0 for NULL); may change at once. */
+/* Messages in the queue now (0 for NULL); may change at once. For a FIFO
+ * it counts puts in progress and holes not yet skipped too. */
 MPS_API size_t mps_queue_qsize(const mps_queue *q);
 /* qsize == 0 (false for NULL: see the NULL rule in common.h). */
 MPS_API bool mps_queue_empty(const mps_queue *q);
