@@ -40,8 +40,10 @@
 
 #define MAGIC "mpshare-queue-1"
 #define ID_MAX 48
-/* A blocked get wakes at least this often to see a shutdown or an expired
- * lease (the server wakes it at once for a new message). */
+/* A get runs the full get script (expired leases, shutdown) at least this
+ * often; in between it reads new messages with one XREADGROUP, and a
+ * blocked get wakes this often (the server wakes it at once for a new
+ * message). */
 #define GET_SLICE 0.1
 /* A put waiting for room and join poll the server, backing off to this. */
 #define POLL_MAX 0.02
@@ -81,7 +83,7 @@ static const char *const scripts[NSCRIPTS] = {
         "if room < 0 then return 0 end "
         "return room",
     /* Expired leases first (they are older), then new messages. Reply:
-     * {last-delivered id if empty else '', id, payload, redelivered, ...} */
+     * {'', id, payload, redelivered, ...} */
     [S_GET] = LUA_CHECK
         "local n = tonumber(ARGV[2]) "
         "local out = {''} "
@@ -94,11 +96,7 @@ static const char *const scripts[NSCRIPTS] = {
         "    'STREAMS', KEYS[2], '>') "
         "  if r then for _, e in ipairs(r[1][2]) do "
         "    out[#out+1] = e[1]; out[#out+1] = e[2][2]; out[#out+1] = 0 end end end "
-        "if #out == 1 then "
-        "  if m[3] == '1' then return redis.error_reply('EPIPE mpshare queue') end "
-        "  local g = redis.call('XINFO', 'GROUPS', KEYS[2]) "
-        "  for i = 1, #g[1], 2 do if g[1][i] == 'last-delivered-id' then out[1] = g[1][i+1] end end "
-        "end "
+        "if #out == 1 and m[3] == '1' then return redis.error_reply('EPIPE mpshare queue') end "
         "return out",
     [S_ACK] =
         "local n = 0 "
@@ -112,38 +110,46 @@ static const char *const scripts[NSCRIPTS] = {
         "local shut = 0 if m[3] == '1' then shut = 1 end "
         "return {q, len, shut}",
     [S_SHUT] = LUA_CHECK "redis.call('HSET', KEYS[1], 'shut', '1') return 1",
-    /* Renews every lease of consumer ARGV[1]; with ARGV[2] == 'bye', also
-     * removes the consumer if it holds none. */
+    /* ARGV[2] 'renew': renews the leases ARGV[3..] of consumer ARGV[1]
+     * that it still holds (only those the handle knows of: a message whose
+     * delivery never reached it, the reply lost with a connection, must
+     * expire). 'bye': removes the consumer if it holds nothing. */
     [S_RENEW] =
         "if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end "
-        "local p = redis.call('XPENDING', KEYS[2], 'mps', '-', '+', 10000, ARGV[1]) "
-        "if #p == 0 and ARGV[2] == 'bye' then "
-        "  redis.call('XGROUP', 'DELCONSUMER', KEYS[2], 'mps', ARGV[1]) end "
-        "local ids = {} "
-        "for i, e in ipairs(p) do "
-        "  ids[#ids+1] = e[1] "
-        "  if #ids == 100 or i == #p then "
-        "    redis.call('XCLAIM', KEYS[2], 'mps', ARGV[1], 0, unpack(ids)) ids = {} end end "
-        "return #p",
+        "if ARGV[2] == 'bye' then "
+        "  if #redis.call('XPENDING', KEYS[2], 'mps', '-', '+', 1, ARGV[1]) == 0 then "
+        "    redis.call('XGROUP', 'DELCONSUMER', KEYS[2], 'mps', ARGV[1]) end "
+        "  return 0 end "
+        "local n = 0 "
+        "for i = 3, #ARGV do "
+        "  if #redis.call('XPENDING', KEYS[2], 'mps', ARGV[i], ARGV[i], 1, ARGV[1]) == 1 then "
+        "    redis.call('XCLAIM', KEYS[2], 'mps', ARGV[1], 0, ARGV[i], 'JUSTID') n = n + 1 end end "
+        "return n",
 };
 
 /* A get's reply kept by the handle: entries [next, count) still to hand
  * out, leased to this handle. */
 struct stash {
   redisReply *r;
+  redisReply **el; /* the entries, in r */
+  bool flat;       /* the get script's format, else XREADGROUP's */
   size_t next, count;
 };
+
+static bool stash_entry(const struct stash *st, size_t i, uint64_t max_msg,
+                        const redisReply **id, const redisReply **m, bool *re);
 
 struct mps__rq {
   mps__rurl url;
   char key[MPS_NAME_MAX + 1], skey[MPS_NAME_MAX + 8];
   uint64_t maxsize, max_msg;
   double lease;
-  /* A get that waits for a message does it on its own connection, under
-   * its own mutex, without holding mu: puts, acknowledgements and
-   * shutdowns of other threads go on meanwhile. */
+  /* Gets, one at a time (wait_mu, taken before mu), read new messages on
+   * their own connection without holding mu: puts, acknowledgements and
+   * shutdowns of other threads go on while a get waits. */
   pthread_mutex_t wait_mu;
   mps__rconn rc_wait;
+  double script_due; /* when a get runs the get script again */
   pthread_mutex_t mu; /* the main connection and everything below */
   mps__rconn rc;
   pid_t pid;
@@ -393,6 +399,36 @@ int mps__rq_unlink(const char *url)
 
 /* ---- the lease renewer -------------------------------------------------- */
 
+/* The renew script's arguments (mu held): the consumer, "renew", then
+ * the ids of the messages the handle holds (got, or stashed). One block:
+ * the pointer array, then copies of the strings. NULL if none or ENOMEM. */
+static const char **lease_list(struct mps__rq *r, size_t *n)
+{
+  size_t ids = r->nheld + (r->st.r ? r->st.count - r->st.next : 0);
+  if (ids == 0)
+    return NULL;
+  const char **a = malloc((ids + 2) * sizeof(*a) + sizeof(r->consumer) + ids * ID_MAX);
+  if (a == NULL)
+    return NULL;
+  char *consumer = (char *)(a + ids + 2), *strs = consumer + sizeof(r->consumer);
+  memcpy(consumer, r->consumer, sizeof(r->consumer));
+  a[0] = consumer;
+  a[1] = "renew";
+  size_t k = 0;
+  for (size_t i = 0; i < r->nheld; i++, k++)
+    memcpy(strs + k * ID_MAX, r->held[(r->held_head + i) % r->held_cap], ID_MAX);
+  for (size_t i = r->st.next; r->st.r != NULL && i < r->st.count; i++) {
+    const redisReply *id, *m;
+    bool re;
+    if (stash_entry(&r->st, i, r->max_msg, &id, &m, &re))
+      memcpy(strs + k++ * ID_MAX, id->str, id->len + 1);
+  }
+  for (size_t i = 0; i < k; i++)
+    a[2 + i] = strs + i * ID_MAX;
+  *n = k + 2;
+  return a;
+}
+
 static void *renewer_main(void *arg)
 {
   struct mps__rq *r = arg;
@@ -407,20 +443,20 @@ static void *renewer_main(void *arg)
       at.tv_sec++, at.tv_nsec -= 1000000000L;
     while (!r->stopping && pthread_cond_timedwait(&r->cv, &r->mu, &at) == 0) {
     }
-    if (r->stopping || (r->nheld == 0 && r->st.r == NULL))
+    size_t n;
+    const char **args = r->stopping ? NULL : lease_list(r, &n);
+    if (args == NULL)
       continue;
     /* Renew on our own connection, without holding the handle: a get
      * blocked on the main connection must not delay it. */
-    char consumer[sizeof(r->consumer)];
-    memcpy(consumer, r->consumer, sizeof(consumer));
     pthread_mutex_unlock(&r->mu);
     mps__deadline d;
     mps__deadline_init(&d, r->lease / 3);
-    const char *args[2] = {consumer, "renew"};
     redisReply *rep;
-    if (run(r, &r->rc2, &d, S_RENEW, args, NULL, 2, &rep) < 0)
+    if (run(r, &r->rc2, &d, S_RENEW, args, NULL, n, &rep) < 0)
       mps__rconn_drop(&r->rc2); /* the next round connects again */
     mps__rconn_free_reply(rep);
+    free(args);
     pthread_mutex_lock(&r->mu);
   }
   pthread_mutex_unlock(&r->mu);
@@ -515,7 +551,6 @@ ssize_t mps__rq_put_many(struct mps__rq *r, const void *const *msgs, const size_
 
 /* ---- get ------------------------------------------------------------------ */
 
-static int xread_block(struct mps__rq *r, const mps__deadline *d, const char *last_id);
 
 static int grow(void **p, size_t *cap, size_t need, size_t size)
 {
@@ -551,12 +586,28 @@ static int held_push(struct mps__rq *r, const char *id)
   return 0;
 }
 
-/* A stashed reply has entries 1 + 3i: id, payload, redelivered. */
-static bool entry_ok(const redisReply *rep, size_t i, uint64_t max_msg)
+/* Entry i of the stash: its id, payload and whether it was delivered
+ * before. A script's reply is flat (element 1 + 3i: id, payload,
+ * redelivered); an XREADGROUP reply is {{stream, {{id, {"m", payload}}...}}}.
+ * False for an entry that is not what we put. */
+static bool stash_entry(const struct stash *st, size_t i, uint64_t max_msg,
+                        const redisReply **id, const redisReply **m, bool *re)
 {
-  const redisReply *id = rep->element[1 + 3 * i], *m = rep->element[2 + 3 * i];
-  return id->type == REDIS_REPLY_STRING && id->len < ID_MAX && m->type == REDIS_REPLY_STRING &&
-         m->len <= max_msg && rep->element[3 + 3 * i]->type == REDIS_REPLY_INTEGER;
+  if (st->flat) {
+    *id = st->el[1 + 3 * i];
+    *m = st->el[2 + 3 * i];
+    *re = st->el[3 + 3 * i]->type == REDIS_REPLY_INTEGER && st->el[3 + 3 * i]->integer != 0;
+  } else {
+    const redisReply *e = st->el[i];
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+        e->element[1]->type != REDIS_REPLY_ARRAY || e->element[1]->elements != 2)
+      return false;
+    *id = e->element[0];
+    *m = e->element[1]->element[1];
+    *re = false;
+  }
+  return (*id)->type == REDIS_REPLY_STRING && (*id)->len < ID_MAX &&
+         (*m)->type == REDIS_REPLY_STRING && (*m)->len <= max_msg;
 }
 
 /* Hands out stashed messages into buf. Returns how many, or -EMSGSIZE (the
@@ -569,20 +620,20 @@ static ssize_t stash_take(struct mps__rq *r, unsigned char *buf, size_t cap, siz
   if (grow((void **)&r->last, &r->last_cap, max, sizeof(*r->last)) < 0)
     return -ENOMEM;
   while (k < max && st->next < st->count) {
-    if (!entry_ok(st->r, st->next, r->max_msg))
-      return k > 0 ? (ssize_t)k : -EPROTO;
-    const redisReply *id = st->r->element[1 + 3 * st->next];
-    const redisReply *m = st->r->element[2 + 3 * st->next];
-    if (m->len > cap - off)
-      break;
-    if (held_push(r, id->str) < 0)
+    const redisReply *id, *m;
+    bool re;
+    if (!stash_entry(st, st->next, r->max_msg, &id, &m, &re)) {
+      st->next++; /* skipped: not a message of ours */
+      continue;
+    }
+    if (m->len > cap - off || held_push(r, id->str) < 0)
       break;
     if (m->len > 0)
       memcpy(buf + off, m->str, m->len);
     off += m->len;
     lens[k] = m->len;
     memcpy(r->last[k].id, id->str, id->len + 1);
-    r->last[k].re = st->r->element[3 + 3 * st->next]->integer != 0;
+    r->last[k].re = re;
     k++;
     st->next++;
   }
@@ -592,76 +643,96 @@ static ssize_t stash_take(struct mps__rq *r, unsigned char *buf, size_t cap, siz
   }
   if (k > 0)
     r->nlast = k;
-  return k > 0 ? (ssize_t)k : -EMSGSIZE;
+  return k > 0 ? (ssize_t)k : (st->r != NULL ? -EMSGSIZE : 0);
 }
 
-/* Asks the server for up to max messages into the stash. Returns how many
- * it gave (0: none now, with the last-delivered id in last_id), or an
- * error. */
-static ssize_t fetch(struct mps__rq *r, const mps__deadline *d, size_t max, char *last_id)
+/* The get script: reclaims expired leases, reads new messages, sees a
+ * shutdown. Up to max messages into the stash; returns how many (0: none
+ * now), or an error. */
+static ssize_t fetch(struct mps__rq *r, const mps__deadline *d, size_t max)
 {
   char count[24], lease[24];
   snprintf(count, sizeof(count), "%zu", max);
   snprintf(lease, sizeof(lease), "%lld", (long long)(r->lease * 1000));
   const char *args[3] = {r->consumer, count, lease};
   redisReply *rep;
+  r->script_due = mps__now() + GET_SLICE;
   int err = run(r, &r->rc, d, S_GET, args, NULL, 3, &rep);
   if (err == 0 && (rep->type != REDIS_REPLY_ARRAY || rep->elements % 3 != 1 ||
-                   rep->element[0]->type != REDIS_REPLY_STRING ||
-                   rep->element[0]->len >= ID_MAX || rep->elements / 3 > max))
+                   rep->elements / 3 > max))
     err = -EPROTO;
-  if (err < 0) {
+  if (err < 0 || rep->elements == 1) {
     mps__rconn_free_reply(rep);
     return err;
   }
-  size_t n = rep->elements / 3;
-  if (n == 0) {
-    memcpy(last_id, rep->element[0]->str, rep->element[0]->len + 1);
-    freeReplyObject(rep);
-    return 0;
-  }
-  r->st = (struct stash){rep, 0, n};
+  r->st = (struct stash){rep, rep->element, true, 0, rep->elements / 3};
   renewer_start(r);
-  return (ssize_t)n;
+  return (ssize_t)r->st.count;
 }
 
-/* Waits, at most one slice, for a message after last_id (put by anyone),
- * without taking it: the caller fetches again. Called without mu, on
- * rc_wait under wait_mu. */
-static int wait_new(struct mps__rq *r, const mps__deadline *d, const char *last_id)
+/* The fast path: XREADGROUP of new messages on rc_wait (wait_mu held, mu
+ * not), blocking for at most one slice unless d is "once". Returns the
+ * reply with at least one message (in *out), 0 with none, or an error. */
+static int read_new(struct mps__rq *r, const mps__deadline *d, size_t max, redisReply **out)
 {
-  pthread_mutex_lock(&r->wait_mu);
-  int err = mps__rconn_ensure(&r->rc_wait, &r->url, d);
-  if (err == 0)
-    err = xread_block(r, d, last_id);
-  pthread_mutex_unlock(&r->wait_mu);
-  return err;
-}
-
-static int xread_block(struct mps__rq *r, const mps__deadline *d, const char *last_id)
-{
-  double slice = GET_SLICE;
+  double slice = GET_SLICE < r->lease / 4 ? GET_SLICE : r->lease / 4;
   if (d->kind == MPS__TIMED) {
     double left = (double)d->at.tv_sec + (double)d->at.tv_nsec * 1e-9 - mps__now();
     slice = left < slice ? left : slice;
   }
-  if (slice < 0.001)
-    return 0;
-  if (r->lease / 4 < slice)
-    slice = r->lease / 4;
-  char ms[24];
+  bool block = d->kind != MPS__ONCE && slice >= 0.001;
+  char count[24], ms[24];
+  snprintf(count, sizeof(count), "%zu", max);
   snprintf(ms, sizeof(ms), "%ld", (long)(slice * 1000) + 1);
-  const char *v[7] = {"XREAD", "COUNT", "1", "BLOCK", ms, "STREAMS", r->skey};
-  const char *argv[8];
-  size_t lens[8];
-  for (int i = 0; i < 7; i++)
-    argv[i] = v[i], lens[i] = strlen(v[i]);
-  argv[7] = last_id[0] ? last_id : "$";
-  lens[7] = strlen(argv[7]);
-  redisReply *rep;
-  int err = mps__rconn_call(&r->rc_wait, d, slice + 1, 8, argv, lens, &rep);
+  const char *v[11] = {"XREADGROUP", "GROUP", "mps", r->consumer, "COUNT", count,
+                       "BLOCK", ms, "STREAMS", r->skey, ">"};
+  const char *argv[11];
+  size_t lens[11];
+  int argc = 0;
+  for (int i = 0; i < 11; i++)
+    if (block || (i != 6 && i != 7))
+      argv[argc] = v[i], lens[argc++] = strlen(v[i]);
+  *out = NULL;
+  int err = mps__rconn_ensure(&r->rc_wait, &r->url, d);
+  redisReply *rep = NULL;
+  if (err == 0)
+    err = mps__rconn_call(&r->rc_wait, d, block ? slice + 1 : 0, argc, argv, lens, &rep);
+  if (err == 0 && rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
+      rep->element[0]->type == REDIS_REPLY_ARRAY && rep->element[0]->elements == 2 &&
+      rep->element[0]->element[1]->type == REDIS_REPLY_ARRAY &&
+      rep->element[0]->element[1]->elements > 0) {
+    *out = rep;
+    return 1;
+  }
   mps__rconn_free_reply(rep);
   return err;
+}
+
+/* One step of a get that found the stash empty: the script when it is due
+ * (every GET_SLICE, and after the fast path found nothing), else the fast
+ * path. 1: the stash has messages; 0: nothing yet; or an error. */
+static int get_step(struct mps__rq *r, const mps__deadline *d, size_t want)
+{
+  if (mps__now() >= r->script_due) {
+    ssize_t n = fetch(r, d, want);
+    if (n != 0)
+      return n < 0 ? (int)n : 1;
+    if (mps__deadline_passed(d))
+      return mps__deadline_error(d);
+  }
+  rq_unlock(r);
+  redisReply *rep;
+  int n = read_new(r, d, want, &rep);
+  rq_lock(r);
+  if (n > 0) {
+    redisReply *ents = rep->element[0]->element[1];
+    r->st = (struct stash){rep, ents->element, false, 0, ents->elements};
+    renewer_start(r);
+    return 1;
+  }
+  if (n == 0 || n == -EPROTO) /* nothing, or a NOGROUP: the script says why */
+    r->script_due = 0;
+  return n == -EPROTO ? 0 : n;
 }
 
 ssize_t mps__rq_get_many(struct mps__rq *r, void *buf, size_t cap, size_t *lens, size_t max,
@@ -671,31 +742,20 @@ ssize_t mps__rq_get_many(struct mps__rq *r, void *buf, size_t cap, size_t *lens,
   ssize_t n = mps__deadline_init(&d, timeout);
   if (n < 0 || max == 0)
     return n;
+  size_t want = max > r->url.prefetch ? max : r->url.prefetch;
+  want = want > MPS__PREFETCH_MAX ? MPS__PREFETCH_MAX : want;
+  pthread_mutex_lock(&r->wait_mu); /* one get at a time per handle */
   rq_lock(r);
   for (;;) {
-    char last_id[ID_MAX];
-    if (r->st.r != NULL) {
-      n = stash_take(r, buf, cap, lens, max);
+    if (r->st.r != NULL && (n = stash_take(r, buf, cap, lens, max)) != 0)
       break;
-    }
-    n = fetch(r, &d, max, last_id);
-    if (n < 0)
-      break;
-    if (n > 0)
-      continue; /* now in the stash */
-    if (mps__deadline_passed(&d)) {
-      n = mps__deadline_error(&d);
-      break;
-    }
-    rq_unlock(r);
-    n = wait_new(r, &d, last_id);
-    rq_lock(r);
-    if (n < 0)
+    if ((n = get_step(r, &d, want)) < 0)
       break;
   }
-  if (n < 0 && r->st.r == NULL && n != -EMSGSIZE)
+  if (n < 0 && n != -EMSGSIZE)
     r->nlast = 0;
   rq_unlock(r);
+  pthread_mutex_unlock(&r->wait_mu);
   return n;
 }
 
@@ -757,11 +817,11 @@ int mps__rq_task_done(struct mps__rq *r)
   rq_lock(r);
   int err = -EINVAL; /* this handle holds no message */
   if (r->nheld > 0) {
+    /* Forgotten even if the acknowledgement failed: no longer renewed,
+     * the message is delivered again after the lease, never left held. */
     err = ack_send(r, r->held[r->held_head]);
-    if (err == 0) {
-      r->held_head = (r->held_head + 1) % r->held_cap;
-      r->nheld--;
-    }
+    r->held_head = (r->held_head + 1) % r->held_cap;
+    r->nheld--;
   }
   rq_unlock(r);
   return err;

@@ -13,6 +13,8 @@
  * the server is then unknown: callers document that ambiguity where it
  * matters (a put that failed may still have been queued). A reply that is
  * an error is mapped by mps__rconn_error() and leaves the connection usable.
+ * A write to a connection the server closed never raises SIGPIPE in the
+ * caller's process (see pipe_block).
  */
 #include "config.h"
 
@@ -21,6 +23,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -116,6 +119,43 @@ int mps__rconn_error(const redisReply *r)
   return -EPROTO;
 }
 
+/* hiredis writes with write(2): on a connection the server has closed, the
+ * kernel raises SIGPIPE, whose default action would kill the caller's
+ * process. So SIGPIPE is blocked in the calling thread while hiredis may
+ * write, and one that the failed write raised is consumed before it is
+ * unblocked. Two syscalls per call; four when a write failed. */
+static void pipe_block(sigset_t *old)
+{
+  sigset_t s;
+  sigemptyset(&s);
+  sigaddset(&s, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &s, old);
+}
+
+static void pipe_unblock(const sigset_t *old, bool failed)
+{
+  sigset_t s;
+  if (failed && !sigismember(old, SIGPIPE) && sigpending(&s) == 0 && sigismember(&s, SIGPIPE)) {
+    struct timespec zero = {0, 0};
+    sigemptyset(&s);
+    sigaddset(&s, SIGPIPE);
+    sigtimedwait(&s, NULL, &zero);
+  }
+  pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+/* redisGetReply with SIGPIPE held off (it flushes the output first). */
+static int get_reply(redisContext *c, void **r)
+{
+  sigset_t old;
+  pipe_block(&old);
+  int rc = redisGetReply(c, r);
+  int saved = errno;
+  pipe_unblock(&old, rc != REDIS_OK);
+  errno = saved;
+  return rc;
+}
+
 /* The context failed on its socket: what it means, and drop it. */
 static int io_failed(mps__rconn *rc, int saved_errno)
 {
@@ -157,7 +197,7 @@ static int read_replies(mps__rconn *rc, unsigned n, int *first)
 {
   for (unsigned i = 0; i < n; i++) {
     void *r;
-    if (redisGetReply(rc->c, &r) != REDIS_OK)
+    if (get_reply(rc->c, &r) != REDIS_OK)
       return io_failed(rc, errno);
     int e = mps__rconn_error(r);
     if (e < 0 && first != NULL && *first == 0)
@@ -185,7 +225,7 @@ static int session_setup(mps__rconn *rc, const mps__rurl *u, const mps__deadline
   /* AUTH and SELECT answer first; SCRIPT LOAD answers give the digests. */
   for (unsigned i = 0; i < n; i++) {
     redisReply *r;
-    if (redisGetReply(rc->c, (void **)&r) != REDIS_OK)
+    if (get_reply(rc->c, (void **)&r) != REDIS_OK)
       return io_failed(rc, errno);
     int e = mps__rconn_error(r);
     size_t k = i - (n - rc->nscripts);
@@ -248,10 +288,14 @@ int mps__rconn_send(mps__rconn *rc, int argc, const char **argv, const size_t *l
   if (redisAppendCommandArgv(rc->c, argc, argv, lens) != REDIS_OK)
     return -ENOMEM;
   rc->pending++;
-  while (!done)
-    if (redisBufferWrite(rc->c, &done) != REDIS_OK)
-      return io_failed(rc, errno);
-  return 0;
+  sigset_t old;
+  pipe_block(&old);
+  int ok = REDIS_OK;
+  while (!done && (ok = redisBufferWrite(rc->c, &done)) == REDIS_OK) {
+  }
+  int saved = errno;
+  pipe_unblock(&old, ok != REDIS_OK);
+  return ok == REDIS_OK ? 0 : io_failed(rc, saved);
 }
 
 int mps__rconn_call(mps__rconn *rc, const mps__deadline *d, double extra, int argc,
@@ -264,7 +308,7 @@ int mps__rconn_call(mps__rconn *rc, const mps__deadline *d, double extra, int ar
   if (redisAppendCommandArgv(rc->c, argc, argv, lens) != REDIS_OK)
     return -ENOMEM;
   void *r;
-  if (redisGetReply(rc->c, &r) != REDIS_OK)
+  if (get_reply(rc->c, &r) != REDIS_OK)
     return io_failed(rc, errno);
   *out = r;
   return mps__rconn_error(r);

@@ -1,6 +1,6 @@
 /* redis:// names: the parser of the URLs that name remote queues and pools.
  *
- *   redis://HOST[:PORT][/DB]/NAME[?lease=SECONDS&password=PASS]
+ *   redis://HOST[:PORT][/DB]/NAME[?lease=SECONDS&prefetch=N&password=PASS]
  *
  * HOST is a host name, an IPv4 address or a bracketed IPv6 address; PORT
  * defaults to 6379 and DB to 0. NAME follows the local naming rules (no
@@ -123,6 +123,13 @@ static int parse_param(const char *s, size_t n, mps__rurl *u, bool *seen_pass)
     u->lease = l;
     return 0;
   }
+  if (kl == 8 && memcmp(s, "prefetch", 8) == 0 && u->prefetch == 0) {
+    int pf;
+    if (parse_int(v, vl, 1, MPS__PREFETCH_MAX, &pf) < 0)
+      return -EINVAL;
+    u->prefetch = (size_t)pf;
+    return 0;
+  }
   if (kl == 8 && memcmp(s, "password", 8) == 0 && !*seen_pass) {
     *seen_pass = true;
     return decode(v, vl, u->password, sizeof(u->password));
@@ -200,6 +207,8 @@ int mps__rurl_parse(const char *url, mps__rurl *u)
     err = parse_path(p, (size_t)(end - p), u);
   if (err == 0 && q != NULL)
     err = parse_query(q + 1, u);
+  if (u->prefetch == 0)
+    u->prefetch = 1;
   return err;
 }
 

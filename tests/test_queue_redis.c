@@ -538,7 +538,8 @@ Test(queue_redis_durable, server_killed_and_restarted_loses_nothing_acknowledged
   for (int i = 0; i < N_DURABLE; i++)
     while (atomic_load(&d->seen[i]) == 0)
       sched_yield();
-  cr_expect_eq(mps_queue_join(q, 20), 0);
+  int jr = mps_queue_join(q, 20);
+  cr_expect_eq(jr, 0, "join: %s, qsize %zu", mps_strerror(jr), mps_queue_qsize(q));
   cr_expect_eq(mps_queue_shutdown(q), 0);
   child_expect_exit(c, 0);
   int dups = 0;
