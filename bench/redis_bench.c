@@ -6,8 +6,9 @@
  *     pipelined: producers XADD (one per round trip, or 32 per round trip),
  *     consumers XREADGROUP COUNT 1 or 32 and XACK what they read, the XACK
  *     pipelined with the next XREADGROUP, so one round trip per read.
- * mpshare rows: put/get + task_done one by one, and put_many/get_many of 32
- * + task_done. The queue holds 1024 messages. A private redis-server
+ * mpshare rows: put/get + task_done one by one (also with consumers that
+ * prefetch 32 messages per round trip), and put_many/get_many of 32 +
+ * task_done. The queue holds 1024 messages. A private redis-server
  * ($MPS_REDIS_SERVER, else redis-server on PATH) is started on a free
  * loopback port in a temporary directory, without persistence, and stopped
  * at the end. Kinds alternate within each round; the median of 3 rounds
@@ -35,8 +36,10 @@
 #define BATCH 32
 #define ROUNDS 3
 
-enum kind { MPS_SINGLE, MPS_BATCH, RAW_SINGLE, RAW_BATCH, KINDS };
-static const char *names[KINDS] = {"mpshare remote queue, put/get", "mpshare remote queue, batch of 32",
+enum kind { MPS_SINGLE, MPS_PREFETCH, MPS_BATCH, RAW_SINGLE, RAW_BATCH, KINDS };
+static const char *names[KINDS] = {"mpshare remote queue, put/get",
+                                   "mpshare remote queue, put/get, consumers ?prefetch=32",
+                                   "mpshare remote queue, batch of 32",
                                    "raw hiredis XADD/XREADGROUP, 1 per round trip",
                                    "raw hiredis XADD/XREADGROUP, 32 per round trip"};
 
@@ -131,9 +134,11 @@ static int mps_producer(long n, bool batch)
   return q == NULL;
 }
 
-static int mps_consumer(long n, bool batch)
+static int mps_consumer(long n, bool batch, bool prefetch)
 {
-  mps_queue *q = mps_queue_open(url);
+  char u[300];
+  snprintf(u, sizeof(u), "%s%s", url, prefetch ? "?prefetch=32" : "");
+  mps_queue *q = mps_queue_open(u);
   char buf[BATCH * MSG];
   size_t lens[BATCH];
   for (long got = 0; q != NULL && got < n;) {
@@ -249,7 +254,8 @@ static double run(enum kind k, long n, int np, int nc, int round)
         _exit(2);
       bool prod = i < np;
       long share = prod ? n / np : n / nc;
-      int r = k <= MPS_BATCH ? (prod ? mps_producer(share, batch) : mps_consumer(share, batch))
+      int r = k <= MPS_BATCH ? (prod ? mps_producer(share, batch)
+                                     : mps_consumer(share, batch, k == MPS_PREFETCH))
                              : (prod ? raw_producer(share, batch) : raw_consumer(share, batch, i));
       _exit(r);
     }
@@ -320,8 +326,8 @@ int main(int argc, char **argv)
              k < KINDS ? names[k] : "Python multiprocessing.managers Queue over TCP", med[k]);
     }
     if (med[KINDS] > 0)
-      printf("| %d->%d | ratio: mpshare put/get / Python manager | %.1fx |\n", p, p,
-             med[MPS_SINGLE] / med[KINDS]);
+      printf("| %d->%d | ratio: mpshare put/get / Python manager | %.1fx (prefetch: %.1fx) |\n",
+             p, p, med[MPS_SINGLE] / med[KINDS], med[MPS_PREFETCH] / med[KINDS]);
     else
       printf("| %d->%d | Python manager | not run (python3) |\n", p, p);
     printf("| %d->%d | ratio: mpshare put/get / raw 1 per round trip | %.2fx |\n", p, p,

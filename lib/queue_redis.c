@@ -113,17 +113,23 @@ static const char *const scripts[NSCRIPTS] = {
     /* ARGV[2] 'renew': renews the leases ARGV[3..] of consumer ARGV[1]
      * that it still holds (only those the handle knows of: a message whose
      * delivery never reached it, the reply lost with a connection, must
-     * expire). 'bye': removes the consumer if it holds nothing. */
+     * expire). 'bye': hands back ARGV[4..] (messages prefetched and never
+     * got) by making them look idle for ARGV[3] ms, so the next get of
+     * any consumer takes them; removes the consumer if it holds nothing. */
     [S_RENEW] =
         "if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end "
-        "if ARGV[2] == 'bye' then "
-        "  if #redis.call('XPENDING', KEYS[2], 'mps', '-', '+', 1, ARGV[1]) == 0 then "
-        "    redis.call('XGROUP', 'DELCONSUMER', KEYS[2], 'mps', ARGV[1]) end "
-        "  return 0 end "
+        "local bye = ARGV[2] == 'bye' "
+        "local first = 3 if bye then first = 4 end "
         "local n = 0 "
-        "for i = 3, #ARGV do "
+        "for i = first, #ARGV do "
         "  if #redis.call('XPENDING', KEYS[2], 'mps', ARGV[i], ARGV[i], 1, ARGV[1]) == 1 then "
-        "    redis.call('XCLAIM', KEYS[2], 'mps', ARGV[1], 0, ARGV[i], 'JUSTID') n = n + 1 end end "
+        "    if bye then "
+        "      redis.call('XCLAIM', KEYS[2], 'mps', ARGV[1], 0, ARGV[i], 'IDLE', ARGV[3], 'JUSTID') "
+        "    else "
+        "      redis.call('XCLAIM', KEYS[2], 'mps', ARGV[1], 0, ARGV[i], 'JUSTID') end "
+        "    n = n + 1 end end "
+        "if bye and #redis.call('XPENDING', KEYS[2], 'mps', '-', '+', 1, ARGV[1]) == 0 then "
+        "  redis.call('XGROUP', 'DELCONSUMER', KEYS[2], 'mps', ARGV[1]) end "
         "return n",
 };
 
@@ -158,6 +164,9 @@ struct mps__rq {
   /* Ids got and not yet task_done, oldest first (a ring). */
   char (*held)[ID_MAX];
   size_t held_head, nheld, held_cap;
+  /* Acknowledgements not sent yet (ack_add). */
+  char (*acks)[ID_MAX];
+  size_t nacks, acks_cap;
   /* The last get's messages: ids and redelivered flags. */
   struct lastmsg {
     char id[ID_MAX];
@@ -195,6 +204,7 @@ static void after_fork(struct mps__rq *r)
     freeReplyObject(r->st.r);
   r->st = (struct stash){0};
   r->nheld = r->held_head = 0;
+  r->nacks = 0; /* the parent's */
   r->nlast = 0;
   r->renewer_on = false;
   r->stopping = false;
@@ -211,10 +221,14 @@ static void rq_lock(struct mps__rq *r)
 
 static void rq_unlock(struct mps__rq *r) { pthread_mutex_unlock(&r->mu); }
 
+static int acks_flush(struct mps__rq *r);
+
 /* Runs script s on this queue's two keys with `nargs` arguments. */
 static int run(struct mps__rq *r, mps__rconn *rc, const mps__deadline *d, size_t s,
                const char **args, const size_t *lens, size_t nargs, redisReply **out)
 {
+  if (rc == &r->rc && r->nacks > 0)
+    acks_flush(r); /* pipelined ahead of this command */
   const char *small_v[16];
   size_t small_l[16];
   size_t argc = nargs + 5;
@@ -290,6 +304,7 @@ static void rq_free(struct mps__rq *r)
   pthread_mutex_destroy(&r->wait_mu);
   pthread_cond_destroy(&r->cv);
   free(r->held);
+  free(r->acks);
   free(r->last);
   free(r);
 }
@@ -443,6 +458,8 @@ static void *renewer_main(void *arg)
       at.tv_sec++, at.tv_nsec -= 1000000000L;
     while (!r->stopping && pthread_cond_timedwait(&r->cv, &r->mu, &at) == 0) {
     }
+    if (!r->stopping)
+      acks_flush(r); /* those of a batch whose last task is still running */
     size_t n;
     const char **args = r->stopping ? NULL : lease_list(r, &n);
     if (args == NULL)
@@ -485,14 +502,31 @@ void mps__rq_close(struct mps__rq *r)
   rq_unlock(r);
   if (joinable)
     pthread_join(r->renewer, NULL);
-  /* Leave the group if we hold nothing; leases still held expire. */
+  /* Hand back what was prefetched and never got, then leave the group if
+   * we hold nothing; leases of messages got and not done expire. */
+  if (r->pid == getpid())
+    acks_flush(r);
   if (r->rc.c != NULL && r->pid == getpid()) {
     mps__deadline d;
     mps__deadline_init(&d, 1.0);
-    const char *args[2] = {r->consumer, "bye"};
+    size_t nheld = r->nheld, n = 2;
+    r->nheld = 0; /* lease_list: only the stash */
+    const char **args = lease_list(r, &n);
+    r->nheld = nheld;
+    char lease[24];
+    snprintf(lease, sizeof(lease), "%lld", (long long)(r->lease * 1000) + 1);
+    const char *none[3] = {r->consumer, "bye", lease};
+    /* {consumer, "renew", ids...} -> {consumer, "bye", lease, ids...} */
+    const char **a = args ? malloc((n + 1) * sizeof(*a)) : NULL;
+    if (a != NULL) {
+      a[0] = r->consumer, a[1] = "bye", a[2] = lease;
+      memcpy(a + 3, args + 2, (n - 2) * sizeof(*a));
+    }
     redisReply *rep;
-    run(r, &r->rc, &d, S_RENEW, args, NULL, 2, &rep);
+    run(r, &r->rc, &d, S_RENEW, a ? a : none, NULL, a ? n + 1 : 3, &rep);
     mps__rconn_free_reply(rep);
+    free(a);
+    free(args); /* after: a's ids point into it */
   }
   rq_free(r);
 }
@@ -720,6 +754,7 @@ static int get_step(struct mps__rq *r, const mps__deadline *d, size_t want)
     if (mps__deadline_passed(d))
       return mps__deadline_error(d);
   }
+  acks_flush(r); /* the fast path uses rc_wait: send them now */
   rq_unlock(r);
   redisReply *rep;
   int n = read_new(r, d, want, &rep);
@@ -794,22 +829,48 @@ ssize_t mps__rq_qsize(struct mps__rq *r)
 size_t mps__rq_maxsize(const struct mps__rq *r) { return r->maxsize; }
 size_t mps__rq_max_msg(const struct mps__rq *r) { return r->max_msg; }
 
-/* Sends the acknowledgement of id without waiting for the server's answer
- * (read by the next call): task_done costs a write, not a round trip. If
- * the connection fails before it arrives, the lease expires and the
- * message is delivered again: at least once, never lost. */
-static int ack_send(struct mps__rq *r, const char *id)
+/* Sends the acknowledgements waiting in r->acks, in one script call,
+ * without waiting for the server's answer (read by the next call on rc):
+ * task_done costs a write, not a round trip. If the connection fails
+ * before they arrive, the leases expire and the messages are delivered
+ * again: at least once, never lost. mu held. */
+static int acks_flush(struct mps__rq *r)
 {
+  if (r->nacks == 0)
+    return 0;
+  size_t n = r->nacks;
+  r->nacks = 0;
   mps__deadline d;
   mps__deadline_init(&d, CONNECT_TIMEOUT);
   int err = mps__rconn_ensure(&r->rc, &r->url, &d);
-  if (err < 0)
-    return err;
-  const char *v[6] = {"EVALSHA", r->rc.sha[S_ACK], "2", r->key, r->skey, id};
-  size_t l[6];
-  for (int i = 0; i < 6; i++)
-    l[i] = strlen(v[i]);
-  return mps__rconn_send(&r->rc, 6, v, l);
+  const char **v = malloc((n + 5) * sizeof(*v));
+  size_t *l = malloc((n + 5) * sizeof(*l));
+  if (err == 0 && (v == NULL || l == NULL))
+    err = -ENOMEM;
+  if (err == 0) {
+    v[0] = "EVALSHA", v[1] = r->rc.sha[S_ACK], v[2] = "2", v[3] = r->key, v[4] = r->skey;
+    for (size_t i = 0; i < n; i++)
+      v[5 + i] = r->acks[i];
+    for (size_t i = 0; i < n + 5; i++)
+      l[i] = strlen(v[i]);
+    err = mps__rconn_send(&r->rc, (int)(n + 5), v, l);
+  }
+  free(v);
+  free(l);
+  return err;
+}
+
+/* Queues the acknowledgement of id (mu held). They are sent together once
+ * the handle holds no other message (the last task_done of a batch), at
+ * 64, before the handle's next call, or by the renewer thread. */
+static int ack_add(struct mps__rq *r, const char *id, bool now)
+{
+  if (grow((void **)&r->acks, &r->acks_cap, r->nacks + 1, ID_MAX) < 0)
+    return -ENOMEM;
+  memcpy(r->acks[r->nacks++], id, ID_MAX);
+  if (now || r->nacks >= 64 || (r->nheld == 0 && r->st.r == NULL))
+    return acks_flush(r);
+  return 0;
 }
 
 int mps__rq_task_done(struct mps__rq *r)
@@ -817,11 +878,13 @@ int mps__rq_task_done(struct mps__rq *r)
   rq_lock(r);
   int err = -EINVAL; /* this handle holds no message */
   if (r->nheld > 0) {
-    /* Forgotten even if the acknowledgement failed: no longer renewed,
-     * the message is delivered again after the lease, never left held. */
-    err = ack_send(r, r->held[r->held_head]);
+    char id[ID_MAX];
+    memcpy(id, r->held[r->held_head], ID_MAX);
+    /* Forgotten even if the acknowledgement fails: no longer renewed, the
+     * message is delivered again after the lease, never left held. */
     r->held_head = (r->held_head + 1) % r->held_cap;
     r->nheld--;
+    err = ack_add(r, id, false);
   }
   rq_unlock(r);
   return err;
@@ -844,7 +907,9 @@ int mps__rq_ack_id(struct mps__rq *r, const char *id)
     r->nheld--;
     break;
   }
-  int err = ack_send(r, id);
+  char copy[ID_MAX] = {0};
+  snprintf(copy, sizeof(copy), "%s", id);
+  int err = ack_add(r, copy, true);
   rq_unlock(r);
   return err;
 }

@@ -549,3 +549,45 @@ Test(queue_redis_durable, server_killed_and_restarted_loses_nothing_acknowledged
   mps_value_close(v);
   mps_queue_close(q);
 }
+
+Test(queue_redis, prefetch_and_hand_back_at_close)
+{
+  char url[256], purl[300];
+  mps_queue *q = make(rurl(url, "prefetch", ""), 16, 16);
+  snprintf(purl, sizeof(purl), "%s?prefetch=8", url);
+  mps_queue *a = mps_queue_open(purl);
+  cr_assert_not_null(a);
+  for (int i = 0; i < 8; i++)
+    put_int(q, i);
+  cr_expect_eq(get_int(a, 1), 0);
+  cr_expect_eq(mps_queue_qsize(q), 0); /* the other 7 are leased to a */
+  int v;
+  cr_expect_eq(mps_queue_get(q, &v, sizeof(v), 0), -EAGAIN);
+  cr_expect_eq(mps_queue_task_done(a), 0);
+  mps_queue_close(a); /* hands back the 7 it never got */
+  for (int i = 1; i < 8; i++) {
+    cr_expect_eq(get_int(q, 2), i);
+    cr_expect_eq(mps_queue_task_done(q), 0);
+  }
+  cr_expect_eq(mps_queue_join(q, 2), 0);
+  mps_queue_close(q);
+  mps_unlink(url);
+}
+
+Test(queue_redis, batch_acknowledgements_go_together)
+{
+  char url[256];
+  mps_queue *q = make(rurl(url, "acks", ""), 16, 16);
+  for (int i = 0; i < 4; i++)
+    put_int(q, i);
+  char buf[64];
+  size_t lens[4];
+  cr_expect_eq(mps_queue_get_many(q, buf, sizeof(buf), lens, 4, 1), 4);
+  for (int i = 0; i < 3; i++)
+    cr_expect_eq(mps_queue_task_done(q), 0);
+  cr_expect_eq(mps_queue_join(q, 0), -EAGAIN); /* the 4th is not done */
+  cr_expect_eq(mps_queue_task_done(q), 0);
+  cr_expect_eq(mps_queue_join(q, 2), 0);
+  mps_queue_close(q);
+  mps_unlink(url);
+}
