@@ -6,28 +6,36 @@
  * stream NAME:stream holds the messages (one field "m") and the consumer
  * group "mps". Every handle is a consumer of the group, named
  * host:pid:serial, registered when the handle is made (XINFO CONSUMERS
- * lists the handles) and removed by close if it holds no message. A message put and never got is in the stream after the
- * group's last-delivered id; a message got is in the group's pending list
- * (leased to the consumer that got it) until task_done acknowledges it,
- * which also deletes it. So qsize = XLEN - pending, and the unfinished
- * tasks, which join waits for, are XLEN. Each call is one Lua script, so
- * that it is atomic on the server (put checks the room and adds, get
- * reclaims expired leases and reads new messages).
+ * lists the handles) and removed by close if it holds no message. A
+ * message put and never got is in the stream after the group's
+ * last-delivered id; a message got is in the group's pending list (leased
+ * to the consumer that got it) until task_done acknowledges it, which also
+ * deletes it. So qsize = XLEN - pending, and the unfinished tasks, which
+ * join waits for, are XLEN. Calls that check and change are one Lua script
+ * each, atomic on the server: put checks the room and adds; the get script
+ * reclaims expired leases, reads new messages and sees a shutdown. A get
+ * runs that script at least every 0.1 s; in between it reads new messages
+ * with one plain XREADGROUP (blocking, for a get that waits, on a
+ * connection of its own so that other threads' calls go on).
  *
  * Crash semantics (at least once): a message got stays leased to its
  * consumer until its task_done. A thread of the handle renews the leases
- * (XCLAIM to itself) every lease/3 seconds while it holds any. A consumer
- * that dies, loses its host, or holds a message longer than the lease
- * without renewing loses it: the next get of any consumer takes it over
+ * it holds (XCLAIM to itself) every lease/3 seconds. A consumer that dies,
+ * loses its host, or holds a message longer than the lease without
+ * renewing loses it: the next get script of any consumer takes it over
  * (XAUTOCLAIM) and it is delivered again, with the same id and marked
  * redelivered. A put that returned 0 is on the server (and on its disk
- * with appendfsync always). A put or get that failed on the connection may
- * or may not have run on the server: a failed put may have queued its
- * messages, a failed get may have leased messages that are then redelivered
- * after the lease.
+ * with appendfsync always). A call that failed on the connection may or
+ * may not have run on the server: a failed put may have queued its
+ * messages; a failed get may have leased messages that the handle never
+ * saw, which it does not renew, so they are delivered again after the
+ * lease. task_done sends its acknowledgement without waiting for the
+ * answer, together with the others of a batch; one that is lost leaves
+ * the message to be delivered again.
  *
- * Messages a get took from the server but that did not fit in the caller's
- * buffer stay in the handle (still leased to it) and come first next time.
+ * Messages a get took from the server but did not hand out (they did not
+ * fit in the caller's buffer, or were prefetched) stay in the handle,
+ * leased to it, and come first next time; close hands them back.
  */
 #include "config.h"
 
@@ -98,11 +106,11 @@ static const char *const scripts[NSCRIPTS] = {
         "    out[#out+1] = e[1]; out[#out+1] = e[2][2]; out[#out+1] = 0 end end end "
         "if #out == 1 and m[3] == '1' then return redis.error_reply('EPIPE mpshare queue') end "
         "return out",
+    /* Acknowledges and deletes ARGV (at most 64 ids); an id acknowledged
+     * before (a message delivered twice) is already gone. */
     [S_ACK] =
-        "local n = 0 "
-        "for i = 1, #ARGV do "
-        "  if redis.call('XACK', KEYS[2], 'mps', ARGV[i]) == 1 then "
-        "    redis.call('XDEL', KEYS[2], ARGV[i]); n = n + 1 end end "
+        "local n = redis.call('XACK', KEYS[2], 'mps', unpack(ARGV)) "
+        "redis.call('XDEL', KEYS[2], unpack(ARGV)) "
         "return n",
     [S_STATE] = LUA_CHECK
         "local len = redis.call('XLEN', KEYS[2]) "
