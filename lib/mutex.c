@@ -31,10 +31,7 @@
  * new thread with another id, so fork forgets the cache. */
 static __thread pid_t my_tid;
 
-static void forget_tid(void)
-{
-  my_tid = 0;
-}
+static void forget_tid(void) { my_tid = 0; }
 
 __attribute__((constructor)) static void register_forget_tid(void)
 {
@@ -45,9 +42,16 @@ __attribute__((constructor)) static void register_forget_tid(void)
  * that is the kernel's robust futex ABI, so reading it is safe on Linux;
  * where the word sits in pthread_mutex_t is glibc's, and only this
  * function knows it. */
-static int owner_word(mps__mutex *m)
+static int owner_word(const mps__mutex *m)
 {
   return __atomic_load_n(&m->m.__data.__lock, __ATOMIC_RELAXED);
+}
+
+int mps__mutex_owner(const mps__mutex *m, bool *died)
+{
+  int w = owner_word(m);
+  *died = (w & FUTEX_OWNER_DIED) != 0;
+  return w & FUTEX_TID_MASK;
 }
 
 /* A trylock cannot tell ownership without side effects (it would take, and
@@ -59,10 +63,15 @@ bool mps__mutex_held(mps__mutex *m)
   return (owner_word(m) & FUTEX_TID_MASK) == my_tid;
 }
 
-bool mps__mutex_looks_free(mps__mutex *m)
+/* glibc counts a recursive mutex's levels in __count (0 or 1 for one
+ * level, by mutex type); like owner_word(), only this function knows where. */
+unsigned mps__mutex_depth(const mps__mutex *m)
 {
-  return owner_word(m) == 0;
+  unsigned n = m->m.__data.__count;
+  return n > 1 ? n : 1;
 }
+
+bool mps__mutex_looks_free(mps__mutex *m) { return owner_word(m) == 0; }
 
 /* The kernel, when an owner dies, clears its id from the word and sets
  * FUTEX_OWNER_DIED (and glibc clears that bit for the next owner), so
@@ -81,8 +90,8 @@ int mps__mutex_init(mps__mutex *m, bool recursive)
     return -err;
   if ((err = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED)) != 0 ||
       (err = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST)) != 0 ||
-      (err = pthread_mutexattr_settype(
-           &a, recursive ? PTHREAD_MUTEX_RECURSIVE : PTHREAD_MUTEX_ERRORCHECK)) != 0)
+      (err = pthread_mutexattr_settype(&a, recursive ? PTHREAD_MUTEX_RECURSIVE
+                                                     : PTHREAD_MUTEX_ERRORCHECK)) != 0)
     goto out;
   err = pthread_mutex_init(&m->m, &a);
 out:
@@ -118,18 +127,15 @@ static int lock_sliced(mps__mutex *m, const struct timespec *d)
       at.tv_sec++;
       at.tv_nsec -= 1000000000L;
     }
-    bool last = d != NULL && (d->tv_sec < at.tv_sec ||
-                              (d->tv_sec == at.tv_sec && d->tv_nsec <= at.tv_nsec));
+    bool last = d != NULL &&
+                (d->tv_sec < at.tv_sec || (d->tv_sec == at.tv_sec && d->tv_nsec <= at.tv_nsec));
     int err = pthread_mutex_clocklock(&m->m, CLOCK_MONOTONIC, last ? d : &at);
     if (err != ETIMEDOUT || last)
       return mps__mutex_result(m, err);
   }
 }
 
-int mps__mutex_lock_contended(mps__mutex *m)
-{
-  return lock_sliced(m, NULL);
-}
+int mps__mutex_lock_contended(mps__mutex *m) { return lock_sliced(m, NULL); }
 
 int mps__mutex_lock(mps__mutex *m, const mps__deadline *d)
 {
@@ -143,7 +149,4 @@ int mps__mutex_lock(mps__mutex *m, const mps__deadline *d)
   }
 }
 
-int mps__mutex_unlock(mps__mutex *m)
-{
-  return mps__mutex_unlock_fast(m);
-}
+int mps__mutex_unlock(mps__mutex *m) { return mps__mutex_unlock_fast(m); }

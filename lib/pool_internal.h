@@ -16,7 +16,7 @@
 #define MPS__POOL_AREA_BYTES 16384
 /* Bytes of inbox per worker before the depth is cut below its default. */
 #define MPS__POOL_INBOX_BYTES (1u << 20)
-#define MPS__POOL_DEPTH_MAX 64u
+#define MPS__POOL_DEPTH_MAX   64u
 
 /* Why a worker exited, written by it just before _exit. */
 enum { MPS__EXIT_CRASH, MPS__EXIT_STOP, MPS__EXIT_RECYCLE, MPS__EXIT_ERROR };
@@ -101,23 +101,23 @@ struct mps__pool_job {
   const void *data;
   size_t len;
   struct mps__map *map;
-  size_t lo;       /* map: index of its first task */
+  size_t lo; /* map: index of its first task */
   size_t msg_len;
   struct mps__pool_batch msg;
 };
 
 /* What map and the streaming map wait for, under the pool's mutex. */
 struct mps__map {
-  int refs;        /* the caller's, and one per job */
-  bool abandoned;  /* the caller returned: results are dropped */
-  size_t n, left;  /* tasks, tasks not reported yet */
-  char *results;   /* map: the caller's array, else NULL */
+  int refs;       /* the caller's, and one per job */
+  bool abandoned; /* the caller returned: results are dropped */
+  size_t n, left; /* tasks, tasks not reported yet */
+  char *results;  /* map: the caller's array, else NULL */
   size_t result_size;
-  int *status;     /* per task: 1 pending, 0 done, or a library error */
-  int64_t *value;  /* per task: the task's own value */
-  size_t *order;   /* streaming map: indexes in completion order */
+  int *status;    /* per task: 1 pending, 0 done, or a library error */
+  int64_t *value; /* per task: the task's own value */
+  size_t *order;  /* streaming map: indexes in completion order */
   size_t reported, delivered;
-  void *data;      /* streaming map: result bytes per task, result_size each */
+  void *data; /* streaming map: result bytes per task, result_size each */
 };
 
 struct mps__pool_worker {
@@ -142,7 +142,7 @@ struct mps_pool {
   int evfd; /* pokes the manager thread */
   pthread_t manager, collector;
   unsigned init_fails; /* manager thread only */
-  pthread_mutex_t mu; /* everything below, and every job and map */
+  pthread_mutex_t mu;  /* everything below, and every job and map */
   pthread_cond_t cv;
   struct mps__pool_worker *w;
   struct mps__pool_job *pend_head, *pend_tail;
@@ -188,8 +188,8 @@ void mps__pool_requeue_from(mps_pool *p, struct mps__pool_job *j, size_t from);
 void mps__pool_job_done(mps_pool *p, struct mps__pool_job *j);
 /* Reports task k of j: status 0 with the task's value and result bytes, or
  * a library error. A task reported before is left as it was. */
-void mps__pool_report(mps_pool *p, struct mps__pool_job *j, size_t k, int status,
-                      int64_t value, const void *data, size_t len);
+void mps__pool_report(mps_pool *p, struct mps__pool_job *j, size_t k, int status, int64_t value,
+                      const void *data, size_t len);
 struct mps__pool_job *mps__pool_take_finished(mps_pool *p);
 
 /* pool.c, without p->mu. */

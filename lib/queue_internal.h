@@ -16,9 +16,10 @@
  * The kernel marks a token owner-died when its thread dies, which is how
  * a stalled consumer knows, exactly, that a claim will never be
  * published. */
-#define MPS__QTOK 256
+#define MPS__QTOK       256
 #define MPS__INTENT_MAX 4095u /* tickets per claim */
 
+/* Shared: its size and key offsets are folded into QUEUE_LAYOUT (queue.c). */
 struct mps__qtok {
   mps__mutex mu;
   alignas(MPS__CACHELINE) _Atomic uint64_t intent;
@@ -26,6 +27,7 @@ struct mps__qtok {
 
 /* The FIFO repair's redo record: one ticket made a hole, and the value of
  * `skipped` once it is. Applying it twice is harmless. */
+/* Shared: its size and key offsets are folded into QUEUE_LAYOUT (queue.c). */
 struct mps__rlog {
   _Atomic uint32_t valid;
   uint32_t pad_;
@@ -35,14 +37,16 @@ struct mps__rlog {
 
 /* The FIFO core's own counters, each in its own 128-byte block (the
  * adjacent-line prefetcher pulls pairs of lines). */
+/* Shared: its size and key offsets are folded into QUEUE_LAYOUT (queue.c). */
 struct mps__ring {
-  alignas(128) _Atomic uint64_t done; /* task_done calls; bit 63: joiners sleep */
+  alignas(128) _Atomic uint64_t done;    /* task_done calls; bit 63: joiners sleep */
   alignas(128) _Atomic uint64_t skipped; /* holes, written under the mutex */
   struct mps__rlog log;
   _Atomic uint32_t ntok; /* tokens ever taken: scans stop there */
   alignas(128) char end_[1];
 };
 
+/* Shared: its size and key offsets are folded into QUEUE_LAYOUT (queue.c). */
 struct mps__queue_shm {
   struct mps__hdr hdr;
   uint64_t maxsize;
@@ -70,23 +74,24 @@ struct mps__queue_shm {
 };
 
 /* A payload slot. `state` is the FIFO's per-slot word (unused otherwise):
- * lap << 4 | phase << 1 | W, where lap is 1 + the lap (ticket / maxsize)
- * of the last ticket published here, phase FULL or SKIP, and W says that
+ * seq << 3 | phase << 1 | W, where seq grows by maxsize with every ticket
+ * published here (mps__q_pos), phase is FULL or SKIP, and W says that
  * consumers sleep on it. Its low 32 bits, the futex word, change on every
  * publish. */
+/* Shared: its size and key offsets are folded into QUEUE_LAYOUT (queue.c). */
 struct mps__slot {
   _Atomic uint64_t state;
   uint64_t len;
   unsigned char data[];
 };
 
-#define MPS__ST_W 1u
-#define MPS__ST_FULL (1u << 1)
-#define MPS__ST_SKIP (2u << 1)
-#define MPS__HEAD_HW (UINT64_C(1) << 63)   /* producers sleep for room */
+#define MPS__ST_W        1u
+#define MPS__ST_FULL     (1u << 1)
+#define MPS__ST_SKIP     (2u << 1)
+#define MPS__HEAD_HW     (UINT64_C(1) << 63) /* producers sleep for room */
 #define MPS__TAIL_CLOSED (UINT64_C(1) << 63) /* shut down */
-#define MPS__DONE_W (UINT64_C(1) << 63)    /* joiners sleep */
-#define MPS__TICKETS (~(UINT64_C(1) << 63))
+#define MPS__DONE_W      (UINT64_C(1) << 63) /* joiners sleep */
+#define MPS__TICKETS     (~(UINT64_C(1) << 63))
 
 /* ---- the handle -------------------------------------------------------- */
 
@@ -99,6 +104,7 @@ struct mps_queue {
   unsigned char *slots;
   struct mps__qtok *tok; /* FIFO only */
   uint64_t cap, max_msg, slot_size;
+  bool cap_pow2;
   mps_order order;
   /* Process-local: a recent head, so that a put needs not read the
    * consumers' line every time; references (the open handle and each
@@ -116,20 +122,32 @@ static inline struct mps__slot *mps__q_slot(const mps_queue *q, uint64_t i)
   return (struct mps__slot *)(q->slots + i * q->slot_size);
 }
 
-/* The slot word's lap for ticket x, and the states of x's slot: before x
- * is published, and once it is (FULL or SKIP). */
-static inline uint64_t mps__lap(const mps_queue *q, uint64_t x) { return x / q->cap; }
-static inline uint64_t mps__st_unpub(const mps_queue *q, uint64_t x)
+/* Where ticket x lives: its slot, and the slot word's sequence before x
+ * is published (base: x minus its slot index, the ticket that starts its
+ * lap; 0 for the first lap, as the segment starts zeroed) and once it is
+ * (base + maxsize). No division when maxsize is a power of two: a put and
+ * a get each compute this once per message. */
+#define MPS__SEQ_MASK ((UINT64_C(1) << 61) - 1)
+struct mps__pos {
+  struct mps__slot *sl;
+  uint64_t base;
+};
+static inline struct mps__pos mps__q_pos(const mps_queue *q, uint64_t x)
 {
-  return mps__lap(q, x) << 4; /* + FULL/SKIP of the lap before */
+  uint64_t i = q->cap_pow2 ? x & (q->cap - 1) : x % q->cap;
+  return (struct mps__pos){mps__q_slot(q, i), x - i};
 }
-static inline bool mps__st_is_unpub(const mps_queue *q, uint64_t st, uint64_t x)
+static inline uint64_t mps__st_pub(const mps_queue *q, struct mps__pos p, unsigned phase)
 {
-  return st >> 4 == mps__lap(q, x);
+  return ((p.base + q->cap) & MPS__SEQ_MASK) << 3 | phase;
 }
-static inline bool mps__st_is_pub(const mps_queue *q, uint64_t st, uint64_t x)
+static inline bool mps__st_is_unpub(uint64_t st, struct mps__pos p)
 {
-  return st >> 4 == mps__lap(q, x) + 1;
+  return st >> 3 == (p.base & MPS__SEQ_MASK);
+}
+static inline bool mps__st_is_pub(const mps_queue *q, uint64_t st, struct mps__pos p)
+{
+  return st >> 3 == ((p.base + q->cap) & MPS__SEQ_MASK);
 }
 
 /* The futex word inside a 64-bit counter: its low half. */
@@ -152,26 +170,26 @@ _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free in
  * other builds compile them away. */
 enum mps__crash {
   MPS__CP_NONE,
-  MPS__CP_PUT_TOKEN,   /* token taken (after its recovery, if any) */
-  MPS__CP_PUT_INTENT,  /* intent stored, tail not claimed */
-  MPS__CP_PUT_CLAIMED, /* tickets claimed, no payload written */
-  MPS__CP_PUT_PAYLOAD, /* half of a payload written */
-  MPS__CP_PUT_PUBLISH, /* some of a batch published, not its first */
-  MPS__CP_PUT_WAKE,    /* all published, sleepers not woken */
-  MPS__CP_PUT_CLEAR,   /* all published, intent not cleared */
-  MPS__CP_PUT_SLEEP,   /* producer marked asleep for room, not asleep */
-  MPS__CP_GET_COPIED,  /* messages copied, head not committed */
-  MPS__CP_GET_COMMITTED, /* head committed, producers not woken */
-  MPS__CP_GET_SLEEP,   /* consumer marked asleep on a slot, not asleep */
-  MPS__CP_DONE_BEFORE, /* task_done before its commit */
-  MPS__CP_DONE_AFTER,  /* task_done committed, joiners not woken */
-  MPS__CP_SHUT_LOCKED, /* shutdown holds the mutex, not closed */
-  MPS__CP_SHUT_CLOSED, /* closed, sleepers not woken */
-  MPS__CP_REPAIR_TOKEN, /* a dead token taken over, nothing logged */
-  MPS__CP_REPAIR_LOGGED, /* redo record valid, nothing applied */
+  MPS__CP_PUT_TOKEN,      /* token taken (after its recovery, if any) */
+  MPS__CP_PUT_INTENT,     /* intent stored, tail not claimed */
+  MPS__CP_PUT_CLAIMED,    /* tickets claimed, no payload written */
+  MPS__CP_PUT_PAYLOAD,    /* half of a payload written */
+  MPS__CP_PUT_PUBLISH,    /* some of a batch published, not its first */
+  MPS__CP_PUT_WAKE,       /* all published, sleepers not woken */
+  MPS__CP_PUT_CLEAR,      /* all published, intent not cleared */
+  MPS__CP_PUT_SLEEP,      /* producer marked asleep for room, not asleep */
+  MPS__CP_GET_COPIED,     /* messages copied, head not committed */
+  MPS__CP_GET_COMMITTED,  /* head committed, producers not woken */
+  MPS__CP_GET_SLEEP,      /* consumer marked asleep on a slot, not asleep */
+  MPS__CP_DONE_BEFORE,    /* task_done before its commit */
+  MPS__CP_DONE_AFTER,     /* task_done committed, joiners not woken */
+  MPS__CP_SHUT_LOCKED,    /* shutdown holds the mutex, not closed */
+  MPS__CP_SHUT_CLOSED,    /* closed, sleepers not woken */
+  MPS__CP_REPAIR_TOKEN,   /* a dead token taken over, nothing logged */
+  MPS__CP_REPAIR_LOGGED,  /* redo record valid, nothing applied */
   MPS__CP_REPAIR_SKIPPED, /* the slot is a hole, skipped not stored */
   MPS__CP_REPAIR_COUNTED, /* skipped stored, record still valid */
-  MPS__CP_REPAIR_CLEAR, /* holes made, the dead intent not cleared */
+  MPS__CP_REPAIR_CLEAR,   /* holes made, the dead intent not cleared */
   MPS__CP_COUNT
 };
 
@@ -179,6 +197,8 @@ enum mps__crash {
 void mps__crashpoint(enum mps__crash id);
 /* Arms point id to SIGKILL this process on its hit-th hit (0 disarms). */
 void mps__crash_arm(enum mps__crash id, unsigned hit);
+/* The same with another signal than SIGKILL (SIGSTOP, say). */
+void mps__crash_arm_signal(enum mps__crash id, unsigned hit, int signo);
 /* Holes made in q so far, and tickets ever claimed (white-box, for the
  * crash-point test). */
 uint64_t mps__queue_skipped(mps_queue *q);
@@ -205,14 +225,17 @@ int mps__ring_shutdown(mps_queue *q);
  * repairer left its redo record to apply. */
 bool mps__ring_dead_claims(mps_queue *q);
 /* Turns every ticket claimed by a dead thread and never published into a
- * hole, under the mutex. 0, or -EPROTO. */
-int mps__ring_repair(mps_queue *q);
+ * hole, under the mutex, taken by the deadline d (NULL: no deadline): a
+ * stopped repairer must not make a timed call overrun. 0, or the
+ * deadline's error. */
+int mps__ring_repair(mps_queue *q, const mps__deadline *d);
 /* The calling thread took token k from a dead thread: make the dead
- * thread's unpublished tickets holes, clear the intent. 0 or -EPROTO. */
-int mps__ring_repair_token(mps_queue *q, unsigned k);
-/* Takes the queue mutex for a repair, applying a pending redo record
- * first. 0 or -EPROTO (then not held). */
-int mps__ring_lock(mps_queue *q);
+ * thread's unpublished tickets holes, clear the intent. 0 or the
+ * deadline's error (the intent stays for the next repairer). */
+int mps__ring_repair_token(mps_queue *q, unsigned k, const mps__deadline *d);
+/* Takes the queue mutex for a repair or a shutdown, by d (NULL: none),
+ * applying a pending redo record first. 0 or the deadline's error. */
+int mps__ring_lock(mps_queue *q, const mps__deadline *d);
 /* Wakes whoever sleeps on slot x's word. */
 void mps__ring_wake_slot(mps_queue *q, uint64_t x);
 

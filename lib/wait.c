@@ -37,13 +37,13 @@
 #include "config.h"
 
 #include <limits.h>
+#include <linux/futex.h>
 #include <sched.h>
 #include <stdint.h>
-#include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "stats.h"
 
 int mps__futex_wait(_Atomic uint32_t *word, uint32_t expected, const mps__deadline *d)
 {
@@ -52,8 +52,7 @@ int mps__futex_wait(_Atomic uint32_t *word, uint32_t expected, const mps__deadli
     return -EAGAIN;
   /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time, so a wait
    * that restarts after a signal does not extend the deadline. */
-  long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, at, NULL,
-                   FUTEX_BITSET_MATCH_ANY);
+  long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, at, NULL, FUTEX_BITSET_MATCH_ANY);
   if (r < 0 && errno == ETIMEDOUT)
     return -ETIMEDOUT;
   return 0; /* woken, EAGAIN (word changed) or EINTR: the caller rechecks */
@@ -64,13 +63,21 @@ void mps__futex_wake(_Atomic uint32_t *word, int n)
   syscall(SYS_futex, word, FUTEX_WAKE, n, NULL, NULL, 0);
 }
 
-void mps__waitq_enter(mps__waitq *w, mps__mutex *m)
+/* The sleepers are woken, then the recovery recorded (stats.c). */
+static void recover(mps__waitq *w, struct mps__hdr *h)
 {
-  if (mps__mutex_lock_forever(m) == MPS_OWNER_DIED)
-    mps__waitq_wake(w, INT32_MAX);
+  mps__waitq_wake(w, INT32_MAX);
+  if (h != NULL)
+    mps__stat_recovered(h, MPS__REPAIR_WAKE);
 }
 
-int mps__waitq_wait(mps__waitq *w, mps__mutex *m, const mps__deadline *d)
+void mps__waitq_enter(mps__waitq *w, mps__mutex *m, struct mps__hdr *h)
+{
+  if (mps__mutex_lock_forever(m) == MPS_OWNER_DIED)
+    recover(w, h);
+}
+
+int mps__waitq_wait(mps__waitq *w, mps__mutex *m, const mps__deadline *d, struct mps__hdr *h)
 {
   if (d->kind == MPS__ONCE)
     return -EAGAIN;
@@ -81,7 +88,7 @@ int mps__waitq_wait(mps__waitq *w, mps__mutex *m, const mps__deadline *d)
   atomic_fetch_sub(&w->sleepers, 1);
   int relock = mps__mutex_lock_forever(m);
   if (relock == MPS_OWNER_DIED)
-    mps__waitq_wake(w, INT32_MAX); /* the dead holder may not have woken them */
+    recover(w, h); /* the dead holder may not have woken them */
   return relock == MPS_OWNER_DIED ? relock : r;
 }
 
@@ -92,8 +99,7 @@ void mps__waitq_wake(mps__waitq *w, int n)
     mps__futex_wake(&w->seq, n);
 }
 
-int mps__word_wait(_Atomic uint32_t *word, uint32_t expected, mps__mutex *m,
-                   const mps__deadline *d)
+int mps__word_wait(_Atomic uint32_t *word, uint32_t expected, mps__mutex *m, const mps__deadline *d)
 {
   if (d->kind == MPS__ONCE)
     return -EAGAIN;
@@ -119,7 +125,7 @@ void mps__waitq_wake_held(mps__waitq *w, int n)
  * change, halved when it did not. */
 #define MPS__SPIN_MIN_NS 4000
 #define MPS__SPIN_MAX_NS 32000
-#define MPS__SPIN_CHECK 32 /* spins between clock reads */
+#define MPS__SPIN_CHECK  32 /* spins between clock reads */
 /* A gap this long between two clock reads inside a spin means the spinner
  * was descheduled: more threads want to run than there are CPUs. */
 #define MPS__SPIN_PREEMPTED_NS 50000

@@ -3,6 +3,7 @@
  * process, batch calls, and 4 producers x 4 consumers delivering every
  * message exactly once. The SIGKILL torture is in test_queue_torture.c. */
 #include "helpers.h"
+#include "queue_internal.h" /* white-box: offsets of the shared structs */
 
 #include <math.h>
 #include <stdint.h>
@@ -19,10 +20,7 @@ static mps_queue *make(size_t maxsize, size_t max_msg, mps_order order)
   return r;
 }
 
-static void put_int(mps_queue *qq, int v)
-{
-  cr_assert_eq(mps_queue_put(qq, &v, sizeof(v), 0), 0);
-}
+static void put_int(mps_queue *qq, int v) { cr_assert_eq(mps_queue_put(qq, &v, sizeof(v), 0), 0); }
 
 static int get_int(mps_queue *qq)
 {
@@ -267,8 +265,8 @@ static int shutdown_waiter(void *arg)
   if (write(sync_fds[1], "r", 1) != 1)
     return 9;
   int v = 0;
-  int r = getter ? (int)mps_queue_get(q, &v, sizeof(v), 20.0)
-                 : mps_queue_put(q, &v, sizeof(v), 20.0);
+  int r =
+      getter ? (int)mps_queue_get(q, &v, sizeof(v), 20.0) : mps_queue_put(q, &v, sizeof(v), 20.0);
   return r == -EPIPE ? 0 : 1;
 }
 
@@ -419,8 +417,8 @@ Test(queue, batch_calls, .timeout = 10)
 
 /* ---- 4 producers x 4 consumers ------------------------------------------ */
 
-#define NPROD 4
-#define NCONS 4
+#define NPROD    4
+#define NCONS    4
 #define PER_PROD 100000
 
 static uint8_t *seen; /* one counter per message, in shared memory */
@@ -502,7 +500,8 @@ Test(queue_examples, worker_queue, .timeout = 30)
 Test(queue_examples, producer_consumer, .timeout = 30)
 {
   char out[4096];
-  int status = run_example("producer_consumer", (const char *[]){"3", "2", "50000", NULL}, out, sizeof(out));
+  int status =
+      run_example("producer_consumer", (const char *[]){"3", "2", "50000", NULL}, out, sizeof(out));
   cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x: %s", status, out);
   cr_assert_not_null(strstr(out, "150000 messages in"), "%s", out);
   cr_assert_not_null(strstr(out, "every message delivered once"), "%s", out);
@@ -548,24 +547,25 @@ Test(queue, forged_segments_are_refused, .timeout = 10)
   cr_assert_not_null(a);
   size_t size;
   uint64_t *raw = map_raw(name, &size);
-  /* The configuration follows the 64-byte header: maxsize, then max_msg. */
-  cr_assert_eq(raw[8], 4);
-  cr_assert_eq(raw[9], 8);
-  raw[8] = 1u << 30;
+  const size_t maxsize = offsetof(struct mps__queue_shm, maxsize) / 8;
+  const size_t max_msg = offsetof(struct mps__queue_shm, max_msg) / 8;
+  const size_t tail = offsetof(struct mps__queue_shm, tail) / 8;
+  cr_assert_eq(raw[maxsize], 4);
+  cr_assert_eq(raw[max_msg], 8);
+  raw[maxsize] = 1u << 30;
   cr_assert_null(mps_queue_open(name));
   cr_assert_eq(errno, EPROTO, "a maxsize that does not match the file");
-  raw[8] = 4;
-  raw[9] = 4096;
+  raw[maxsize] = 4;
+  raw[max_msg] = 4096;
   cr_assert_null(mps_queue_open(name));
   cr_assert_eq(errno, EPROTO);
-  raw[9] = 8;
+  raw[max_msg] = 8;
   mps_queue *b = mps_queue_open(name);
   cr_assert_not_null(b, "the repaired configuration is accepted");
   /* Counters claiming more messages than fit: refused, not followed. */
   put_int(a, 1);
-  /* header, configuration, mutex and head take the first four lines */
-  cr_assert_eq(raw[256 / 8], 1, "the tail counter");
-  raw[256 / 8] = 1000;
+  cr_assert_eq(raw[tail], 1, "the tail counter");
+  raw[tail] = 1000;
   int v;
   cr_assert_eq(mps_queue_get(b, &v, sizeof(v), 0), -EPROTO);
   munmap(raw, size);

@@ -58,14 +58,14 @@ typedef ssize_t (*mps_task_fn)(const void *arg, size_t len, void *out, size_t ca
 /* Limits: workers per pool, bytes of one argument or result, and workers
  * dying in a row before their initializer returned, after which the pool
  * gives up (see above). */
-#define MPS_POOL_WORKERS_MAX 1024
-#define MPS_POOL_LIMIT_MAX ((size_t)64 << 20)
+#define MPS_POOL_WORKERS_MAX    1024
+#define MPS_POOL_LIMIT_MAX      ((size_t)64 << 20)
 #define MPS_POOL_INIT_FAILS_MAX 3
 
 /* Defaults for 0 fields of mps_pool_opts. */
-#define MPS_POOL_DEFAULT_MAX_ARG 4096
+#define MPS_POOL_DEFAULT_MAX_ARG    4096
 #define MPS_POOL_DEFAULT_MAX_RESULT 4096
-#define MPS_POOL_DEFAULT_QUEUE 1024
+#define MPS_POOL_DEFAULT_QUEUE      1024
 
 typedef struct mps_pool_opts {
   unsigned workers;             /* 0: number of online CPUs */
@@ -96,9 +96,10 @@ MPS_API mps_pool *mps_pool_new_opts(const mps_pool_opts *opts);
  * caller owns (mps_future_free), or NULL with errno EINVAL (NULL pool or fn,
  * NULL arg with len > 0), EMSGSIZE (len above max_arg), EPIPE (the pool is
  * shut down), ENOMEM. */
-MPS_API MPS_NODISCARD mps_future *mps_pool_submit(mps_pool *p, mps_task_fn fn, const void *arg, size_t len);
-MPS_API MPS_NODISCARD mps_future *mps_pool_submit_timeout(mps_pool *p, mps_task_fn fn, const void *arg,
-                                            size_t len, double timeout);
+MPS_API MPS_NODISCARD mps_future *mps_pool_submit(mps_pool *p, mps_task_fn fn, const void *arg,
+                                                  size_t len);
+MPS_API MPS_NODISCARD mps_future *
+mps_pool_submit_timeout(mps_pool *p, mps_task_fn fn, const void *arg, size_t len, double timeout);
 
 /* Waits at most `timeout` seconds for f's task to finish. The library's
  * status and the task's own value are apart: a return of 0 means the task
@@ -113,7 +114,7 @@ MPS_API MPS_NODISCARD mps_future *mps_pool_submit_timeout(mps_pool *p, mps_task_
  * timeout). So a task that returns -ETIMEDOUT is never taken for a wait
  * that timed out. */
 MPS_API MPS_NODISCARD int mps_future_result(mps_future *f, ssize_t *value, void *out, size_t cap,
-                              double timeout);
+                                            double timeout);
 
 /* True once f has a result (success, error, -ECHILD or cancelled). */
 MPS_API bool mps_future_done(const mps_future *f);
@@ -173,7 +174,8 @@ MPS_API MPS_NODISCARD ssize_t mps_pool_wait_any(mps_future *const *fs, size_t n,
  * result_size), -ETIMEDOUT, -EAGAIN, -EINVAL, -EPIPE, -ENOMEM. On an error
  * the tasks not yet started are cancelled; results is then partly written. */
 MPS_API MPS_NODISCARD int mps_pool_map(mps_pool *p, mps_task_fn fn, const void *args, size_t nargs,
-                         size_t arg_size, void *results, size_t result_size, double timeout);
+                                       size_t arg_size, void *results, size_t result_size,
+                                       double timeout);
 
 /* Stops accepting tasks (submit then fails with EPIPE). cancel_pending:
  * tasks not yet started are cancelled (-ECANCELED). Tasks already queued
