@@ -32,16 +32,15 @@
 
 #include <mpshare.h>
 
-#define MSG 64
-#define BATCH 32
+#define MSG    64
+#define BATCH  32
 #define ROUNDS 3
 
 enum kind { MPS_SINGLE, MPS_PREFETCH, MPS_BATCH, RAW_SINGLE, RAW_BATCH, KINDS };
-static const char *names[KINDS] = {"mpshare remote queue, put/get",
-                                   "mpshare remote queue, put/get, consumers ?prefetch=32",
-                                   "mpshare remote queue, batch of 32",
-                                   "raw hiredis XADD/XREADGROUP, 1 per round trip",
-                                   "raw hiredis XADD/XREADGROUP, 32 per round trip"};
+static const char *names[KINDS] = {
+    "mpshare remote queue, put/get", "mpshare remote queue, put/get, consumers ?prefetch=32",
+    "mpshare remote queue, batch of 32", "raw hiredis XADD/XREADGROUP, 1 per round trip",
+    "raw hiredis XADD/XREADGROUP, 32 per round trip"};
 
 static int port;
 static pid_t server;
@@ -78,8 +77,8 @@ static int server_start(void)
   server = fork();
   if (server == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    execlp(bin, bin, "--port", p, "--bind", "127.0.0.1", "--dir", dir, "--save", "",
-           "--appendonly", "no", "--daemonize", "no", "--logfile", "/dev/null", (char *)NULL);
+    execlp(bin, bin, "--port", p, "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly",
+           "no", "--daemonize", "no", "--logfile", "/dev/null", (char *)NULL);
     _exit(127);
   }
   for (int i = 0; i < 1000; i++) { /* up within 10 s */
@@ -123,8 +122,8 @@ static int mps_producer(long n, bool batch)
   for (int i = 0; i < BATCH; i++)
     m[i] = msg[i], lens[i] = MSG;
   for (long sent = 0; q != NULL && sent < n;) {
-    ssize_t k = batch ? mps_queue_put_many(q, m, lens, (size_t)(n - sent < BATCH ? n - sent : BATCH),
-                                           MPS_FOREVER)
+    ssize_t k = batch ? mps_queue_put_many(
+                            q, m, lens, (size_t)(n - sent < BATCH ? n - sent : BATCH), MPS_FOREVER)
                       : (mps_queue_put(q, msg[0], MSG, MPS_FOREVER) == 0 ? 1 : -1);
     if (k < 0)
       return 1;
@@ -233,8 +232,7 @@ static int raw_setup(void)
 
 static double run(enum kind k, long n, int np, int nc, int round)
 {
-  snprintf(url, sizeof(url), "redis://127.0.0.1:%d/bench-%d-%d-%d-%d", port, (int)k, np, nc,
-           round);
+  snprintf(url, sizeof(url), "redis://127.0.0.1:%d/bench-%d-%d-%d-%d", port, (int)k, np, nc, round);
   bool batch = k == MPS_BATCH || k == RAW_BATCH;
   mps_queue_opts o = {.maxsize = 1024, .max_msg = MSG};
   mps_queue *q = k <= MPS_BATCH ? mps_queue_create(url, &o) : NULL;
@@ -326,8 +324,8 @@ int main(int argc, char **argv)
              k < KINDS ? names[k] : "Python multiprocessing.managers Queue over TCP", med[k]);
     }
     if (med[KINDS] > 0)
-      printf("| %d->%d | ratio: mpshare put/get / Python manager | %.1fx (prefetch: %.1fx) |\n",
-             p, p, med[MPS_SINGLE] / med[KINDS], med[MPS_PREFETCH] / med[KINDS]);
+      printf("| %d->%d | ratio: mpshare put/get / Python manager | %.1fx (prefetch: %.1fx) |\n", p,
+             p, med[MPS_SINGLE] / med[KINDS], med[MPS_PREFETCH] / med[KINDS]);
     else
       printf("| %d->%d | Python manager | not run (python3) |\n", p, p);
     printf("| %d->%d | ratio: mpshare put/get / raw 1 per round trip | %.2fx |\n", p, p,

@@ -35,8 +35,8 @@
 #include "pool_remote.h"
 
 #define REGISTRY_MAX 256
-#define URL_MAX 1024
-#define REPLY_CACHE 8
+#define URL_MAX      1024
+#define REPLY_CACHE  8
 
 /* ---- the registry of task names --------------------------------------------- */
 
@@ -224,8 +224,7 @@ static int reply_queue(struct mps__rpool *r)
   for (char *c = host; *c; c++)
     if (*c == '/' || *c == '%' || *c <= ' ')
       *c = '_';
-  snprintf(r->reply_key, sizeof(r->reply_key), "mps-reply-%s-%d-%u", host, (int)getpid(),
-           ++serial);
+  snprintf(r->reply_key, sizeof(r->reply_key), "mps-reply-%s-%d-%u", host, (int)getpid(), ++serial);
   int err = mps__rurl_format(&r->url, r->reply_key, rurl, sizeof(rurl));
   if (err < 0)
     return err;
@@ -344,8 +343,11 @@ static unsigned char *task_message(struct mps__rpool *r, uint64_t id, const char
   if (m == NULL)
     return NULL;
   struct mps__task_hdr h = {htole32(MPS__TASK_MAGIC),
-                            htole32(r->o.at_most_once ? MPS__F_AT_MOST_ONCE : 0), htole64(id),
-                            htole16((uint16_t)nl), htole16((uint16_t)rl), 0};
+                            htole32(r->o.at_most_once ? MPS__F_AT_MOST_ONCE : 0),
+                            htole64(id),
+                            htole16((uint16_t)nl),
+                            htole16((uint16_t)rl),
+                            0};
   memcpy(m, &h, sizeof(h));
   memcpy(m + sizeof(h), name, nl);
   memcpy(m + sizeof(h) + nl, r->reply_key, rl);
@@ -410,8 +412,8 @@ int mps__rpool_map(mps_pool *p, mps_task_fn fn, const void *args, size_t nargs, 
   int err = 0;
   size_t n = 0;
   for (; n < nargs && err == 0; n++)
-    if ((fs[n] = mps__rpool_submit(p, fn, NULL, (const char *)args + n * arg_size, arg_size,
-                                   d)) == NULL)
+    if ((fs[n] = mps__rpool_submit(p, fn, NULL, (const char *)args + n * arg_size, arg_size, d)) ==
+        NULL)
       err = -errno;
   for (size_t i = 0; i < n && err == 0; i++) {
     ssize_t value = 0;
@@ -470,7 +472,7 @@ void mps__rpool_free(mps_pool *p)
       pthread_join(r->collector, NULL);
   } else {
     pthread_mutex_init(&r->mu, NULL); /* maybe copied locked */
-    r->results = NULL; /* a forked child's copy: the queue is the parent's */
+    r->results = NULL;                /* a forked child's copy: the queue is the parent's */
   }
   fail_pending(r, -EPERM);
   rpool_release(p);

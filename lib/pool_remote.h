@@ -7,7 +7,7 @@
 
 #include "remote.h"
 
-#define MPS__TASK_MAGIC 0x4d505354u /* "MPST" */
+#define MPS__TASK_MAGIC     0x4d505354u /* "MPST" */
 #define MPS__F_AT_MOST_ONCE 1u
 
 /* A task message: this header (little-endian), the task name, the key of

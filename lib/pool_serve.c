@@ -18,15 +18,15 @@
 #include "config.h"
 
 #include <stdio.h>
-#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pool_internal.h"
 #include "pool_remote.h"
 
 #define URL_MAX 1024
-#define ID_LEN 48
+#define ID_LEN  48
 
 struct flight {
   mps_future *f; /* NULL: a free entry */
@@ -213,8 +213,8 @@ static int server_init(struct server *s, const char *url, const mps_remote_opts 
     return err;
   if ((s->tasks = mps__task_queue(url, &s->o, &err)) == NULL)
     return err;
-  mps_pool_opts lo = {.workers = s->o.workers, .max_arg = s->o.max_arg,
-                      .max_result = s->o.max_result};
+  mps_pool_opts lo = {
+      .workers = s->o.workers, .max_arg = s->o.max_arg, .max_result = s->o.max_result};
   if ((s->local = mps_pool_new_opts(&lo)) == NULL)
     return -errno;
   s->cap = 2 * (size_t)(s->o.workers ? s->o.workers : (unsigned)sysconf(_SC_NPROCESSORS_ONLN));

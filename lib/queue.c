@@ -67,10 +67,10 @@
 /* A remote queue's handle (a redis:// name) has only `remote`, `cap` and
  * `max_msg` set: every public call below starts with REMOTE(), which sends
  * it to queue_redis.c, so the local paths pay one test. */
-#define REMOTE(q, call)                                            \
-  do {                                                             \
-    if (__builtin_expect((q) != NULL && (q)->remote != NULL, 0)) \
-      return call;                                                 \
+#define REMOTE(q, call)                                                                            \
+  do {                                                                                             \
+    if (__builtin_expect((q) != NULL && (q)->remote != NULL, 0))                                   \
+      return call;                                                                                 \
   } while (0)
 
 /* ---- layout ----------------------------------------------------------- */

@@ -46,7 +46,7 @@
 
 #include "redis_conn.h"
 
-#define MAGIC "mpshare-queue-1"
+#define MAGIC  "mpshare-queue-1"
 #define ID_MAX 48
 /* A get runs the full get script (expired leases, shutdown) at least this
  * often; in between it reads new messages with one XREADGROUP, and a
@@ -57,66 +57,65 @@
 #define POLL_MAX 0.02
 
 /* Checks that KEYS[1] is one of our queues; m[2] is maxsize, m[3] shut. */
-#define LUA_CHECK                                                                   \
-  "local m = redis.call('HMGET', KEYS[1], 'magic', 'maxsize', 'shut') "             \
-  "if m[1] ~= '" MAGIC "' then "                                                    \
-  "  if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('EPROTO mpshare queue') end " \
+#define LUA_CHECK                                                                                  \
+  "local m = redis.call('HMGET', KEYS[1], 'magic', 'maxsize', 'shut') "                            \
+  "if m[1] ~= '" MAGIC "' then "                                                                   \
+  "  if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('EPROTO mpshare queue') " \
+  "end "                                                                                           \
   "  return redis.error_reply('ENOENT mpshare queue') end "
 
 enum { S_CREATE, S_OPEN, S_PUT, S_GET, S_ACK, S_STATE, S_SHUT, S_RENEW, NSCRIPTS };
 
 static const char *const scripts[NSCRIPTS] = {
-    [S_CREATE] =
-        "local t = redis.call('TYPE', KEYS[1])['ok'] "
-        "if t ~= 'none' then "
-        "  if t == 'hash' and redis.call('HGET', KEYS[1], 'magic') == '" MAGIC "' then "
-        "    return redis.error_reply('EEXIST mpshare queue') end "
-        "  return redis.error_reply('EPROTO mpshare queue') end "
-        "if redis.call('EXISTS', KEYS[2]) == 1 then return redis.error_reply('EPROTO mpshare queue') end "
-        "redis.call('XGROUP', 'CREATE', KEYS[2], 'mps', '$', 'MKSTREAM') "
-        "redis.call('XGROUP', 'CREATECONSUMER', KEYS[2], 'mps', ARGV[5]) "
-        "redis.call('HSET', KEYS[1], 'magic', '" MAGIC "', 'maxsize', ARGV[1], "
-        "  'max_msg', ARGV[2], 'order', ARGV[3], 'lease', ARGV[4], 'shut', '0') "
-        "return 1",
-    [S_OPEN] = LUA_CHECK
-        "if redis.call('TYPE', KEYS[2])['ok'] ~= 'stream' then return redis.error_reply('EPROTO mpshare queue') end "
-        "redis.call('XGROUP', 'CREATECONSUMER', KEYS[2], 'mps', ARGV[1]) "
-        "return redis.call('HMGET', KEYS[1], 'maxsize', 'max_msg', 'order', 'lease')",
-    [S_PUT] = LUA_CHECK
-        "if m[3] == '1' then return redis.error_reply('EPIPE mpshare queue') end "
-        "local room = tonumber(m[2]) - redis.call('XLEN', KEYS[2]) "
-        "  + redis.call('XPENDING', KEYS[2], 'mps')[1] "
-        "if room > #ARGV then room = #ARGV end "
-        "for i = 1, room do redis.call('XADD', KEYS[2], '*', 'm', ARGV[i]) end "
-        "if room < 0 then return 0 end "
-        "return room",
+    [S_CREATE] = "local t = redis.call('TYPE', KEYS[1])['ok'] "
+                 "if t ~= 'none' then "
+                 "  if t == 'hash' and redis.call('HGET', KEYS[1], 'magic') == '" MAGIC "' then "
+                 "    return redis.error_reply('EEXIST mpshare queue') end "
+                 "  return redis.error_reply('EPROTO mpshare queue') end "
+                 "if redis.call('EXISTS', KEYS[2]) == 1 then return redis.error_reply('EPROTO "
+                 "mpshare queue') end "
+                 "redis.call('XGROUP', 'CREATE', KEYS[2], 'mps', '$', 'MKSTREAM') "
+                 "redis.call('XGROUP', 'CREATECONSUMER', KEYS[2], 'mps', ARGV[5]) "
+                 "redis.call('HSET', KEYS[1], 'magic', '" MAGIC "', 'maxsize', ARGV[1], "
+                 "  'max_msg', ARGV[2], 'order', ARGV[3], 'lease', ARGV[4], 'shut', '0') "
+                 "return 1",
+    [S_OPEN] =
+        LUA_CHECK "if redis.call('TYPE', KEYS[2])['ok'] ~= 'stream' then return "
+                  "redis.error_reply('EPROTO mpshare queue') end "
+                  "redis.call('XGROUP', 'CREATECONSUMER', KEYS[2], 'mps', ARGV[1]) "
+                  "return redis.call('HMGET', KEYS[1], 'maxsize', 'max_msg', 'order', 'lease')",
+    [S_PUT] = LUA_CHECK "if m[3] == '1' then return redis.error_reply('EPIPE mpshare queue') end "
+                        "local room = tonumber(m[2]) - redis.call('XLEN', KEYS[2]) "
+                        "  + redis.call('XPENDING', KEYS[2], 'mps')[1] "
+                        "if room > #ARGV then room = #ARGV end "
+                        "for i = 1, room do redis.call('XADD', KEYS[2], '*', 'm', ARGV[i]) end "
+                        "if room < 0 then return 0 end "
+                        "return room",
     /* Expired leases first (they are older), then new messages. Reply:
      * {'', id, payload, redelivered, ...} */
     [S_GET] = LUA_CHECK
-        "local n = tonumber(ARGV[2]) "
-        "local out = {''} "
-        "local c = redis.call('XAUTOCLAIM', KEYS[2], 'mps', ARGV[1], ARGV[3], '0-0', 'COUNT', n) "
-        "for _, e in ipairs(c[2]) do if type(e[2]) == 'table' then "
-        "  out[#out+1] = e[1]; out[#out+1] = e[2][2]; out[#out+1] = 1 end end "
-        "local k = (#out - 1) / 3 "
-        "if k < n then "
-        "  local r = redis.call('XREADGROUP', 'GROUP', 'mps', ARGV[1], 'COUNT', n - k, "
-        "    'STREAMS', KEYS[2], '>') "
-        "  if r then for _, e in ipairs(r[1][2]) do "
-        "    out[#out+1] = e[1]; out[#out+1] = e[2][2]; out[#out+1] = 0 end end end "
-        "if #out == 1 and m[3] == '1' then return redis.error_reply('EPIPE mpshare queue') end "
-        "return out",
+    "local n = tonumber(ARGV[2]) "
+    "local out = {''} "
+    "local c = redis.call('XAUTOCLAIM', KEYS[2], 'mps', ARGV[1], ARGV[3], '0-0', 'COUNT', n) "
+    "for _, e in ipairs(c[2]) do if type(e[2]) == 'table' then "
+    "  out[#out+1] = e[1]; out[#out+1] = e[2][2]; out[#out+1] = 1 end end "
+    "local k = (#out - 1) / 3 "
+    "if k < n then "
+    "  local r = redis.call('XREADGROUP', 'GROUP', 'mps', ARGV[1], 'COUNT', n - k, "
+    "    'STREAMS', KEYS[2], '>') "
+    "  if r then for _, e in ipairs(r[1][2]) do "
+    "    out[#out+1] = e[1]; out[#out+1] = e[2][2]; out[#out+1] = 0 end end end "
+    "if #out == 1 and m[3] == '1' then return redis.error_reply('EPIPE mpshare queue') end "
+    "return out",
     /* Acknowledges and deletes ARGV (at most 64 ids); an id acknowledged
      * before (a message delivered twice) is already gone. */
-    [S_ACK] =
-        "local n = redis.call('XACK', KEYS[2], 'mps', unpack(ARGV)) "
-        "redis.call('XDEL', KEYS[2], unpack(ARGV)) "
-        "return n",
-    [S_STATE] = LUA_CHECK
-        "local len = redis.call('XLEN', KEYS[2]) "
-        "local q = len - redis.call('XPENDING', KEYS[2], 'mps')[1] "
-        "local shut = 0 if m[3] == '1' then shut = 1 end "
-        "return {q, len, shut}",
+    [S_ACK] = "local n = redis.call('XACK', KEYS[2], 'mps', unpack(ARGV)) "
+              "redis.call('XDEL', KEYS[2], unpack(ARGV)) "
+              "return n",
+    [S_STATE] = LUA_CHECK "local len = redis.call('XLEN', KEYS[2]) "
+                          "local q = len - redis.call('XPENDING', KEYS[2], 'mps')[1] "
+                          "local shut = 0 if m[3] == '1' then shut = 1 end "
+                          "return {q, len, shut}",
     [S_SHUT] = LUA_CHECK "redis.call('HSET', KEYS[1], 'shut', '1') return 1",
     /* ARGV[2] 'renew': renews the leases ARGV[3..] of consumer ARGV[1]
      * that it still holds (only those the handle knows of: a message whose
@@ -132,7 +131,8 @@ static const char *const scripts[NSCRIPTS] = {
         "for i = first, #ARGV do "
         "  if #redis.call('XPENDING', KEYS[2], 'mps', ARGV[i], ARGV[i], 1, ARGV[1]) == 1 then "
         "    if bye then "
-        "      redis.call('XCLAIM', KEYS[2], 'mps', ARGV[1], 0, ARGV[i], 'IDLE', ARGV[3], 'JUSTID') "
+        "      redis.call('XCLAIM', KEYS[2], 'mps', ARGV[1], 0, ARGV[i], 'IDLE', ARGV[3], "
+        "'JUSTID') "
         "    else "
         "      redis.call('XCLAIM', KEYS[2], 'mps', ARGV[1], 0, ARGV[i], 'JUSTID') end "
         "    n = n + 1 end end "
@@ -150,8 +150,8 @@ struct stash {
   size_t next, count;
 };
 
-static bool stash_entry(const struct stash *st, size_t i, uint64_t max_msg,
-                        const redisReply **id, const redisReply **m, bool *re);
+static bool stash_entry(const struct stash *st, size_t i, uint64_t max_msg, const redisReply **id,
+                        const redisReply **m, bool *re);
 
 struct mps__rq {
   mps__rurl url;
@@ -163,7 +163,7 @@ struct mps__rq {
    * shutdowns of other threads go on while a get waits. */
   pthread_mutex_t wait_mu;
   mps__rconn rc_wait;
-  double script_due; /* when a get runs the get script again */
+  double script_due;  /* when a get runs the get script again */
   pthread_mutex_t mu; /* the main connection and everything below */
   mps__rconn rc;
   pid_t pid;
@@ -179,7 +179,7 @@ struct mps__rq {
   struct lastmsg {
     char id[ID_MAX];
     bool re;
-  } *last;
+  } * last;
   size_t nlast, last_cap;
   /* The lease renewer thread and its own connection. */
   pthread_cond_t cv;
@@ -593,7 +593,6 @@ ssize_t mps__rq_put_many(struct mps__rq *r, const void *const *msgs, const size_
 
 /* ---- get ------------------------------------------------------------------ */
 
-
 static int grow(void **p, size_t *cap, size_t need, size_t size)
 {
   if (need <= *cap)
@@ -632,8 +631,8 @@ static int held_push(struct mps__rq *r, const char *id)
  * before. A script's reply is flat (element 1 + 3i: id, payload,
  * redelivered); an XREADGROUP reply is {{stream, {{id, {"m", payload}}...}}}.
  * False for an entry that is not what we put. */
-static bool stash_entry(const struct stash *st, size_t i, uint64_t max_msg,
-                        const redisReply **id, const redisReply **m, bool *re)
+static bool stash_entry(const struct stash *st, size_t i, uint64_t max_msg, const redisReply **id,
+                        const redisReply **m, bool *re)
 {
   if (st->flat) {
     *id = st->el[1 + 3 * i];
@@ -700,8 +699,8 @@ static ssize_t fetch(struct mps__rq *r, const mps__deadline *d, size_t max)
   redisReply *rep;
   r->script_due = mps__now() + GET_SLICE;
   int err = run(r, &r->rc, d, S_GET, args, NULL, 3, &rep);
-  if (err == 0 && (rep->type != REDIS_REPLY_ARRAY || rep->elements % 3 != 1 ||
-                   rep->elements / 3 > max))
+  if (err == 0 &&
+      (rep->type != REDIS_REPLY_ARRAY || rep->elements % 3 != 1 || rep->elements / 3 > max))
     err = -EPROTO;
   if (err < 0 || rep->elements == 1) {
     mps__rconn_free_reply(rep);
@@ -726,8 +725,8 @@ static int read_new(struct mps__rq *r, const mps__deadline *d, size_t max, redis
   char count[24], ms[24];
   snprintf(count, sizeof(count), "%zu", max);
   snprintf(ms, sizeof(ms), "%ld", (long)(slice * 1000) + 1);
-  const char *v[11] = {"XREADGROUP", "GROUP", "mps", r->consumer, "COUNT", count,
-                       "BLOCK", ms, "STREAMS", r->skey, ">"};
+  const char *v[11] = {"XREADGROUP", "GROUP", "mps",     r->consumer, "COUNT", count,
+                       "BLOCK",      ms,      "STREAMS", r->skey,     ">"};
   const char *argv[11];
   size_t lens[11];
   int argc = 0;

@@ -103,10 +103,13 @@ int mps__rconn_error(const redisReply *r)
     const char *prefix;
     int err;
   } map[] = {
-      {"EEXIST", -EEXIST},   {"ENOENT", -ENOENT},  {"EPROTO", -EPROTO},   {"EPIPE", -EPIPE},
-      {"EINVAL", -EINVAL},   {"NOAUTH", -EACCES},  {"WRONGPASS", -EACCES}, {"NOPERM", -EACCES},
-      {"ERR AUTH", -EACCES}, {"ERR invalid password", -EACCES},
-      {"WRONGTYPE", -EPROTO}, {"LOADING", -EBUSY}, {"BUSY", -EBUSY},      {"OOM", -ENOMEM},
+      {"EEXIST", -EEXIST},    {"ENOENT", -ENOENT},
+      {"EPROTO", -EPROTO},    {"EPIPE", -EPIPE},
+      {"EINVAL", -EINVAL},    {"NOAUTH", -EACCES},
+      {"WRONGPASS", -EACCES}, {"NOPERM", -EACCES},
+      {"ERR AUTH", -EACCES},  {"ERR invalid password", -EACCES},
+      {"WRONGTYPE", -EPROTO}, {"LOADING", -EBUSY},
+      {"BUSY", -EBUSY},       {"OOM", -ENOMEM},
       {"NOGROUP", -EPROTO},
   };
   if (r == NULL)
@@ -315,8 +318,7 @@ int mps__rconn_call(mps__rconn *rc, const mps__deadline *d, double extra, int ar
 }
 
 int mps__rconn_script(mps__rconn *rc, const mps__rurl *u, const mps__deadline *d, double extra,
-                      size_t script, int argc, const char **argv, size_t *lens,
-                      redisReply **out)
+                      size_t script, int argc, const char **argv, size_t *lens, redisReply **out)
 {
   /* argv[0] and argv[1] are ours: EVALSHA and the digest. */
   for (int attempt = 0;; attempt++) {

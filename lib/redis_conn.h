@@ -12,8 +12,8 @@
  * scripts (loaded on every connect) and serialises calls. */
 typedef struct mps__rconn {
   redisContext *c;
-  pid_t pid;      /* the process that connected c */
-  double timeout; /* socket timeout now set, seconds; 0: none yet */
+  pid_t pid;        /* the process that connected c */
+  double timeout;   /* socket timeout now set, seconds; 0: none yet */
   unsigned pending; /* replies owed for commands sent by mps__rconn_send */
   const char *const *scripts;
   size_t nscripts;
@@ -45,8 +45,7 @@ int mps__rconn_call(mps__rconn *rc, const mps__deadline *d, double extra, int ar
  * needed and loading the scripts again if the server lost them. argv[0]
  * and argv[1] (and their lens) are filled here. Same returns. */
 int mps__rconn_script(mps__rconn *rc, const mps__rurl *u, const mps__deadline *d, double extra,
-                      size_t script, int argc, const char **argv, size_t *lens,
-                      redisReply **out);
+                      size_t script, int argc, const char **argv, size_t *lens, redisReply **out);
 
 /* The negative errno an error reply means (0 for any other reply). Our
  * scripts' errors start with the errno's name ("EPIPE"); the server's own

@@ -10,20 +10,20 @@
 
 /* ---- redis_url.c -------------------------------------------------------- */
 
-#define MPS__URL_HOST_MAX 255
-#define MPS__URL_PASS_MAX 255
+#define MPS__URL_HOST_MAX  255
+#define MPS__URL_PASS_MAX  255
 #define MPS__LEASE_DEFAULT 30.0
 
 /* redis://HOST[:PORT][/DB]/NAME[?lease=SECONDS&prefetch=N&password=PASS],
  * decoded. */
 typedef struct mps__rurl {
   char host[MPS__URL_HOST_MAX + 1];
-  int port;                       /* 6379 unless given */
-  int db;                         /* 0 unless given */
-  char name[MPS_NAME_MAX + 1];    /* the queue's key, shm name rules, no '/' */
+  int port;                             /* 6379 unless given */
+  int db;                               /* 0 unless given */
+  char name[MPS_NAME_MAX + 1];          /* the queue's key, shm name rules, no '/' */
   char password[MPS__URL_PASS_MAX + 1]; /* "" if none; %XX decoded */
-  double lease;                   /* seconds; 0: not given */
-  size_t prefetch;                /* messages a get asks for; 1 unless given */
+  double lease;                         /* seconds; 0: not given */
+  size_t prefetch;                      /* messages a get asks for; 1 unless given */
 } mps__rurl;
 
 #define MPS__PREFETCH_MAX 1024

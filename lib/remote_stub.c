@@ -64,7 +64,10 @@ int mps__rpool_map(mps_pool *p, mps_task_fn fn, const void *args, size_t nargs, 
   (void)d;
   return -ENOTSUP;
 }
-int mps__rpool_shutdown(mps_pool *p, bool wait, bool cancel) { return (void)p, (void)wait, (void)cancel, -ENOTSUP; }
+int mps__rpool_shutdown(mps_pool *p, bool wait, bool cancel)
+{
+  return (void)p, (void)wait, (void)cancel, -ENOTSUP;
+}
 void mps__rpool_free(mps_pool *p) { (void)p; }
 
 int mps_task_register(const char *name, mps_task_fn fn) { return (void)name, (void)fn, -ENOTSUP; }

@@ -211,8 +211,8 @@ Test(pool_remote, example_with_workers_in_two_processes)
   }
   cr_assert_str_eq(reply, "*2", "both hosts are serving: %s", reply);
   char out[4096];
-  int status = run_example("remote_pool", (const char *[]){"submit", url, "10", NULL}, out,
-                           sizeof(out));
+  int status =
+      run_example("remote_pool", (const char *[]){"submit", url, "10", NULL}, out, sizeof(out));
   cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x: %s", status, out);
   cr_expect_not_null(strstr(out, "process_data(0) = 0\n"), "%s", out);
   cr_expect_not_null(strstr(out, "process_data(9) = 18\n"), "%s", out);

@@ -18,10 +18,7 @@ static mps_queue *make(const char *url, size_t maxsize, size_t max_msg)
   return q;
 }
 
-static void put_int(mps_queue *q, int v)
-{
-  cr_assert_eq(mps_queue_put(q, &v, sizeof(v), 5), 0);
-}
+static void put_int(mps_queue *q, int v) { cr_assert_eq(mps_queue_put(q, &v, sizeof(v), 5), 0); }
 
 static int get_int(mps_queue *q, double timeout)
 {
@@ -34,11 +31,24 @@ static int get_int(mps_queue *q, double timeout)
 Test(queue_redis_url, bad_urls_are_einval)
 {
   static const char *bad[] = {
-      "redis://",           "redis://host",       "redis://host/",          "redis://:1/q",
-      "redis://h:0/q",      "redis://h:65536/q",  "redis://h:x/q",          "redis://h/0/",
-      "redis://h/a/b/c",    "redis://h/x/q",      "redis://h/q?lease=abc",  "redis://h/q?lease=0",
-      "redis://h/q?foo=1",  "redis://h/q?lease=1&lease=2", "redis://h/q?password=%zz",
-      "redis://h/.",        "redis://h/q?",        "redis://[::1/q",
+      "redis://",
+      "redis://host",
+      "redis://host/",
+      "redis://:1/q",
+      "redis://h:0/q",
+      "redis://h:65536/q",
+      "redis://h:x/q",
+      "redis://h/0/",
+      "redis://h/a/b/c",
+      "redis://h/x/q",
+      "redis://h/q?lease=abc",
+      "redis://h/q?lease=0",
+      "redis://h/q?foo=1",
+      "redis://h/q?lease=1&lease=2",
+      "redis://h/q?password=%zz",
+      "redis://h/.",
+      "redis://h/q?",
+      "redis://[::1/q",
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     errno = 0;
@@ -520,8 +530,8 @@ static int durable_consumer(void *arg)
   return 10;
 }
 
-Test(queue_redis_durable, server_killed_and_restarted_loses_nothing_acknowledged,
-     .init = NULL, .fini = redis_down, .timeout = 90)
+Test(queue_redis_durable, server_killed_and_restarted_loses_nothing_acknowledged, .init = NULL,
+     .fini = redis_down, .timeout = 90)
 {
   redis_up_with("--appendonly yes --appendfsync always");
   mps_queue *q = make(rurl(shared_url, "durable", "?lease=1"), 64, 16);

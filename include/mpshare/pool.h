@@ -260,7 +260,7 @@ MPS_API MPS_NODISCARD mps_pool *mps_pool_connect(const char *url, const mps_remo
  * that does not know it fails the task with -ENOSYS). NULL with errno as
  * mps_pool_submit, or EINVAL (a local pool, a bad name). */
 MPS_API MPS_NODISCARD mps_future *mps_pool_submit_named(mps_pool *p, const char *name,
-                                                      const void *arg, size_t len);
+                                                        const void *arg, size_t len);
 
 /* Serves the pool at url on this host: runs its tasks in opts->workers
  * local worker processes (a local mps_pool, so a crash of one fails only
