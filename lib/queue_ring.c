@@ -169,8 +169,9 @@ static int wait_room(mps_queue *q, uint64_t t, bool *spun, const mps__deadline *
  * is between c and maxsize (the claim checked the room). */
 static uint64_t depth_at(const mps_queue *q, uint64_t t, uint64_t c)
 {
-  uint64_t depth = t + c - atomic_load_explicit(&q->head_cache, memory_order_relaxed);
-  return depth < q->cap ? depth : q->cap;
+  int64_t depth = (int64_t)(t + c - atomic_load_explicit(&q->head_cache, memory_order_relaxed));
+  /* Never negative, should another thread's cached head be past ours. */
+  return depth <= 0 ? 0 : (uint64_t)depth < q->cap ? (uint64_t)depth : q->cap;
 }
 
 /* The peak counter (stats.h; no mutex here), written only when this
