@@ -53,12 +53,12 @@ static unsigned fuzz_touch(const void *p, size_t n)
   return sum;
 }
 
-#define FUZZ_CHECK(cond)                                                 \
-  do {                                                                   \
-    if (!(cond)) {                                                       \
-      fprintf(stderr, "fuzz: %s:%d: %s\n", __FILE__, __LINE__, #cond);   \
-      abort();                                                           \
-    }                                                                    \
+#define FUZZ_CHECK(cond)                                                                           \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "fuzz: %s:%d: %s\n", __FILE__, __LINE__, #cond);                             \
+      abort();                                                                                     \
+    }                                                                                              \
   } while (0)
 
 #endif

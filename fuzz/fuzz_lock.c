@@ -72,8 +72,8 @@ static void drive_shm(const char *name)
   FUZZ_CHECK(mps_shm_close(s) == 0);
 }
 
-static void (*const drivers[])(const char *) = {drive_lock, drive_rlock, drive_value,
-                                                drive_array, drive_shm};
+static void (*const drivers[])(const char *) = {drive_lock, drive_rlock, drive_value, drive_array,
+                                                drive_shm};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -215,7 +215,10 @@ int mps_barrier_reset(mps_barrier *b)
   return 0;
 }
 
-int mps_barrier_parties(const mps_barrier *b) { return !mps__seg_live(b) ? -EINVAL : (int)b->shm->parties; }
+int mps_barrier_parties(const mps_barrier *b)
+{
+  return !mps__seg_live(b) ? -EINVAL : (int)b->shm->parties;
+}
 
 int mps_barrier_n_waiting(const mps_barrier *b)
 {

@@ -151,7 +151,7 @@ static uint32_t slots_used(const struct cond_shm *shm)
 static bool slot_take(struct cond_shm *shm, struct cond_slot *s)
 {
   int r = mps__mutex_trylock(&s->mu); /* a damaged slot is never taken */
-  if (r == MPS_OWNER_DIED) /* its waiter died; the slot is free again */
+  if (r == MPS_OWNER_DIED)            /* its waiter died; the slot is free again */
     mps__stat_recovered(&shm->hdr, MPS__REPAIR_COND_SLOT);
   return r >= 0;
 }

@@ -97,7 +97,10 @@ int mps_event_clear(mps_event *e)
   return 0;
 }
 
-bool mps_event_is_set(const mps_event *e) { return mps__seg_live(e) && atomic_load(&e->shm->flag) != 0; }
+bool mps_event_is_set(const mps_event *e)
+{
+  return mps__seg_live(e) && atomic_load(&e->shm->flag) != 0;
+}
 
 int mps_event_wait(mps_event *e, double timeout)
 {

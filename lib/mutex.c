@@ -58,8 +58,8 @@
 /* A mutex is held for a short copy; longer than this, its holder is
  * probably not running, and we sleep in the kernel instead. */
 #define MPS__MUTEX_SPIN_NS 3000
-#define MPS__SPIN_CHECK 32 /* spins between clock reads */
-#ifndef MPS__LOCK_SLICE_NS /* the fuzzers build with a shorter slice */
+#define MPS__SPIN_CHECK    32 /* spins between clock reads */
+#ifndef MPS__LOCK_SLICE_NS    /* the fuzzers build with a shorter slice */
 #define MPS__LOCK_SLICE_NS (50 * 1000 * 1000L)
 #endif
 /* The largest thread id Linux hands out (PID_MAX_LIMIT). */
@@ -71,18 +71,29 @@
 static __thread struct robust_list_head *my_robust;
 
 /* glibc's kind word for our error-checking [0] and recursive [1] mutexes,
- * learnt from mutexes made the way mps__mutex_init makes them. */
-static int glibc_kind[2] = {-1, -1};
+ * learnt from mutexes made the way mps__mutex_init makes them, at first
+ * use (a constructor could run after another one that opens a segment). */
+static _Atomic int glibc_kind[2] = {-1, -1};
 
-__attribute__((constructor)) static void mutex_setup(void)
+static void learn_kinds(void)
 {
   for (int r = 0; r < 2; r++) {
     mps__mutex m;
     if (mps__mutex_init(&m, r != 0) == 0) {
-      glibc_kind[r] = m.m.__data.__kind;
+      atomic_store_explicit(&glibc_kind[r], m.m.__data.__kind, memory_order_relaxed);
       pthread_mutex_destroy(&m.m);
     }
   }
+}
+
+static int kind_of(bool recursive)
+{
+  int k = atomic_load_explicit(&glibc_kind[recursive], memory_order_relaxed);
+  if (__builtin_expect(k < 0, 0)) {
+    learn_kinds();
+    k = atomic_load_explicit(&glibc_kind[recursive], memory_order_relaxed);
+  }
+  return k;
 }
 
 /* The futex word of a robust mutex holds its owner's thread id (0: free):
@@ -97,7 +108,7 @@ static unsigned owner_word(const mps__mutex *m)
 static bool kind_ok(const mps__mutex *m)
 {
   int k = __atomic_load_n(&m->m.__data.__kind, __ATOMIC_RELAXED);
-  return k == glibc_kind[0] || k == glibc_kind[1];
+  return k == kind_of(false) || k == kind_of(true);
 }
 
 /* A trylock cannot tell ownership without side effects (it would take, and
@@ -131,10 +142,7 @@ bool mps__mutex_owner_alive(const mps__mutex *m)
   return (w & FUTEX_TID_MASK) != 0 && !(w & FUTEX_OWNER_DIED);
 }
 
-bool mps__mutex_looks_free(const mps__mutex *m)
-{
-  return owner_word(m) == 0;
-}
+bool mps__mutex_looks_free(const mps__mutex *m) { return owner_word(m) == 0; }
 
 /* The CPUs this process may run on (its affinity mask, which may be
  * narrower than the machine), read once. */
@@ -185,7 +193,7 @@ int mps__mutex_unlock(mps__mutex *m)
     return -EPERM;
   /* A recursive mutex held more than once is only counted down; any other
    * unlock unlinks it. */
-  bool counted = m->m.__data.__kind == glibc_kind[1] && m->m.__data.__count > 1;
+  bool counted = m->m.__data.__kind == kind_of(true) && m->m.__data.__count > 1;
   if (!counted && !linked_by_me(m))
     return -EPERM;
   return -pthread_mutex_unlock(&m->m);
@@ -199,8 +207,8 @@ int mps__mutex_init(mps__mutex *m, bool recursive)
     return -err;
   if ((err = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED)) != 0 ||
       (err = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST)) != 0 ||
-      (err = pthread_mutexattr_settype(
-           &a, recursive ? PTHREAD_MUTEX_RECURSIVE : PTHREAD_MUTEX_ERRORCHECK)) != 0)
+      (err = pthread_mutexattr_settype(&a, recursive ? PTHREAD_MUTEX_RECURSIVE
+                                                     : PTHREAD_MUTEX_ERRORCHECK)) != 0)
     goto out;
   err = pthread_mutex_init(&m->m, &a);
 out:
@@ -212,7 +220,7 @@ int mps__mutex_check(const mps__mutex *m, bool recursive)
 {
   unsigned w = owner_word(m), tid = w & FUTEX_TID_MASK;
   int owner = m->m.__data.__owner;
-  if (m->m.__data.__kind != glibc_kind[recursive] || tid > MPS__TID_MAX)
+  if (m->m.__data.__kind != kind_of(recursive) || tid > MPS__TID_MAX)
     return -EPROTO;
   /* The waiters bit alone: an unlock always clears the whole word, and the
    * kernel marks a dead owner's word owner-died, so this is damage. */

@@ -154,7 +154,8 @@ static ssize_t recv_ready(mps_conn *c, void *buf, size_t cap)
 ssize_t mps_conn_recv(mps_conn *c, void *buf, size_t cap, double timeout)
 {
   mps__deadline d;
-  if (!MPS__OPEN(c) || (buf == NULL && cap > 0) || !c->can_read || mps__deadline_init(&d, timeout) < 0)
+  if (!MPS__OPEN(c) || (buf == NULL && cap > 0) || !c->can_read ||
+      mps__deadline_init(&d, timeout) < 0)
     return -EINVAL;
   /* The mutex pairs each peek with its read; it is not held while waiting,
    * so a reader blocked for good cannot hold up another one's timeout. */

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "pool_internal.h"
+#include "remote.h"
 
 /* ---- jobs -------------------------------------------------------------- */
 
@@ -558,6 +559,8 @@ int mps_pool_shutdown(mps_pool *p, bool wait, bool cancel_pending)
     return -EINVAL;
   if (owned(p) < 0)
     return -EPERM;
+  if (p->remote != NULL)
+    return mps__rpool_shutdown(p, wait, cancel_pending);
   return pool_stop(p, wait, cancel_pending, false);
 }
 
@@ -567,6 +570,8 @@ int mps_pool_terminate(mps_pool *p)
     return -EINVAL;
   if (owned(p) < 0)
     return -EPERM;
+  if (p->remote != NULL)
+    return mps__rpool_shutdown(p, true, true);
   return pool_stop(p, true, true, true);
 }
 
@@ -596,6 +601,11 @@ void mps_pool_free(mps_pool *p)
 {
   if (!MPS__OPEN(p))
     return;
+  if (p->remote != NULL) {
+    p->magic = MPS__DEAD;
+    mps__rpool_free(p);
+    return;
+  }
   if (owned(p) < 0) {
     p->magic = MPS__DEAD;
     pool_free_copy(p);
@@ -614,6 +624,8 @@ ssize_t mps_pool_workers(mps_pool *p, pid_t *pids, size_t n)
     return -EINVAL;
   if (owned(p) < 0)
     return -EPERM;
+  if (p->remote != NULL)
+    return 0; /* its workers are other hosts' */
   size_t k = 0;
   pthread_mutex_lock(&p->mu);
   for (unsigned i = 0; i < p->nworkers; i++)
@@ -646,10 +658,13 @@ mps_future *mps_pool_submit_timeout(mps_pool *p, mps_task_fn fn, const void *arg
                                     double timeout)
 {
   mps__deadline d;
-  if (!MPS__OPEN(p) || fn == NULL || (arg == NULL && len > 0) || mps__deadline_init(&d, timeout) < 0)
+  if (!MPS__OPEN(p) || fn == NULL || (arg == NULL && len > 0) ||
+      mps__deadline_init(&d, timeout) < 0)
     return mps__fail(-EINVAL);
   if (owned(p) < 0)
     return mps__fail(-EPERM);
+  if (p->remote != NULL)
+    return mps__rpool_submit(p, fn, NULL, arg, len, &d);
   if (len > p->opts.max_arg)
     return mps__fail(-EMSGSIZE);
   struct mps__pool_job *j = job_new(p, fn, arg, 1, len);
@@ -789,6 +804,8 @@ int mps_pool_map(mps_pool *p, mps_task_fn fn, const void *args, size_t nargs, si
     return -EINVAL;
   if (owned(p) < 0)
     return -EPERM;
+  if (p->remote != NULL)
+    return mps__rpool_map(p, fn, args, nargs, arg_size, results, result_size, &d);
   if (arg_size > p->opts.max_arg)
     return -EMSGSIZE;
   struct mps__map *m = map_new(nargs, results, result_size);

@@ -42,10 +42,12 @@
  */
 #include "config.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "inspect.h"
 #include "queue_internal.h"
+#include "remote.h"
 #include "stats.h"
 
 /* Layout word: struct mps__queue_shm, the FIFO core's tokens and
@@ -61,6 +63,15 @@
       sizeof(struct mps__qlog), MPS__QTOK, sizeof(struct mps__slot))
 
 #define WAKE_ALL INT32_MAX
+
+/* A remote queue's handle (a redis:// name) has only `remote`, `cap` and
+ * `max_msg` set: every public call below starts with REMOTE(), which sends
+ * it to queue_redis.c, so the local paths pay one test. */
+#define REMOTE(q, call)                                                                            \
+  do {                                                                                             \
+    if (__builtin_expect((q) != NULL && (q)->remote != NULL, 0))                                   \
+      return call;                                                                                 \
+  } while (0)
 
 /* ---- layout ----------------------------------------------------------- */
 
@@ -146,16 +157,43 @@ static int shm_validate(const void *shm, size_t size)
       l.heap_off != s->heap_off || l.tok_off != s->tok_off || l.slots_off != s->slots_off ||
       l.size != size)
     return -EPROTO;
-  /* Every mutex in it must be one glibc can take. */
+  return mps__mutex_check(&s->mu, false);
+}
+
+/* An opener also checks the FIFO core's token mutexes, which lie past the
+ * fixed struct (the inspection API reads only that, and validates it). */
+static int shm_check_open(const void *shm, size_t size)
+{
+  const struct mps__queue_shm *s = shm;
+  int err = shm_validate(shm, size);
   const struct mps__qtok *tok = (const struct mps__qtok *)((const char *)s + s->tok_off);
-  int err = mps__mutex_check(&s->mu, false);
   for (unsigned k = 0; err == 0 && s->tok_off != 0 && k < MPS__QTOK; k++)
     err = mps__mutex_check(&tok[k].mu, false);
   return err;
 }
 
+static mps_queue *remote_make(const char *name, bool create, const mps_queue_opts *opts)
+{
+  int err;
+  struct mps__rq *r = create ? mps__rq_create(name, opts, &err) : mps__rq_open(name, &err);
+  if (r == NULL)
+    return mps__fail(err);
+  mps_queue *q = calloc(1, sizeof(*q));
+  if (q == NULL) {
+    mps__rq_close(r);
+    return mps__fail(-ENOMEM);
+  }
+  q->remote = r;
+  q->seg.magic = MPS__LIVE; /* no segment, but a handle like the others */
+  q->cap = mps__rq_maxsize(r);
+  q->max_msg = mps__rq_max_msg(r); /* check_msgs reads it */
+  return q;
+}
+
 static mps_queue *q_make(enum mps__seg_mode mode, const char *name, const mps_queue_opts *opts)
 {
+  if (mode != MPS__SEG_ANON && mps__is_remote_name(name))
+    return remote_make(name, mode == MPS__SEG_CREATE, opts);
   bool create = mode != MPS__SEG_OPEN;
   struct q_plan p = {.o = opts ? *opts : (mps_queue_opts){0}};
   if (!mps__reserved_zero(p.o.reserved))
@@ -168,7 +206,7 @@ static mps_queue *q_make(enum mps__seg_mode mode, const char *name, const mps_qu
   mps__seg_spec spec = {MPS__KIND_QUEUE,
                         create ? p.l.size : sizeof(struct mps__queue_shm),
                         shm_init,
-                        shm_validate,
+                        shm_check_open,
                         &p,
                         QUEUE_LAYOUT};
   mps_queue *q = mps__seg_object(sizeof(*q), mode, name, &spec);
@@ -197,6 +235,12 @@ int mps_queue_close(mps_queue *q)
     return 0;
   if (!q_open(q))
     return -EINVAL;
+  if (q->remote != NULL) {
+    q->seg.magic = MPS__DEAD;
+    mps__rq_close(q->remote);
+    free(q);
+    return 0;
+  }
   mps__qtok_close(q);
   return 0;
 }
@@ -461,7 +505,10 @@ static ssize_t put_common(mps_queue *q, int prio, const void *const *msgs, const
 {
   mps__deadline d;
   ssize_t r = check_msgs(q, msgs, lens, n);
-  if (r < 0 || (r = mps__deadline_init(&d, timeout)) < 0 || n == 0 || (r = mps__qtok_use(q)) < 0)
+  if (r < 0)
+    return r;
+  REMOTE(q, mps__rq_put_many(q->remote, msgs, lens, n, timeout));
+  if ((r = mps__deadline_init(&d, timeout)) < 0 || n == 0 || (r = mps__qtok_use(q)) < 0)
     return r;
   if (q->order == MPS_FIFO)
     return mps__ring_put(q, msgs, lens, n, &d);
@@ -521,6 +568,7 @@ ssize_t mps_queue_get_many(mps_queue *q, void *buf, size_t cap, size_t *lens, si
   mps__deadline d;
   if (!q_open(q) || (buf == NULL && cap > 0) || (lens == NULL && max > 0))
     return -EINVAL;
+  REMOTE(q, mps__rq_get_many(q->remote, buf, cap, lens, max, timeout));
   ssize_t r = mps__deadline_init(&d, timeout);
   if (r < 0 || max == 0 || (r = mps__qtok_use(q)) < 0)
     return r;
@@ -565,10 +613,19 @@ ssize_t mps_queue_get(mps_queue *q, void *buf, size_t cap, double timeout)
   return r < 0 ? r : (ssize_t)len;
 }
 
+/* qsize cannot report an error: a remote queue that cannot be reached
+ * counts as empty. */
+static size_t remote_qsize(const mps_queue *q)
+{
+  ssize_t n = mps__rq_qsize(q->remote);
+  return n < 0 ? 0 : (size_t)n;
+}
+
 size_t mps_queue_qsize(const mps_queue *q)
 {
   if (!q_open(q))
     return 0;
+  REMOTE(q, remote_qsize(q));
   if (q->order == MPS_FIFO)
     return mps__ring_qsize(q);
   /* head first: the tail read after it is at least as new, so no wrap. */
@@ -582,10 +639,27 @@ bool mps_queue_full(const mps_queue *q) { return q_open(q) && mps_queue_qsize(q)
 size_t mps_queue_maxsize(const mps_queue *q) { return q_open(q) ? q->cap : 0; }
 size_t mps_queue_max_msg(const mps_queue *q) { return q_open(q) ? q->max_msg : 0; }
 
+int mps_queue_msg_id(const mps_queue *q, size_t i, char *buf, size_t cap)
+{
+  if (q == NULL || buf == NULL)
+    return -EINVAL;
+  REMOTE(q, mps__rq_msg_id(q->remote, i, buf, cap));
+  return -ENOTSUP;
+}
+
+int mps_queue_redelivered(const mps_queue *q, size_t i)
+{
+  if (q == NULL)
+    return -EINVAL;
+  REMOTE(q, mps__rq_redelivered(q->remote, i));
+  return 0; /* a local queue delivers each message once */
+}
+
 int mps_queue_task_done(mps_queue *q)
 {
   if (!q_open(q))
     return -EINVAL;
+  REMOTE(q, mps__rq_task_done(q->remote));
   int r = mps__qtok_use(q);
   if (r < 0)
     return r;
@@ -610,6 +684,7 @@ int mps_queue_join(mps_queue *q, double timeout)
   mps__deadline d;
   if (!q_open(q))
     return -EINVAL;
+  REMOTE(q, mps__rq_join(q->remote, timeout));
   int r = mps__deadline_init(&d, timeout);
   if (r < 0 || (r = mps__qtok_use(q)) < 0)
     return r;
@@ -641,6 +716,7 @@ int mps_queue_shutdown(mps_queue *q)
 {
   if (!q_open(q))
     return -EINVAL;
+  REMOTE(q, mps__rq_shutdown(q->remote));
   int r = mps__qtok_use(q);
   if (r < 0)
     return r;

@@ -228,7 +228,10 @@ mps_lock *mps_value_get_lock(const mps_value *v)
   return block_lock((const struct mps__block *)v);
 }
 size_t mps_value_size(const mps_value *v) { return mps__seg_live(v) ? v->b.shm->data_size : 0; }
-mps_type mps_value_type(const mps_value *v) { return mps__seg_live(v) ? (mps_type)v->b.shm->type : MPS_TYPE_NONE; }
+mps_type mps_value_type(const mps_value *v)
+{
+  return mps__seg_live(v) ? (mps_type)v->b.shm->type : MPS_TYPE_NONE;
+}
 
 /* ---- Array -------------------------------------------------------------- */
 
@@ -273,7 +276,10 @@ mps_array *mps_array_open(const char *name)
 int mps_array_close(mps_array *a) { return block_close((struct mps__block *)a); }
 void *mps_array_data(const mps_array *a) { return mps__seg_live(a) ? a->b.data : NULL; }
 size_t mps_array_len(const mps_array *a) { return mps__seg_live(a) ? a->b.shm->count : 0; }
-mps_type mps_array_type(const mps_array *a) { return mps__seg_live(a) ? (mps_type)a->b.shm->type : MPS_TYPE_NONE; }
+mps_type mps_array_type(const mps_array *a)
+{
+  return mps__seg_live(a) ? (mps_type)a->b.shm->type : MPS_TYPE_NONE;
+}
 mps_lock *mps_array_get_lock(const mps_array *a)
 {
   return block_lock((const struct mps__block *)a);

@@ -13,7 +13,9 @@
  * Each failing call sets the errno a full system would: ENOMEM for mmap,
  * madvise and fork's EAGAIN, ENOSPC for ftruncate and the fallocates,
  * EMFILE for socketpair, ENOSYS for pidfd_open (an old kernel or a seccomp
- * profile). Counting starts again whenever MPS_FAULT changes.
+ * profile). Counting starts again whenever MPS_FAULT changes. The
+ * large-file names (mmap64, ftruncate64, posix_fallocate64, fallocate64),
+ * which a build with _FILE_OFFSET_BITS=64 calls, fail the same way.
  *
  *   LD_PRELOAD=tests/.libs/libfaultinj.so MPS_FAULT=posix_fallocate ./prog
  */
@@ -31,10 +33,19 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-enum { F_MMAP, F_MADVISE, F_FTRUNCATE, F_POSIX_FALLOCATE, F_FALLOCATE, F_FORK, F_SOCKETPAIR,
-       F_PIDFD_OPEN, F_N };
-static const char *const names[F_N] = {"mmap", "madvise", "ftruncate", "posix_fallocate",
-                                       "fallocate", "fork", "socketpair", "pidfd_open"};
+enum {
+  F_MMAP,
+  F_MADVISE,
+  F_FTRUNCATE,
+  F_POSIX_FALLOCATE,
+  F_FALLOCATE,
+  F_FORK,
+  F_SOCKETPAIR,
+  F_PIDFD_OPEN,
+  F_N
+};
+static const char *const names[F_N] = {"mmap",      "madvise", "ftruncate",  "posix_fallocate",
+                                       "fallocate", "fork",    "socketpair", "pidfd_open"};
 
 static char seen[256]; /* the MPS_FAULT value the counters belong to */
 static unsigned calls[F_N];
@@ -51,7 +62,8 @@ static bool should_fail(int f)
   }
   unsigned call = ++calls[f];
   size_t len = strlen(names[f]);
-  for (const char *p = spec; p != NULL && *p != '\0'; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+  for (const char *p = spec; p != NULL && *p != '\0';
+       p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
     if (strncmp(p, names[f], len) != 0 || (p[len] != ':' && p[len] != ',' && p[len] != '\0'))
       continue;
     unsigned n = p[len] == ':' ? (unsigned)strtoul(p + len + 1, NULL, 10) : 0;
@@ -70,13 +82,13 @@ static bool should_fail(int f)
 
 /* The next definition of each call, found at its first use (another
  * library's constructor may call it before ours would run). */
-#define REAL(ret, name, ...)                                                \
-  static ret (*real_##name##_p)(__VA_ARGS__);                              \
-  static ret (*real_##name(void))(__VA_ARGS__)                             \
-  {                                                                        \
-    if (real_##name##_p == NULL)                                           \
-      real_##name##_p = (ret(*)(__VA_ARGS__))dlsym(RTLD_NEXT, #name);      \
-    return real_##name##_p;                                                \
+#define REAL(ret, name, ...)                                                                       \
+  static ret (*real_##name##_p)(__VA_ARGS__);                                                      \
+  static ret (*real_##name(void))(__VA_ARGS__)                                                     \
+  {                                                                                                \
+    if (real_##name##_p == NULL)                                                                   \
+      real_##name##_p = (ret(*)(__VA_ARGS__))dlsym(RTLD_NEXT, #name);                              \
+    return real_##name##_p;                                                                        \
   }
 
 REAL(void *, mmap, void *, size_t, int, int, int, off_t)
@@ -87,6 +99,10 @@ REAL(int, fallocate, int, int, off_t, off_t)
 REAL(pid_t, fork, void)
 REAL(int, socketpair, int, int, int, int *)
 REAL(long, syscall, long, long, long, long, long, long, long)
+REAL(void *, mmap64, void *, size_t, int, int, int, off_t)
+REAL(int, ftruncate64, int, off_t)
+REAL(int, posix_fallocate64, int, off_t, off_t)
+REAL(int, fallocate64, int, int, off_t, off_t)
 
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
@@ -170,4 +186,40 @@ long syscall(long n, ...)
     return -1;
   }
   return real_syscall()(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+  if (should_fail(F_MMAP)) {
+    errno = ENOMEM;
+    return MAP_FAILED;
+  }
+  return real_mmap64()(addr, len, prot, flags, fd, off);
+}
+
+int ftruncate64(int fd, off_t len);
+int ftruncate64(int fd, off_t len)
+{
+  if (should_fail(F_FTRUNCATE)) {
+    errno = ENOSPC;
+    return -1;
+  }
+  return real_ftruncate64()(fd, len);
+}
+
+int posix_fallocate64(int fd, off_t off, off_t len);
+int posix_fallocate64(int fd, off_t off, off_t len)
+{
+  return should_fail(F_POSIX_FALLOCATE) ? ENOSPC : real_posix_fallocate64()(fd, off, len);
+}
+
+int fallocate64(int fd, int mode, off_t off, off_t len);
+int fallocate64(int fd, int mode, off_t off, off_t len)
+{
+  if (should_fail(F_FALLOCATE)) {
+    errno = ENOSPC;
+    return -1;
+  }
+  return real_fallocate64()(fd, mode, off, len);
 }

@@ -71,7 +71,7 @@ struct kind {
   const char *what;
   void *(*create)(const char *name);
   void *(*open)(const char *name);
-  int (*use)(void *h); /* takes the internal mutex; with a timeout if it has one */
+  int (*use)(void *h);         /* takes the internal mutex; with a timeout if it has one */
   int (*use_forever)(void *h); /* a call with no timeout, or MPS_FOREVER */
   int (*close)(void *h);
 };
@@ -160,14 +160,14 @@ static int value_use(void *h)
 static int value_close(void *h) { return mps_value_close(h); }
 
 static const struct kind kinds[] = {
-  {"lock", lock_create, lock_open, lock_use, lock_forever, lock_close},
-  {"rlock", rlock_create, rlock_open, rlock_use, NULL, rlock_close},
-  {"semaphore", sem_create, sem_open, sem_use, sem_forever, sem_close},
-  {"event", event_create, event_open, event_use, event_forever, event_close},
-  {"barrier", barrier_create, barrier_open, barrier_use, barrier_forever, barrier_close},
-  {"cond", cond_create, cond_open, cond_use, NULL, cond_close},
-  {"queue", queue_create, queue_open, queue_use, queue_forever, queue_close},
-  {"value", value_create, value_open, value_use, NULL, value_close},
+    {"lock", lock_create, lock_open, lock_use, lock_forever, lock_close},
+    {"rlock", rlock_create, rlock_open, rlock_use, NULL, rlock_close},
+    {"semaphore", sem_create, sem_open, sem_use, sem_forever, sem_close},
+    {"event", event_create, event_open, event_use, event_forever, event_close},
+    {"barrier", barrier_create, barrier_open, barrier_use, barrier_forever, barrier_close},
+    {"cond", cond_create, cond_open, cond_use, NULL, cond_close},
+    {"queue", queue_create, queue_open, queue_use, queue_forever, queue_close},
+    {"value", value_create, value_open, value_use, NULL, value_close},
 };
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
 

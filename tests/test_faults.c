@@ -34,31 +34,22 @@ static bool shm_exists(const char *name)
   return stat(path, &st) == 0;
 }
 
-static bool has_children(void)
-{
-  return waitpid(-1, NULL, WNOHANG) != -1 || errno != ECHILD;
-}
+static bool has_children(void) { return waitpid(-1, NULL, WNOHANG) != -1 || errno != ECHILD; }
 
-static void fault(const char *spec)
-{
-  setenv("MPS_FAULT", spec, 1);
-}
+static void fault(const char *spec) { setenv("MPS_FAULT", spec, 1); }
 
-static void no_fault(void)
-{
-  unsetenv("MPS_FAULT");
-}
+static void no_fault(void) { unsetenv("MPS_FAULT"); }
 
 /* A constructor failing under `spec`: NULL with errno `want`. */
-#define EXPECT_NULL(spec, call, want)                                                   \
-  do {                                                                                  \
-    fault(spec);                                                                        \
-    errno = 0;                                                                          \
-    void *h_ = (void *)(call);                                                          \
-    int e_ = errno;                                                                     \
-    no_fault();                                                                         \
-    if (h_ != NULL || e_ != (want))                                                     \
-      return 10;                                                                        \
+#define EXPECT_NULL(spec, call, want)                                                              \
+  do {                                                                                             \
+    fault(spec);                                                                                   \
+    errno = 0;                                                                                     \
+    void *h_ = (void *)(call);                                                                     \
+    int e_ = errno;                                                                                \
+    no_fault();                                                                                    \
+    if (h_ != NULL || e_ != (want))                                                                \
+      return 10;                                                                                   \
   } while (0)
 
 static int lock_create_ftruncate(const char *name)
@@ -159,14 +150,14 @@ static const struct fault_case {
   const char *name;
   int (*fn)(const char *);
 } cases[] = {
-  {"lock_create_ftruncate", lock_create_ftruncate},
-  {"queue_create_fallocate", queue_create_fallocate},
-  {"queue_create_mmap", queue_create_mmap},
-  {"queue_new_mmap", queue_new_mmap},
-  {"lock_open_mmap", lock_open_mmap},
-  {"pipe_socketpair", pipe_socketpair},
-  {"process_fork", process_fork},
-  {"being_created", being_created},
+    {"lock_create_ftruncate", lock_create_ftruncate},
+    {"queue_create_fallocate", queue_create_fallocate},
+    {"queue_create_mmap", queue_create_mmap},
+    {"queue_new_mmap", queue_new_mmap},
+    {"lock_open_mmap", lock_open_mmap},
+    {"pipe_socketpair", pipe_socketpair},
+    {"process_fork", process_fork},
+    {"being_created", being_created},
 };
 
 /* The exec'd copy: runs one case before Criterion starts. */
@@ -225,8 +216,7 @@ static void run_case(const char *which)
     /* Under AddressSanitizer the shim comes before its runtime. */
     const char *asan = getenv("ASAN_OPTIONS");
     char opts[512];
-    snprintf(opts, sizeof(opts), "%s%sverify_asan_link_order=0", asan ? asan : "",
-             asan ? ":" : "");
+    snprintf(opts, sizeof(opts), "%s%sverify_asan_link_order=0", asan ? asan : "", asan ? ":" : "");
     setenv("ASAN_OPTIONS", opts, 1);
     execl("/proc/self/exe", "test_faults", (char *)NULL);
     _exit(127);
@@ -244,30 +234,18 @@ Test(faults, create_with_fallocate_failing_is_enomem, .timeout = 20)
   run_case("queue_create_fallocate");
 }
 
-Test(faults, create_with_mmap_failing_is_enomem, .timeout = 20)
-{
-  run_case("queue_create_mmap");
-}
+Test(faults, create_with_mmap_failing_is_enomem, .timeout = 20) { run_case("queue_create_mmap"); }
 
 Test(faults, anonymous_with_mmap_or_madvise_failing_is_enomem, .timeout = 20)
 {
   run_case("queue_new_mmap");
 }
 
-Test(faults, open_with_mmap_failing_is_enomem, .timeout = 20)
-{
-  run_case("lock_open_mmap");
-}
+Test(faults, open_with_mmap_failing_is_enomem, .timeout = 20) { run_case("lock_open_mmap"); }
 
-Test(faults, pipe_with_socketpair_failing_is_emfile, .timeout = 20)
-{
-  run_case("pipe_socketpair");
-}
+Test(faults, pipe_with_socketpair_failing_is_emfile, .timeout = 20) { run_case("pipe_socketpair"); }
 
-Test(faults, process_with_fork_failing_is_eagain, .timeout = 20)
-{
-  run_case("process_fork");
-}
+Test(faults, process_with_fork_failing_is_eagain, .timeout = 20) { run_case("process_fork"); }
 
 Test(faults, being_created_is_eagain_and_a_dead_creator_eproto, .timeout = 20)
 {

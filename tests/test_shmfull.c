@@ -12,7 +12,7 @@
 #include <sys/mount.h>
 
 #define TMPFS_KIB 512
-#define SKIP 77
+#define SKIP      77
 
 /* 0 if this child now has a TMPFS_KIB tmpfs of its own at /dev/shm. */
 static int private_small_shm(void)
@@ -70,10 +70,7 @@ static int too_big(void *arg)
   return mps_unlink(name) == 0 ? 0 : 4;
 }
 
-Test(shmfull, a_segment_larger_than_the_space_is_enomem, .timeout = 20)
-{
-  run_or_skip(too_big);
-}
+Test(shmfull, a_segment_larger_than_the_space_is_enomem, .timeout = 20) { run_or_skip(too_big); }
 
 /* Fill the tmpfs with objects: each one created is usable in full; the
  * first that does not fit is ENOMEM, and so is a lock after it. */
@@ -121,7 +118,4 @@ static int fill(void *arg)
   return shm_entries() == before ? 0 : 10;
 }
 
-Test(shmfull, filling_dev_shm_gives_enomem_never_sigbus, .timeout = 30)
-{
-  run_or_skip(fill);
-}
+Test(shmfull, filling_dev_shm_gives_enomem_never_sigbus, .timeout = 30) { run_or_skip(fill); }
