@@ -152,7 +152,7 @@ Test(queue_redis, batches)
   size_t lens[12];
   char data[12][8];
   for (int i = 0; i < 12; i++) {
-    snprintf(data[i], 8, "m%d", i);
+    snprintf(data[i], 8, "m%d", i % 100); /* two digits at most: no truncation */
     msgs[i] = data[i];
     lens[i] = strlen(data[i]);
   }
