@@ -169,14 +169,20 @@ static int wait_room(mps_queue *q, uint64_t t, bool *spun, const mps__deadline *
  * is between c and maxsize (the claim checked the room). */
 static uint64_t depth_at(const mps_queue *q, uint64_t t, uint64_t c)
 {
-  uint64_t depth = t + c - atomic_load_explicit(&q->head_cache, memory_order_relaxed);
-  return depth < q->cap ? depth : q->cap;
+  int64_t depth = (int64_t)(t + c - atomic_load_explicit(&q->head_cache, memory_order_relaxed));
+  /* Never negative, should another thread's cached head be past ours. */
+  return depth <= 0 ? 0 : (uint64_t)depth < q->cap ? (uint64_t)depth : q->cap;
 }
 
-/* The counters (stats.h; no mutex here), once c messages are published. */
-static void put_counted(mps_queue *q, uint64_t c, uint64_t depth)
+/* The peak counter (stats.h; no mutex here), written only when this
+ * process sees a new peak. Puts and gets are not counted here: tail and
+ * head already count them (queue.c derives them for mps_inspect), so the
+ * hot path pays one compare for the counters. */
+static void peak_counted(mps_queue *q, uint64_t depth)
 {
-  mps__stat_add_lockfree(&q->s->hdr, MPS__ST_PUTS, c);
+  if (depth <= atomic_load_explicit(&q->peak_seen, memory_order_relaxed))
+    return;
+  atomic_store_explicit(&q->peak_seen, depth, memory_order_relaxed);
   mps__stat_max_lockfree(&q->s->hdr, MPS__ST_PEAK, depth);
 }
 
@@ -203,7 +209,7 @@ ssize_t mps__ring_put(mps_queue *q, const void *const *msgs, const size_t *lens,
       uint64_t depth = depth_at(q, t, (uint64_t)c);
       MPS__CRASHPOINT(MPS__CP_PUT_CLAIMED);
       publish(q, t, (uint64_t)c, msgs, lens);
-      put_counted(q, (uint64_t)c, depth);
+      peak_counted(q, depth);
       MPS__CRASHPOINT(MPS__CP_PUT_CLEAR);
       atomic_store_explicit(&tok->intent, 0, memory_order_release);
       return c;
@@ -309,15 +315,33 @@ static int wait_msg(mps_queue *q, uint64_t h, bool *spun, const mps__deadline *d
   return 0;
 }
 
+/* The new head word for a commit to `to`, and whether to wake producers
+ * sleeping for room. They are woken once a quarter of the ring is free,
+ * not at every commit: woken for one free place, a producer fills it and
+ * sleeps again, which costs the consumer a syscall per message. Below
+ * that the mark stays set, and a producer whose room never comes sleeps
+ * out its slice and finds what room there is. */
+static uint64_t head_word(mps_queue *q, uint64_t raw, uint64_t to, bool *wake)
+{
+  *wake = false;
+  if (!(raw & MPS__HEAD_HW))
+    return to;
+  uint64_t tail = atomic_load_explicit(&q->s->tail, memory_order_relaxed) & MPS__TICKETS;
+  uint64_t room = q->cap - (tail - to), enough = q->cap / 4 ? q->cap / 4 : 1;
+  *wake = tail - to > q->cap || room >= enough; /* (a stale tail: wake) */
+  return *wake ? to : to | MPS__HEAD_HW;
+}
+
 /* Commits tickets h..h+j-1 if head is still h (a producer's sleep mark
- * may have been added meanwhile), and wakes the producers it had marked. */
+ * may have been added meanwhile). */
 static bool commit(mps_queue *q, uint64_t raw, uint64_t h, uint64_t j)
 {
-  while (!atomic_compare_exchange_weak(&q->s->head, &raw, h + j))
+  bool wake;
+  while (!atomic_compare_exchange_weak(&q->s->head, &raw, head_word(q, raw, h + j, &wake)))
     if ((raw & MPS__TICKETS) != h)
       return false;
   MPS__CRASHPOINT(MPS__CP_GET_COMMITTED);
-  if (raw & MPS__HEAD_HW)
+  if (wake)
     mps__futex_wake(mps__lo32(&q->s->head), 1); /* the rest: sleep_chained */
   return true;
 }
@@ -352,10 +376,8 @@ ssize_t mps__ring_get(mps_queue *q, void *buf, size_t cap, size_t *lens, size_t 
       continue;
     }
     MPS__CRASHPOINT(MPS__CP_GET_COPIED);
-    if (commit(q, raw, h, tk.j) && tk.nfull > 0) {
-      mps__stat_add_lockfree(&q->s->hdr, MPS__ST_GETS, tk.nfull);
+    if (commit(q, raw, h, tk.j) && tk.nfull > 0)
       return (ssize_t)tk.nfull;
-    }
   }
 }
 
