@@ -16,7 +16,8 @@ static int fds[2], back[2];
 
 /* Runs `mpshare ARGS` and returns its exit status; stdout into out,
  * stderr into err (either may be NULL). */
-static int mpshare(char *out, size_t cap, char *err, size_t ecap, const char *fmt, ...)
+__attribute__((format(printf, 5, 6))) static int mpshare(char *out, size_t cap, char *err,
+                                                         size_t ecap, const char *fmt, ...)
 {
   const char *tool = getenv("MPS_TOOL");
   cr_assert_not_null(tool, "MPS_TOOL is set by make check");
