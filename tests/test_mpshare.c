@@ -347,7 +347,7 @@ Test(mpshare, rm_exit_codes_and_messages, .timeout = 20)
   cr_expect_eq(mpshare(NULL, 0, err, sizeof(err), "ls --bogus"), 2);
   cr_expect_not_null(strstr(err, "--bogus"));
   cr_expect_eq(mpshare(NULL, 0, err, sizeof(err), "frobnicate"), 2);
-  cr_expect_eq(mpshare(NULL, 0, err, sizeof(err), ""), 2);
+  cr_expect_eq(mpshare(NULL, 0, err, sizeof(err), "%s", ""), 2);
   cr_expect_eq(mpshare(NULL, 0, err, sizeof(err), "watch x --interval -1"), 2);
   mps_lock_close(la);
   mps_barrier_close(bb);
