@@ -151,9 +151,9 @@ Test(queue_redis, batches)
   mps_queue *q = make(rurl(url, "batch", ""), 10, 8);
   const void *msgs[12];
   size_t lens[12];
-  char data[12][8];
+  char data[12][16];
   for (int i = 0; i < 12; i++) {
-    snprintf(data[i], 8, "m%d", i);
+    snprintf(data[i], sizeof(data[i]), "m%d", i);
     msgs[i] = data[i];
     lens[i] = strlen(data[i]);
   }
