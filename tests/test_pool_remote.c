@@ -225,3 +225,23 @@ Test(pool_remote, example_with_workers_in_two_processes)
   child_expect_exit(h[0], 0);
   child_expect_exit(h[1], 0);
 }
+
+Test(pool_remote, terminate_without_hosts_fails_pending_futures)
+{
+  register_all();
+  rurl(url, "nohost", "");
+  mps_pool *p = mps_pool_connect(url, NULL);
+  cr_assert_not_null(p);
+  int i = 1;
+  mps_future *f = mps_pool_submit(p, twice, &i, sizeof(i));
+  cr_assert_not_null(f);
+  cr_expect_eq(mps_future_result(f, NULL, NULL, 0, 0.2), -ETIMEDOUT); /* nobody serves */
+  cr_expect_eq(mps_pool_terminate(p), 0);
+  cr_expect_eq(mps_future_result(f, NULL, NULL, 0, 0), -ECANCELED);
+  errno = 0;
+  cr_expect_null(mps_pool_submit(p, twice, &i, sizeof(i)));
+  cr_expect_eq(errno, EPIPE);
+  mps_future_free(f);
+  mps_pool_free(p);
+  cr_expect_eq(mps_unlink(url), 0);
+}
