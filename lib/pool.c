@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "pool_internal.h"
+#include "remote.h"
 
 /* ---- jobs -------------------------------------------------------------- */
 
@@ -557,6 +558,8 @@ int mps_pool_shutdown(mps_pool *p, bool wait, bool cancel_pending)
     return -EINVAL;
   if (owned(p) < 0)
     return -EPERM;
+  if (p->remote != NULL)
+    return mps__rpool_shutdown(p, wait, cancel_pending);
   return pool_stop(p, wait, cancel_pending, false);
 }
 
@@ -566,6 +569,8 @@ int mps_pool_terminate(mps_pool *p)
     return -EINVAL;
   if (owned(p) < 0)
     return -EPERM;
+  if (p->remote != NULL)
+    return mps__rpool_shutdown(p, true, true);
   return pool_stop(p, true, true, true);
 }
 
@@ -595,6 +600,10 @@ void mps_pool_free(mps_pool *p)
 {
   if (p == NULL)
     return;
+  if (p->remote != NULL) {
+    mps__rpool_free(p);
+    return;
+  }
   if (owned(p) < 0) {
     pool_free_copy(p);
     return;
@@ -611,6 +620,8 @@ ssize_t mps_pool_workers(mps_pool *p, pid_t *pids, size_t n)
     return -EINVAL;
   if (owned(p) < 0)
     return -EPERM;
+  if (p->remote != NULL)
+    return 0; /* its workers are other hosts' */
   size_t k = 0;
   pthread_mutex_lock(&p->mu);
   for (unsigned i = 0; i < p->nworkers; i++)
@@ -647,6 +658,8 @@ mps_future *mps_pool_submit_timeout(mps_pool *p, mps_task_fn fn, const void *arg
     return mps__fail(-EINVAL);
   if (owned(p) < 0)
     return mps__fail(-EPERM);
+  if (p->remote != NULL)
+    return mps__rpool_submit(p, fn, NULL, arg, len, &d);
   if (len > p->opts.max_arg)
     return mps__fail(-EMSGSIZE);
   struct mps__pool_job *j = job_new(p, fn, arg, 1, len);
@@ -786,6 +799,8 @@ int mps_pool_map(mps_pool *p, mps_task_fn fn, const void *args, size_t nargs, si
     return -EINVAL;
   if (owned(p) < 0)
     return -EPERM;
+  if (p->remote != NULL)
+    return mps__rpool_map(p, fn, args, nargs, arg_size, results, result_size, &d);
   if (arg_size > p->opts.max_arg)
     return -EMSGSIZE;
   struct mps__map *m = map_new(nargs, results, result_size);
