@@ -25,6 +25,7 @@
 
 struct mps_future {
   int refs;
+  int waiters; /* threads in mps_future_result() on it */
   bool done;
   int status;     /* once done: 0 (the task returned) or a library error */
   int64_t value;  /* the task's own return value */
@@ -47,6 +48,7 @@ struct mps_future_set {
 static struct {
   pthread_mutex_t mu;
   pthread_cond_t cv;
+  int any_waiters; /* threads waiting on several futures at once */
 } hub = {.mu = PTHREAD_MUTEX_INITIALIZER};
 static pthread_once_t hub_once = PTHREAD_ONCE_INIT;
 
@@ -142,7 +144,9 @@ static void finish(mps_future *f, int status, int64_t value, void *data)
       f->set->head = f;
     f->set->tail = f;
   }
-  pthread_cond_broadcast(&hub.cv);
+  /* A wake-up costs a syscall per sleeper: only when one may care. */
+  if (f->waiters > 0 || hub.any_waiters > 0)
+    pthread_cond_broadcast(&hub.cv);
 }
 
 void mps__future_complete(mps_future *f, int status, int64_t value, const void *data,
@@ -219,8 +223,10 @@ int mps_future_result(mps_future *f, ssize_t *value, void *out, size_t cap, doub
     return -EINVAL;
   hub_lock();
   int r = may_wait(f);
+  f->waiters++;
   if (r == 0)
     r = hub_wait(future_is_done, f, &d);
+  f->waiters--;
   if (r == 0)
     r = copy_result(f, value, out, cap);
   pthread_mutex_unlock(&hub.mu);
@@ -325,8 +331,10 @@ ssize_t mps_pool_wait_any(mps_future *const *fs, size_t n, double timeout)
   for (size_t i = 0; i < n && r == 0; i++)
     if (fs[i] != NULL)
       r = may_wait(fs[i]);
+  hub.any_waiters++;
   if (r == 0)
     r = hub_wait(any_done, &a, &d);
+  hub.any_waiters--;
   pthread_mutex_unlock(&hub.mu);
   return r < 0 ? r : a.found;
 }
@@ -373,7 +381,9 @@ mps_future *mps_future_set_next(mps_future_set *s, double timeout)
   if (s == NULL || mps__deadline_init(&d, timeout) < 0)
     return mps__fail(-EINVAL);
   hub_lock();
+  hub.any_waiters++;
   int r = hub_wait(set_ready, s, &d);
+  hub.any_waiters--;
   mps_future *f = NULL;
   if (r == 0 && s->head == NULL)
     r = -ENOENT;

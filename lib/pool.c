@@ -189,19 +189,21 @@ void mps__pool_requeue_from(mps_pool *p, struct mps__pool_job *j, size_t from)
 
 /* ---- dispatch ---------------------------------------------------------- */
 
-/* The accepting worker with the fewest batches, if it has room. */
+/* The accepting worker with the fewest batches, if it may take more: one
+ * with room, and while jobs wait, only one at most half full, so that
+ * refills go in batches (one put_many) and never leave a worker idle. */
 static struct mps__pool_worker *least_loaded(mps_pool *p, unsigned *idx)
 {
   struct mps__pool_worker *best = NULL;
   for (unsigned i = 0; i < p->nworkers; i++) {
     struct mps__pool_worker *w = &p->w[i];
-    if (w->accepting && !w->stop_sent && w->queued < p->depth &&
-        (best == NULL || w->queued < best->queued)) {
+    if (w->accepting && !w->stop_sent && (best == NULL || w->queued < best->queued)) {
       best = w;
       *idx = i;
     }
   }
-  return best;
+  unsigned limit = p->pend_head != NULL && p->pend_head->next != NULL ? p->depth / 2 : p->depth - 1;
+  return best != NULL && best->queued <= limit ? best : NULL;
 }
 
 static void record_push(struct mps__pool_worker *w, struct mps__pool_job *j)
@@ -269,26 +271,44 @@ static bool steal(mps_pool *p)
   return true;
 }
 
-void mps__pool_dispatch(mps_pool *p)
+/* Feeds up to the room of worker i from the pending jobs, in one put_many;
+ * how many went. */
+static size_t feed(mps_pool *p, unsigned i)
 {
-  unsigned i = 0;
-  struct mps__pool_worker *w;
-  while (p->pend_head != NULL || steal(p)) {
-    if ((w = least_loaded(p, &i)) == NULL)
-      break;
+  struct mps__pool_worker *w = &p->w[i];
+  const void *msgs[MPS__POOL_DEPTH_MAX];
+  size_t lens[MPS__POOL_DEPTH_MAX], k = 0;
+  for (struct mps__pool_job *j = p->pend_head; j != NULL && k < p->depth - w->queued; j = j->next) {
+    j->msg.seq = w->next_seq + 1 + k;
+    msgs[k] = &j->msg;
+    lens[k++] = j->msg_len;
+  }
+  /* Never blocks: the inbox holds depth batches and a STOP. */
+  ssize_t n = mps_queue_put_many(w->inbox, msgs, lens, k, 0);
+  for (ssize_t m = 0; m < n; m++) {
     struct mps__pool_job *j = p->pend_head;
-    j->msg.seq = w->next_seq + 1;
-    /* Never blocks: the inbox holds depth batches and a STOP. */
-    if (mps_queue_put(w->inbox, &j->msg, j->msg_len, 0) < 0)
-      break;
-    w->next_seq++;
     pend_remove(p, j);
     j->worker = i;
     record_push(w, j);
   }
+  if (n > 0)
+    w->next_seq += (uint64_t)n;
+  return n > 0 ? (size_t)n : 0;
+}
+
+void mps__pool_dispatch(mps_pool *p)
+{
+  unsigned i = 0;
+  while ((p->pend_head != NULL || steal(p)) && least_loaded(p, &i) != NULL)
+    if (feed(p, i) == 0)
+      break;
   if (p->shutting && p->pend_head == NULL)
     send_stops(p);
-  pthread_cond_broadcast(&p->cv); /* room for blocked submitters */
+  /* Blocked submitters wake once a quarter of the room is free, not at
+   * every task: a wake-up is a syscall and a fight for the mutex. */
+  size_t q = p->opts.queue_size, low = q - (q / 4 > 0 ? q / 4 : 1);
+  if (p->room_waiters > 0 && (p->pending <= low || p->shutting))
+    pthread_cond_broadcast(&p->cv);
 }
 
 void mps__pool_fail_pending(mps_pool *p, int err)
@@ -635,8 +655,10 @@ static int wait_room(mps_pool *p, const mps__deadline *d)
   while (!p->shutting && p->pending >= p->opts.queue_size) {
     if (d->kind == MPS__ONCE)
       return -EAGAIN;
+    p->room_waiters++;
     int r = d->kind == MPS__TIMED ? pthread_cond_timedwait(&p->cv, &p->mu, &d->at)
                                   : pthread_cond_wait(&p->cv, &p->mu);
+    p->room_waiters--;
     if (r == ETIMEDOUT && !p->shutting && p->pending >= p->opts.queue_size)
       return -ETIMEDOUT;
   }

@@ -149,6 +149,7 @@ struct mps_pool {
   struct mps__pool_job *fin; /* jobs whose future is to be completed */
   struct mps__pool_batch *steal_buf;
   size_t pending; /* submitted tasks waiting for an inbox */
+  unsigned room_waiters; /* submitters waiting for pending < queue_size */
   unsigned live;
   bool ready, shutting, terminating, finished;
   int fail_err; /* terminating: what unfinished tasks get */
