@@ -167,6 +167,26 @@ static inline struct mps__pool_res *mps__pool_area(const mps_pool *p, unsigned i
   return (struct mps__pool_res *)MPS__ALIGN_UP((uintptr_t)&s->claim[2 * p->depth], 8u);
 }
 
+/* Windows of the worker's protocol for the test-only crash points (the one
+ * mechanism of crashpoint.c, numbered apart from the queue's): a test build
+ * (-DMPS_CRASHPOINTS) SIGKILLs an armed worker at one of them. */
+enum mps__pool_crash {
+  MPS__CP_POOL_GOT = 100,  /* a batch got (committed), taken not stored */
+  MPS__CP_POOL_TAKEN,      /* taken stored, not claimed */
+  MPS__CP_POOL_NEXT,       /* claimed (or task k-1 finished), started not stored */
+  MPS__CP_POOL_STARTED,    /* started stored, the task not called */
+  MPS__CP_POOL_RAN,        /* the task returned, its result not finished */
+  MPS__CP_POOL_FINISHED,   /* finished stored, nothing posted */
+  MPS__CP_POOL_POSTED,     /* results posted, posted not stored */
+  MPS__CP_POOL_END
+};
+#ifdef MPS_CRASHPOINTS
+#include "queue_internal.h"
+#define MPS__POOL_CRASHPOINT(id) mps__crashpoint((enum mps__crash)(id))
+#else
+#define MPS__POOL_CRASHPOINT(id) ((void)0)
+#endif
+
 /* pool_worker.c: the worker's life; never returns. */
 _Noreturn void mps__pool_worker_main(mps_pool *p, unsigned i, struct mps__pool_batch *buf);
 /* Both sides of the start-or-cancel race on batch seq in slot s:
