@@ -3,6 +3,7 @@
 #
 # Installs the missing build dependencies with apt-get when run as root (or
 # prints the apt-get line to run otherwise), then autoreconf, configure, make.
+# MPS_CI_TOOLS=1 also installs clang and clang-format, which .ci/run uses.
 # Extra arguments go to ./configure (for example --prefix=/usr/local).
 set -eu
 cd "$(dirname "$0")"
@@ -16,6 +17,12 @@ have_cmd pkg-config || need_pkgs="$need_pkgs pkg-config"
 have_cmd make || need_pkgs="$need_pkgs make"
 have_cmd cc || need_pkgs="$need_pkgs gcc libc6-dev"
 pkg-config --exists criterion 2>/dev/null || need_pkgs="$need_pkgs libcriterion-dev"
+have_cmd mandoc || need_pkgs="$need_pkgs mandoc" # make check lints the man pages
+# CI (.ci/run) also builds with clang and checks the layout with clang-format.
+if [ "${MPS_CI_TOOLS:-0}" = 1 ]; then
+  have_cmd clang || need_pkgs="$need_pkgs clang"
+  have_cmd clang-format || need_pkgs="$need_pkgs clang-format"
+fi
 
 if [ -n "$need_pkgs" ]; then
   if [ "$(id -u)" = 0 ] && have_cmd apt-get; then

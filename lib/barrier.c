@@ -55,7 +55,7 @@ static int barrier_validate(const void *p, size_t size)
 {
   const struct barrier_shm *shm = p;
   (void)size;
-  if (shm->parties == 0 || shm->parties > INT32_MAX ||
+  if (shm->parties == 0 || shm->parties > MPS_BARRIER_PARTIES_MAX ||
       st_count(atomic_load(&shm->state)) >= shm->parties)
     return -EPROTO;
   return 0;
@@ -70,7 +70,7 @@ static int barrier_init(void *p, const void *parties)
 
 static mps_barrier *barrier_make(const char *name, bool create, unsigned parties)
 {
-  if (create && (parties == 0 || parties > INT32_MAX))
+  if (create && (parties == 0 || parties > MPS_BARRIER_PARTIES_MAX))
     return mps__fail(-EINVAL);
   mps__seg_spec spec = {MPS__KIND_BARRIER, sizeof(struct barrier_shm), barrier_init,
                         barrier_validate, &parties};

@@ -160,8 +160,11 @@ MPS_API int mps_cond_notify_all(mps_cond *c);
  * arrives; the others wait for it until their timeout breaks the barrier.) */
 typedef struct mps_barrier mps_barrier;
 
+/* Most parties of one barrier. */
+#define MPS_BARRIER_PARTIES_MAX 0x7fffffff
+
 /* Creates an anonymous barrier for `parties` (>= 1). NULL with errno EINVAL
- * (0 or above INT32_MAX) or ENOMEM. */
+ * (0 or above MPS_BARRIER_PARTIES_MAX) or ENOMEM. */
 MPS_API mps_barrier *mps_barrier_new(unsigned parties);
 /* Named forms; errors as for mps_semaphore_create / mps_semaphore_open. */
 MPS_API mps_barrier *mps_barrier_create(const char *name, unsigned parties);

@@ -1,0 +1,51 @@
+/* The documents and the interface lists stay true: README.md's complete C
+ * programs build and run, the man pages lint clean, and the exported
+ * symbols match lib/libmpshare.sym and the headers. Each check is a script
+ * in tests/ that prints what is wrong. */
+#include "helpers.h"
+
+static void run_script(const char *script, const char *args)
+{
+  const char *src = getenv("MPS_SRCDIR"), *build = getenv("MPS_BUILDDIR");
+  cr_assert(src != NULL && build != NULL, "MPS_SRCDIR and MPS_BUILDDIR are set by make check");
+  char cmd[4096];
+  snprintf(cmd, sizeof(cmd), "sh '%s/tests/%s' %s 2>&1", src, script, args);
+  FILE *p = popen(cmd, "r");
+  cr_assert_not_null(p);
+  static char out[1 << 16];
+  size_t len = fread(out, 1, sizeof(out) - 1, p);
+  out[len] = '\0';
+  int status = pclose(p);
+  cr_log_info("%s", out);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s failed:\n%s", script, out);
+}
+
+static const char *env(const char *name)
+{
+  const char *v = getenv(name);
+  cr_assert_not_null(v, "%s is set by make check", name);
+  return v;
+}
+
+Test(docs, readme_programs_compile_and_run, .timeout = 240)
+{
+  char args[2048];
+  snprintf(args, sizeof(args), "'%s' '%s' '%s'", env("MPS_SRCDIR"), env("MPS_BUILDDIR"),
+           env("MPS_CC"));
+  run_script("readme_blocks.sh", args);
+}
+
+Test(docs, exported_symbols_match_the_list, .timeout = 60)
+{
+  char args[2048];
+  snprintf(args, sizeof(args), "'%s' '%s'", env("MPS_SRCDIR"), env("MPS_BUILDDIR"));
+  run_script("check_symbols.sh", args);
+}
+
+Test(docs, man_pages_lint_clean_and_their_examples_run, .timeout = 240)
+{
+  char args[2048];
+  snprintf(args, sizeof(args), "'%s' '%s' '%s' '%s'", env("MPS_SRCDIR"), env("MPS_BUILDDIR"),
+           env("MPS_CC"), env("MPS_MANDOC"));
+  run_script("lint_man.sh", args);
+}
