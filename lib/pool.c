@@ -55,6 +55,9 @@ static void map_unref(struct mps__map *m)
   if (--m->refs == 0) {
     free(m->status);
     free(m->value);
+    free(m->order);
+    if (m->order != NULL)
+      free(m->results); /* a streaming map's own */
     free(m);
   }
 }
@@ -122,7 +125,9 @@ void mps__pool_report(mps_pool *p, struct mps__pool_job *j, size_t k, int status
   }
   m->status[i] = status;
   m->value[i] = value;
-  if (--m->left == 0)
+  if (m->order != NULL)
+    m->order[m->reported++] = i;
+  if (--m->left == 0 || m->waiting)
     pthread_cond_broadcast(&p->cv);
 }
 
@@ -727,9 +732,9 @@ static struct mps__map *map_new(size_t n, void *results, size_t result_size)
 
 /* Tasks per batch, as multiprocessing.Pool.map chooses its chunksize (four
  * chunks per worker), within the batch limits. */
-static size_t map_chunk(const mps_pool *p, size_t n, size_t arg_size)
+static size_t map_chunk(const mps_pool *p, size_t n, size_t arg_size, size_t chunksize)
 {
-  size_t c = (n + 4 * (size_t)p->nworkers - 1) / (4 * (size_t)p->nworkers);
+  size_t c = chunksize ? chunksize : (n + 4 * (size_t)p->nworkers - 1) / (4 * (size_t)p->nworkers);
   if (c > MPS__POOL_BATCH_TASKS)
     c = MPS__POOL_BATCH_TASKS;
   if (arg_size > 0 && c > p->batch_max / arg_size)
@@ -739,9 +744,9 @@ static size_t map_chunk(const mps_pool *p, size_t n, size_t arg_size)
 
 /* Makes the map's jobs and queues them (p->mu held). */
 static int map_queue(mps_pool *p, struct mps__map *m, mps_task_fn fn, const char *args,
-                     size_t arg_size)
+                     size_t arg_size, size_t chunksize)
 {
-  size_t c = map_chunk(p, m->n, arg_size);
+  size_t c = map_chunk(p, m->n, arg_size, chunksize);
   struct mps__pool_job *head = NULL, **tail = &head;
   for (size_t lo = 0; lo < m->n; lo += c) {
     uint32_t k = (uint32_t)(m->n - lo < c ? m->n - lo : c);
@@ -813,7 +818,7 @@ int mps_pool_map(mps_pool *p, mps_task_fn fn, const void *args, size_t nargs, si
   if (m == NULL)
     return -ENOMEM;
   pthread_mutex_lock(&p->mu);
-  int err = p->shutting ? -EPIPE : map_queue(p, m, fn, args, arg_size);
+  int err = p->shutting ? -EPIPE : map_queue(p, m, fn, args, arg_size, 0);
   while (err == 0 && m->left > 0) {
     if (d.kind == MPS__ONCE) {
       err = -EAGAIN;
@@ -831,4 +836,116 @@ int mps_pool_map(mps_pool *p, mps_task_fn fn, const void *args, size_t nargs, si
   map_unref(m);
   pthread_mutex_unlock(&p->mu);
   return err;
+}
+
+/* ---- streaming unordered map -------------------------------------------- */
+
+struct mps_pool_stream {
+  mps_pool *p;
+  struct mps__map *m;
+};
+
+static struct mps__map *stream_map(size_t n, size_t result_size)
+{
+  size_t bytes = n * result_size;
+  if (result_size != 0 && bytes / result_size != n)
+    return NULL;
+  char *results = malloc(bytes ? bytes : 1);
+  size_t *order = malloc((n ? n : 1) * sizeof(*order));
+  struct mps__map *m = results && order ? map_new(n, results, result_size) : NULL;
+  if (m == NULL) {
+    free(results);
+    free(order);
+    return NULL;
+  }
+  m->order = order;
+  return m;
+}
+
+mps_pool_stream *mps_pool_imap_unordered(mps_pool *p, mps_task_fn fn, const void *args,
+                                         size_t nargs, size_t arg_size, size_t result_size,
+                                         size_t chunksize)
+{
+  if (p == NULL || fn == NULL || (args == NULL && nargs > 0 && arg_size > 0))
+    return mps__fail(-EINVAL);
+  if (owned(p) < 0)
+    return mps__fail(-EPERM);
+  if (arg_size > p->opts.max_arg || result_size > p->opts.max_result)
+    return mps__fail(-EMSGSIZE);
+  mps_pool_stream *s = calloc(1, sizeof(*s));
+  struct mps__map *m = s != NULL ? stream_map(nargs, result_size) : NULL;
+  if (m == NULL) {
+    free(s);
+    return mps__fail(-ENOMEM);
+  }
+  *s = (mps_pool_stream){.p = p, .m = m};
+  pthread_mutex_lock(&p->mu);
+  int err = p->shutting ? -EPIPE : map_queue(p, m, fn, args, arg_size, chunksize);
+  if (err < 0)
+    map_unref(m);
+  pthread_mutex_unlock(&p->mu);
+  if (err == 0)
+    return s;
+  free(s);
+  return mps__fail(err);
+}
+
+/* Waits (p->mu held) for a result the reader has not had yet. */
+static int stream_wait(mps_pool *p, struct mps__map *m, const mps__deadline *d)
+{
+  while (m->delivered == m->reported) {
+    if (m->delivered == m->n)
+      return -ENOENT;
+    if (d->kind == MPS__ONCE)
+      return -EAGAIN;
+    m->waiting = true;
+    int r = d->kind == MPS__TIMED ? pthread_cond_timedwait(&p->cv, &p->mu, &d->at)
+                                  : pthread_cond_wait(&p->cv, &p->mu);
+    m->waiting = false;
+    if (r == ETIMEDOUT && m->delivered == m->reported)
+      return -ETIMEDOUT;
+  }
+  return 0;
+}
+
+int mps_pool_stream_next(mps_pool_stream *s, size_t *index, ssize_t *value, void *out,
+                         size_t cap, double timeout)
+{
+  mps__deadline d;
+  if (s == NULL || (out == NULL && cap > 0) || mps__deadline_init(&d, timeout) < 0)
+    return -EINVAL;
+  mps_pool *p = s->p;
+  struct mps__map *m = s->m;
+  pthread_mutex_lock(&p->mu);
+  int r = owned(p) < 0 ? -EPERM : stream_wait(p, m, &d);
+  if (r == 0) {
+    size_t i = m->order[m->delivered];
+    int64_t v = m->value[i];
+    r = m->status[i];
+    if (index != NULL)
+      *index = i;
+    if (value != NULL)
+      *value = (ssize_t)v;
+    if (r == 0 && v > 0 && (uint64_t)v > cap)
+      r = -EMSGSIZE; /* stays: read it again with room */
+    else
+      m->delivered++;
+    if (r == 0 && v > 0)
+      memcpy(out, m->results + i * m->result_size, (size_t)v);
+  }
+  pthread_mutex_unlock(&p->mu);
+  return r;
+}
+
+void mps_pool_stream_free(mps_pool_stream *s)
+{
+  if (s == NULL)
+    return;
+  mps_pool *p = s->p;
+  pthread_mutex_lock(&p->mu);
+  if (s->m->delivered < s->m->n)
+    map_abandon(p, s->m);
+  map_unref(s->m);
+  pthread_mutex_unlock(&p->mu);
+  free(s);
 }

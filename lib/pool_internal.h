@@ -117,7 +117,7 @@ struct mps__map {
   int64_t *value;  /* per task: the task's own value */
   size_t *order;   /* streaming map: indexes in completion order */
   size_t reported, delivered;
-  void *data;      /* streaming map: result bytes per task, result_size each */
+  bool waiting;    /* streaming map: its reader sleeps on the pool's cv */
 };
 
 struct mps__pool_worker {
