@@ -135,7 +135,8 @@ static int peer_row(const char *name, const char *what, long n)
   double mine[ROUNDS], theirs[ROUNDS];
   run_map(p, n / 10); /* warm up */
   for (int r = 0; r < ROUNDS; r++) {
-    mine[r] = strcmp(what, "map") == 0 ? run_map(p, n) : run_pool(p, square, &(long){3}, sizeof(long), (int)n);
+    mine[r] = strcmp(what, "map") == 0 ? run_map(p, n)
+                                       : run_pool(p, square, &(long){3}, sizeof(long), (int)n);
     theirs[r] = run_peer(what, strcmp(what, "map") == 0 ? n : n / 10, 2);
   }
   mps_pool_free(p);
@@ -207,7 +208,8 @@ int main(int argc, char **argv)
     printf("| %s | %.0f | %.0f | %.1fx |\n", w[i].name, tp, tf, tf > 0 ? tp / tf : 0);
   }
   mps_pool_free(p);
-  printf("\n| 2 workers, trivial task | mpshare tasks/s | Python ProcessPoolExecutor tasks/s | ratio |\n");
+  printf("\n| 2 workers, trivial task | mpshare tasks/s | Python ProcessPoolExecutor tasks/s | "
+         "ratio |\n");
   printf("|---|---:|---:|---:|\n");
   rc |= peer_row("map (Python: chunksize=256)", "map", 10L * n);
   rc |= peer_row("submit one task at a time, then every result", "submit", n);

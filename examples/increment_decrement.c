@@ -74,8 +74,7 @@ int main(int argc, char **argv)
 
   printf("end value: %ld%s\n", *counter, locked ? "" : " (no lock: a race)");
   printf("%.1f ns per %s operation (%ld operations in 2 processes)\n",
-         elapsed * 1e9 / (2.0 * iterations), locked ? "locked" : "unlocked",
-         2 * iterations);
+         elapsed * 1e9 / (2.0 * iterations), locked ? "locked" : "unlocked", 2 * iterations);
   mps_value_close(v);
   return ok ? 0 : 1;
 }

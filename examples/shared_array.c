@@ -23,7 +23,7 @@ static int fill_and_sum(mps_array *arr, mps_value *total, size_t from, size_t to
     sum += data[i];
   }
   int rc;
-  MPS_WITH_LOCK(mps_value_get_lock(total), rc) *(int64_t *)mps_value_ptr(total) += sum;
+  MPS_WITH_LOCK(mps_value_get_lock(total), rc) * (int64_t *)mps_value_ptr(total) += sum;
   return rc < 0 ? 1 : 0;
 }
 
@@ -53,8 +53,8 @@ int main(int argc, char **argv)
   int64_t expect = (int64_t)((n - 1) * n * (2 * n - 1) / 6);
   int64_t got = *(int64_t *)mps_value_ptr(total);
   int64_t last = ((int64_t *)mps_array_data(arr))[n - 1];
-  printf("%d workers, %zu elements: sum of squares %lld (expected %lld), last %lld\n", workers,
-         n, (long long)got, (long long)expect, (long long)last);
+  printf("%d workers, %zu elements: sum of squares %lld (expected %lld), last %lld\n", workers, n,
+         (long long)got, (long long)expect, (long long)last);
   mps_array_close(arr);
   mps_value_close(total);
   return ok && got == expect ? 0 : 1;

@@ -16,7 +16,7 @@
 #include <stdio.h>
 
 #define WORKERS 10
-#define ITEMS 20
+#define ITEMS   20
 
 static mps_queue *q;
 

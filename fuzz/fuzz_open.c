@@ -38,58 +38,63 @@ static int forge(const char *name, enum mps__kind kind, const uint8_t *body, siz
   return ok ? 0 : -1;
 }
 
+/* The name goes as soon as the object is open, so that a crash further on
+ * leaves nothing in /dev/shm. */
+#define OPEN(call) (opened = (call), shm_unlink(name), opened)
+
 static void poke(enum mps__kind kind, const char *name)
 {
+  void *opened;
   char buf[64];
   switch (kind) {
   case MPS__KIND_LOCK: {
-    mps_lock *l = mps_lock_open(name);
+    mps_lock *l = OPEN(mps_lock_open(name));
     if (l != NULL && mps_lock_acquire(l, 0) >= 0)
       (void)mps_lock_release(l);
     mps_lock_close(l);
     break;
   }
   case MPS__KIND_VALUE: {
-    mps_value *v = mps_value_open(name);
+    mps_value *v = OPEN(mps_value_open(name));
     if (v != NULL)
       memset(mps_value_ptr(v), 0, mps_value_size(v));
     mps_value_close(v);
     break;
   }
   case MPS__KIND_ARRAY:
-    mps_array_close(mps_array_open(name));
+    mps_array_close(OPEN(mps_array_open(name)));
     break;
   case MPS__KIND_SHM:
-    mps_shm_close(mps_shm_open(name));
+    mps_shm_close(OPEN(mps_shm_open(name)));
     break;
   case MPS__KIND_SEMAPHORE: {
-    mps_semaphore *s = mps_semaphore_open(name);
+    mps_semaphore *s = OPEN(mps_semaphore_open(name));
     if (s != NULL && mps_semaphore_acquire(s, 0) == 0)
       (void)mps_semaphore_release(s);
     mps_semaphore_close(s);
     break;
   }
   case MPS__KIND_EVENT:
-    mps_event_close(mps_event_open(name));
+    mps_event_close(OPEN(mps_event_open(name)));
     break;
   case MPS__KIND_COND:
-    mps_cond_close(mps_cond_open(name));
+    mps_cond_close(OPEN(mps_cond_open(name)));
     break;
   case MPS__KIND_BARRIER: {
-    mps_barrier *b = mps_barrier_open(name);
+    mps_barrier *b = OPEN(mps_barrier_open(name));
     (void)mps_barrier_n_waiting(b);
     mps_barrier_close(b);
     break;
   }
   case MPS__KIND_QUEUE: {
-    mps_queue *q = mps_queue_open(name);
+    mps_queue *q = OPEN(mps_queue_open(name));
     if (q != NULL && mps_queue_get(q, buf, sizeof(buf), 0) >= 0)
       (void)mps_queue_put(q, buf, 1, 0);
     mps_queue_close(q);
     break;
   }
   default:
-    mps_rlock_close(mps_rlock_open(name));
+    mps_rlock_close(OPEN(mps_rlock_open(name)));
     break;
   }
 }

@@ -6,14 +6,14 @@
 #ifndef MPSHARE_H
 #define MPSHARE_H
 
-#include <mpshare/version.h>
 #include <mpshare/common.h>
 #include <mpshare/lock.h>
-#include <mpshare/value.h>
-#include <mpshare/queue.h>
-#include <mpshare/process.h>
-#include <mpshare/sync.h>
 #include <mpshare/pipe.h>
 #include <mpshare/pool.h>
+#include <mpshare/process.h>
+#include <mpshare/queue.h>
+#include <mpshare/sync.h>
+#include <mpshare/value.h>
+#include <mpshare/version.h>
 
 #endif

@@ -4,8 +4,8 @@
  * mutex, a wait queue (wait.c), the number of parties, one state word that
  * packs the round number (generation, 32 bits), the broken flag and the
  * arrivals in the current round, and the outcome of the last 64 rounds
- * (bit g%64 set: round g ended broken, by a reset while parties waited). A waiter remembers its round and its arrival
- * index; it returns when the round number moves on (released, or reset: the
+ * (bit g%64 set: round g ended broken, by a reset while parties waited). A waiter remembers its
+ * round and its arrival index; it returns when the round number moves on (released, or reset: the
  * outcome bit says which) or the barrier breaks.
  *
  * Crash semantics: nothing about a waiter is stored but the arrival count.
@@ -181,4 +181,7 @@ int mps_barrier_n_waiting(const mps_barrier *b)
   return st_broken(s) ? 0 : (int)st_count(s);
 }
 
-bool mps_barrier_broken(const mps_barrier *b) { return b != NULL && st_broken(atomic_load(&b->shm->state)); }
+bool mps_barrier_broken(const mps_barrier *b)
+{
+  return b != NULL && st_broken(atomic_load(&b->shm->state));
+}

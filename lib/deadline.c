@@ -55,9 +55,8 @@ void mps__deadline_slice(const mps__deadline *d, long ns, mps__deadline *out)
     out->at.tv_sec++;
     out->at.tv_nsec -= 1000000000L;
   }
-  if (d->kind == MPS__TIMED &&
-      (d->at.tv_sec < out->at.tv_sec ||
-       (d->at.tv_sec == out->at.tv_sec && d->at.tv_nsec < out->at.tv_nsec)))
+  if (d->kind == MPS__TIMED && (d->at.tv_sec < out->at.tv_sec || (d->at.tv_sec == out->at.tv_sec &&
+                                                                  d->at.tv_nsec < out->at.tv_nsec)))
     out->at = d->at;
 }
 
@@ -67,8 +66,7 @@ bool mps__deadline_passed(const mps__deadline *d)
     return d->kind == MPS__ONCE;
   struct timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
-  return now.tv_sec > d->at.tv_sec ||
-         (now.tv_sec == d->at.tv_sec && now.tv_nsec >= d->at.tv_nsec);
+  return now.tv_sec > d->at.tv_sec || (now.tv_sec == d->at.tv_sec && now.tv_nsec >= d->at.tv_nsec);
 }
 
 int mps__deadline_error(const mps__deadline *d)

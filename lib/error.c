@@ -19,41 +19,41 @@
 
 /* X(code, text). Every errno a public header documents must be here:
  * tests/test_error.c scans the headers and fails on a missing one. */
-#define MPS__ERRORS(X)                                                                   \
-  X(EINVAL, "invalid argument")                                                          \
-  X(EAGAIN, "would block (timeout 0)")                                                   \
-  X(ETIMEDOUT, "timed out")                                                              \
-  X(EMSGSIZE, "message too large for the object or the buffer")                          \
-  X(EEXIST, "an object with this name exists")                                           \
-  X(ENOENT, "no object with this name")                                                  \
-  X(EPIPE, "closed, shut down or broken")                                                \
-  X(ENOMEM, "out of memory or shared memory")                                            \
-  X(EPERM, "not the owner of the lock")                                                  \
-  X(EOVERFLOW, "value would exceed its limit")                                           \
-  X(EPROTO, "not an mpshare object of this kind and layout version")                     \
-  X(EDEADLK, "the calling thread already holds this lock")                               \
-  X(EACCES, "permission denied")                                                         \
-  X(ECHILD, "no such child of this process, or the worker running the task died")        \
-  X(ESRCH, "no such process")                                                            \
-  X(ECANCELED, "cancelled")                                                              \
-  X(EBUSY, "busy: still running or still in use")                                        \
-  X(ENOSYS, "not supported on this system")                                              \
-  X(EMFILE, "too many open files in this process")                                       \
-  X(ENFILE, "too many open files in the system")                                         \
-  X(EDOM, "argument out of the function's domain")                                       \
-  X(ERANGE, "result out of range")                                                       \
-  X(EUSERS, "too many waiters: the object's waiter table is full")                       \
-  X(ENOSPC, "no space left for the shared segment")                                      \
-  X(EINTR, "interrupted by a signal")                                                    \
-  X(EBADF, "bad file descriptor")                                                        \
-  X(EFAULT, "bad address")                                                               \
-  X(EIO, "input/output error")                                                           \
-  X(ENAMETOOLONG, "name too long")                                                       \
-  X(ENOTSUP, "operation not supported")                                                  \
-  X(ECONNREFUSED, "connection refused")                                                  \
-  X(ECONNRESET, "connection reset by peer")                                              \
-  X(ENOTCONN, "not connected")                                                           \
-  X(EOWNERDEAD, "the owner died")                                                        \
+#define MPS__ERRORS(X)                                                                             \
+  X(EINVAL, "invalid argument")                                                                    \
+  X(EAGAIN, "would block (timeout 0)")                                                             \
+  X(ETIMEDOUT, "timed out")                                                                        \
+  X(EMSGSIZE, "message too large for the object or the buffer")                                    \
+  X(EEXIST, "an object with this name exists")                                                     \
+  X(ENOENT, "no object with this name")                                                            \
+  X(EPIPE, "closed, shut down or broken")                                                          \
+  X(ENOMEM, "out of memory or shared memory")                                                      \
+  X(EPERM, "not the owner of the lock")                                                            \
+  X(EOVERFLOW, "value would exceed its limit")                                                     \
+  X(EPROTO, "not an mpshare object of this kind and layout version")                               \
+  X(EDEADLK, "the calling thread already holds this lock")                                         \
+  X(EACCES, "permission denied")                                                                   \
+  X(ECHILD, "no such child of this process, or the worker running the task died")                  \
+  X(ESRCH, "no such process")                                                                      \
+  X(ECANCELED, "cancelled")                                                                        \
+  X(EBUSY, "busy: still running or still in use")                                                  \
+  X(ENOSYS, "not supported on this system")                                                        \
+  X(EMFILE, "too many open files in this process")                                                 \
+  X(ENFILE, "too many open files in the system")                                                   \
+  X(EDOM, "argument out of the function's domain")                                                 \
+  X(ERANGE, "result out of range")                                                                 \
+  X(EUSERS, "too many waiters: the object's waiter table is full")                                 \
+  X(ENOSPC, "no space left for the shared segment")                                                \
+  X(EINTR, "interrupted by a signal")                                                              \
+  X(EBADF, "bad file descriptor")                                                                  \
+  X(EFAULT, "bad address")                                                                         \
+  X(EIO, "input/output error")                                                                     \
+  X(ENAMETOOLONG, "name too long")                                                                 \
+  X(ENOTSUP, "operation not supported")                                                            \
+  X(ECONNREFUSED, "connection refused")                                                            \
+  X(ECONNRESET, "connection reset by peer")                                                        \
+  X(ENOTCONN, "not connected")                                                                     \
+  X(EOWNERDEAD, "the owner died")                                                                  \
   X(ENOTRECOVERABLE, "state not recoverable")
 
 struct mps__err {
@@ -121,12 +121,6 @@ const char *mps_err_name(long long err)
   return "UNKNOWN";
 }
 
-const char *mps_version(void)
-{
-  return MPS_VERSION_STRING;
-}
+const char *mps_version(void) { return MPS_VERSION_STRING; }
 
-unsigned mps_version_number(void)
-{
-  return MPS_VERSION_NUMBER;
-}
+unsigned mps_version_number(void) { return MPS_VERSION_NUMBER; }

@@ -27,10 +27,10 @@ struct mps_future {
   int refs;
   int waiters; /* threads in mps_future_result() on it */
   bool done;
-  int status;     /* once done: 0 (the task returned) or a library error */
-  int64_t value;  /* the task's own return value */
-  void *data;     /* its result bytes (value of them) */
-  pid_t owner;    /* only this process may wait for it while pending */
+  int status;    /* once done: 0 (the task returned) or a library error */
+  int64_t value; /* the task's own return value */
+  void *data;    /* its result bytes (value of them) */
+  pid_t owner;   /* only this process may wait for it while pending */
   int (*cancel)(void *arg, mps_future *f);
   void *cancel_arg;
   void (*cb)(mps_future *f, void *arg);
@@ -40,8 +40,8 @@ struct mps_future {
 };
 
 struct mps_future_set {
-  size_t members; /* futures added and not yet returned by next */
-  bool freed;     /* the caller freed it: members leave as they finish */
+  size_t members;          /* futures added and not yet returned by next */
+  bool freed;              /* the caller freed it: members leave as they finish */
   mps_future *head, *tail; /* done ones, in completion order */
 };
 
@@ -149,8 +149,7 @@ static void finish(mps_future *f, int status, int64_t value, void *data)
     pthread_cond_broadcast(&hub.cv);
 }
 
-void mps__future_complete(mps_future *f, int status, int64_t value, const void *data,
-                          size_t len)
+void mps__future_complete(mps_future *f, int status, int64_t value, const void *data, size_t len)
 {
   void *copy = NULL;
   if (status == 0 && value > 0) {
@@ -192,16 +191,10 @@ static int hub_wait(bool (*pred)(const void *), const void *arg, const mps__dead
   return 0;
 }
 
-static bool future_is_done(const void *arg)
-{
-  return ((const mps_future *)arg)->done;
-}
+static bool future_is_done(const void *arg) { return ((const mps_future *)arg)->done; }
 
 /* 0 if the calling process may wait for f (hub held). */
-static int may_wait(const mps_future *f)
-{
-  return f->done || f->owner == getpid() ? 0 : -EPERM;
-}
+static int may_wait(const mps_future *f) { return f->done || f->owner == getpid() ? 0 : -EPERM; }
 
 static int copy_result(const mps_future *f, ssize_t *value, void *out, size_t cap)
 {

@@ -14,8 +14,8 @@
 
 #include <mpshare.h>
 
-#define MPS__CACHELINE 64
-#define MPS__ALIGN_UP(n, a) (((n) + (a) - 1) / (a) * (a))
+#define MPS__CACHELINE      64
+#define MPS__ALIGN_UP(n, a) (((n) + (a)-1) / (a) * (a))
 
 /* ---- deadline.c: timeouts ---------------------------------------------- */
 
@@ -68,9 +68,8 @@ int mps__child_wait_exit(pid_t pid, int pidfd, const mps__deadline *d);
  * sizes of the pthread types and of a pointer are part of it, so that builds
  * with different ABIs refuse each other's segments. */
 #define MPS__LAYOUT_REV 2u
-#define MPS__LAYOUT                                                       \
-  ((MPS__LAYOUT_REV << 24) | ((uint32_t)sizeof(pthread_mutex_t) << 8) | \
-   (uint32_t)sizeof(void *))
+#define MPS__LAYOUT                                                                                \
+  ((MPS__LAYOUT_REV << 24) | ((uint32_t)sizeof(pthread_mutex_t) << 8) | (uint32_t)sizeof(void *))
 
 enum mps__kind {
   MPS__KIND_LOCK = 1,
@@ -151,7 +150,7 @@ void *mps__seg_object(size_t handle_size, const char *name, bool create, const m
 int mps__seg_free_handle(void *handle);
 
 /* For each handle type made by mps__seg_object. */
-#define MPS__SEG_HANDLE(type) \
+#define MPS__SEG_HANDLE(type)                                                                      \
   _Static_assert(offsetof(type, seg) == 0, #type " must start with its mps__seg")
 
 /* Whether the reserved tail of an options struct is all zero: a non-zero
@@ -216,10 +215,7 @@ static inline int mps__mutex_lock_forever(mps__mutex *m)
   return err == EBUSY ? mps__mutex_lock_contended(m) : mps__mutex_result(m, err);
 }
 
-static inline int mps__mutex_unlock_fast(mps__mutex *m)
-{
-  return -pthread_mutex_unlock(&m->m);
-}
+static inline int mps__mutex_unlock_fast(mps__mutex *m) { return -pthread_mutex_unlock(&m->m); }
 
 /* ---- lock.c: Lock and RLock ------------------------------------------- */
 
@@ -314,8 +310,7 @@ void mps__future_set_cancel(mps_future *f, int (*cancel)(void *arg, mps_future *
  * value (and value bytes of data when value > 0), or a library error.
  * Runs f's done callback. Never call it holding a lock the cancel step
  * takes. */
-void mps__future_complete(mps_future *f, int status, int64_t value, const void *data,
-                          size_t len);
+void mps__future_complete(mps_future *f, int status, int64_t value, const void *data, size_t len);
 void mps__future_release(mps_future *f);
 
 /* ---- queue_heap.c: the priority queue's heap --------------------------- */

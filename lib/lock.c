@@ -58,10 +58,7 @@ static int lock_acquire(mps_lock *l, double timeout)
   return err < 0 ? err : mps__mutex_lock(l->mu, &d);
 }
 
-static int lock_release(mps_lock *l)
-{
-  return l == NULL ? -EINVAL : mps__mutex_unlock_fast(l->mu);
-}
+static int lock_release(mps_lock *l) { return l == NULL ? -EINVAL : mps__mutex_unlock_fast(l->mu); }
 
 mps_lock *mps_lock_new(void) { return lock_make(NULL, true, false); }
 mps_lock *mps_lock_create(const char *name) { return lock_make(name ? name : "", true, false); }
@@ -73,8 +70,14 @@ int mps_lock_release(mps_lock *l) { return lock_release(l); }
 /* An RLock handle is a Lock handle with another C type, so that the
  * compiler keeps the two apart. */
 mps_rlock *mps_rlock_new(void) { return (mps_rlock *)lock_make(NULL, true, true); }
-mps_rlock *mps_rlock_create(const char *name) { return (mps_rlock *)lock_make(name ? name : "", true, true); }
-mps_rlock *mps_rlock_open(const char *name) { return (mps_rlock *)lock_make(name ? name : "", false, true); }
+mps_rlock *mps_rlock_create(const char *name)
+{
+  return (mps_rlock *)lock_make(name ? name : "", true, true);
+}
+mps_rlock *mps_rlock_open(const char *name)
+{
+  return (mps_rlock *)lock_make(name ? name : "", false, true);
+}
 int mps_rlock_close(mps_rlock *l) { return lock_close((mps_lock *)l); }
 int mps_rlock_acquire(mps_rlock *l, double timeout) { return lock_acquire((mps_lock *)l, timeout); }
 int mps_rlock_release(mps_rlock *l) { return lock_release((mps_lock *)l); }

@@ -31,10 +31,7 @@
  * new thread with another id, so fork forgets the cache. */
 static __thread pid_t my_tid;
 
-static void forget_tid(void)
-{
-  my_tid = 0;
-}
+static void forget_tid(void) { my_tid = 0; }
 
 __attribute__((constructor)) static void register_forget_tid(void)
 {
@@ -59,10 +56,7 @@ bool mps__mutex_held(mps__mutex *m)
   return (owner_word(m) & FUTEX_TID_MASK) == my_tid;
 }
 
-bool mps__mutex_looks_free(mps__mutex *m)
-{
-  return owner_word(m) == 0;
-}
+bool mps__mutex_looks_free(mps__mutex *m) { return owner_word(m) == 0; }
 
 /* The kernel, when an owner dies, clears its id from the word and sets
  * FUTEX_OWNER_DIED (and glibc clears that bit for the next owner), so
@@ -81,8 +75,8 @@ int mps__mutex_init(mps__mutex *m, bool recursive)
     return -err;
   if ((err = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED)) != 0 ||
       (err = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST)) != 0 ||
-      (err = pthread_mutexattr_settype(
-           &a, recursive ? PTHREAD_MUTEX_RECURSIVE : PTHREAD_MUTEX_ERRORCHECK)) != 0)
+      (err = pthread_mutexattr_settype(&a, recursive ? PTHREAD_MUTEX_RECURSIVE
+                                                     : PTHREAD_MUTEX_ERRORCHECK)) != 0)
     goto out;
   err = pthread_mutex_init(&m->m, &a);
 out:
@@ -118,18 +112,15 @@ static int lock_sliced(mps__mutex *m, const struct timespec *d)
       at.tv_sec++;
       at.tv_nsec -= 1000000000L;
     }
-    bool last = d != NULL && (d->tv_sec < at.tv_sec ||
-                              (d->tv_sec == at.tv_sec && d->tv_nsec <= at.tv_nsec));
+    bool last = d != NULL &&
+                (d->tv_sec < at.tv_sec || (d->tv_sec == at.tv_sec && d->tv_nsec <= at.tv_nsec));
     int err = pthread_mutex_clocklock(&m->m, CLOCK_MONOTONIC, last ? d : &at);
     if (err != ETIMEDOUT || last)
       return mps__mutex_result(m, err);
   }
 }
 
-int mps__mutex_lock_contended(mps__mutex *m)
-{
-  return lock_sliced(m, NULL);
-}
+int mps__mutex_lock_contended(mps__mutex *m) { return lock_sliced(m, NULL); }
 
 int mps__mutex_lock(mps__mutex *m, const mps__deadline *d)
 {
@@ -143,7 +134,4 @@ int mps__mutex_lock(mps__mutex *m, const mps__deadline *d)
   }
 }
 
-int mps__mutex_unlock(mps__mutex *m)
-{
-  return mps__mutex_unlock_fast(m);
-}
+int mps__mutex_unlock(mps__mutex *m) { return mps__mutex_unlock_fast(m); }

@@ -94,8 +94,7 @@ static int ms_left(const mps__deadline *d)
     return d->kind == MPS__FOREVER ? -1 : 0;
   struct timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
-  double left = (double)(d->at.tv_sec - now.tv_sec) +
-                (double)(d->at.tv_nsec - now.tv_nsec) * 1e-9;
+  double left = (double)(d->at.tv_sec - now.tv_sec) + (double)(d->at.tv_nsec - now.tv_nsec) * 1e-9;
   if (left <= 0)
     return 0;
   return left > 1e6 ? 1000000000 : (int)(left * 1000.0) + 1; /* round up */
@@ -166,8 +165,7 @@ static ssize_t recv_ready(mps_conn *c, void *buf, size_t cap)
 ssize_t mps_conn_recv(mps_conn *c, void *buf, size_t cap, double timeout)
 {
   mps__deadline d;
-  if (c == NULL || (buf == NULL && cap > 0) || !c->can_read ||
-      mps__deadline_init(&d, timeout) < 0)
+  if (c == NULL || (buf == NULL && cap > 0) || !c->can_read || mps__deadline_init(&d, timeout) < 0)
     return -EINVAL;
   /* The mutex pairs each peek with its read; it is not held while waiting,
    * so a reader blocked for good cannot hold up another one's timeout. */
@@ -183,10 +181,7 @@ ssize_t mps_conn_recv(mps_conn *c, void *buf, size_t cap, double timeout)
   }
 }
 
-int mps_conn_fileno(const mps_conn *c)
-{
-  return c == NULL ? -EINVAL : c->fd;
-}
+int mps_conn_fileno(const mps_conn *c) { return c == NULL ? -EINVAL : c->fd; }
 
 int mps_conn_close(mps_conn *c)
 {

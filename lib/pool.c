@@ -97,8 +97,8 @@ static void pend_remove(mps_pool *p, struct mps__pool_job *j)
   p->pending -= j->f != NULL;
 }
 
-void mps__pool_report(mps_pool *p, struct mps__pool_job *j, size_t k, int status,
-                      int64_t value, const void *data, size_t len)
+void mps__pool_report(mps_pool *p, struct mps__pool_job *j, size_t k, int status, int64_t value,
+                      const void *data, size_t len)
 {
   struct mps__map *m = j->map;
   if (m == NULL) {
@@ -177,9 +177,9 @@ void mps__pool_requeue_from(mps_pool *p, struct mps__pool_job *j, size_t from)
     return;
   }
   /* A map chunk cut short: its tasks that never started, as a new job. */
-  struct mps__pool_job *rest = job_new(p, (mps_task_fn)(uintptr_t)j->msg.fn,
-                                       j->msg.args + from * j->msg.arg_size,
-                                       (uint32_t)(j->msg.n - from), j->msg.arg_size);
+  struct mps__pool_job *rest =
+      job_new(p, (mps_task_fn)(uintptr_t)j->msg.fn, j->msg.args + from * j->msg.arg_size,
+              (uint32_t)(j->msg.n - from), j->msg.arg_size);
   if (rest == NULL) {
     for (size_t k = from; k < j->msg.n; k++)
       mps__pool_report(p, j, k, -ENOMEM, 0, NULL, 0);
@@ -388,8 +388,7 @@ static int opts_check(mps_pool_opts *o)
  * an inbox holds `depth` batches (fewer for big batches) and a STOP. */
 static void pool_sizes(mps_pool *p)
 {
-  p->batch_max = p->opts.max_arg > MPS__POOL_BATCH_BYTES ? p->opts.max_arg
-                                                         : MPS__POOL_BATCH_BYTES;
+  p->batch_max = p->opts.max_arg > MPS__POOL_BATCH_BYTES ? p->opts.max_arg : MPS__POOL_BATCH_BYTES;
   size_t msg = sizeof(struct mps__pool_batch) + p->batch_max;
   size_t depth = p->opts.queue_size / p->nworkers;
   if (depth > MPS__POOL_INBOX_BYTES / msg)
@@ -398,8 +397,8 @@ static void pool_sizes(mps_pool *p)
   p->area_size = sizeof(struct mps__pool_res) + MPS__POOL_AREA_BYTES +
                  mps__pool_entry_size(p->opts.max_result);
   size_t ring = 2 * (size_t)p->depth * sizeof(uint64_t);
-  p->slot_size = MPS__ALIGN_UP(sizeof(struct mps__pool_slot) + ring + 8 + p->area_size,
-                               MPS__CACHELINE);
+  p->slot_size =
+      MPS__ALIGN_UP(sizeof(struct mps__pool_slot) + ring + 8 + p->area_size, MPS__CACHELINE);
 }
 
 static int make_queues(mps_pool *p)
@@ -514,10 +513,7 @@ mps_pool *mps_pool_new(unsigned workers)
 
 /* ---- ownership, shutdown, terminate, free ------------------------------- */
 
-static int owned(const mps_pool *p)
-{
-  return p->owner == getpid() ? 0 : -EPERM;
-}
+static int owned(const mps_pool *p) { return p->owner == getpid() ? 0 : -EPERM; }
 
 static void poke_manager(mps_pool *p)
 {
@@ -725,8 +721,13 @@ static struct mps__map *map_new(size_t n, void *results, size_t result_size)
   }
   for (size_t i = 0; i < n; i++)
     m->status[i] = 1;
-  *m = (struct mps__map){.refs = 1, .n = n, .left = n, .results = results,
-                         .result_size = result_size, .status = m->status, .value = m->value};
+  *m = (struct mps__map){.refs = 1,
+                         .n = n,
+                         .left = n,
+                         .results = results,
+                         .result_size = result_size,
+                         .status = m->status,
+                         .value = m->value};
   return m;
 }
 
@@ -908,8 +909,8 @@ static int stream_wait(mps_pool *p, struct mps__map *m, const mps__deadline *d)
   return 0;
 }
 
-int mps_pool_stream_next(mps_pool_stream *s, size_t *index, ssize_t *value, void *out,
-                         size_t cap, double timeout)
+int mps_pool_stream_next(mps_pool_stream *s, size_t *index, ssize_t *value, void *out, size_t cap,
+                         double timeout)
 {
   mps__deadline d;
   if (s == NULL || (out == NULL && cap > 0) || mps__deadline_init(&d, timeout) < 0)

@@ -16,7 +16,7 @@
 #define MPS__POOL_AREA_BYTES 16384
 /* Bytes of inbox per worker before the depth is cut below its default. */
 #define MPS__POOL_INBOX_BYTES (1u << 20)
-#define MPS__POOL_DEPTH_MAX 64u
+#define MPS__POOL_DEPTH_MAX   64u
 
 /* Why a worker exited, written by it just before _exit. */
 enum { MPS__EXIT_CRASH, MPS__EXIT_STOP, MPS__EXIT_RECYCLE, MPS__EXIT_ERROR };
@@ -101,23 +101,23 @@ struct mps__pool_job {
   const void *data;
   size_t len;
   struct mps__map *map;
-  size_t lo;       /* map: index of its first task */
+  size_t lo; /* map: index of its first task */
   size_t msg_len;
   struct mps__pool_batch msg;
 };
 
 /* What map and the streaming map wait for, under the pool's mutex. */
 struct mps__map {
-  int refs;        /* the caller's, and one per job */
-  bool abandoned;  /* the caller returned: results are dropped */
-  size_t n, left;  /* tasks, tasks not reported yet */
-  char *results;   /* map: the caller's array, else NULL */
+  int refs;       /* the caller's, and one per job */
+  bool abandoned; /* the caller returned: results are dropped */
+  size_t n, left; /* tasks, tasks not reported yet */
+  char *results;  /* map: the caller's array, else NULL */
   size_t result_size;
-  int *status;     /* per task: 1 pending, 0 done, or a library error */
-  int64_t *value;  /* per task: the task's own value */
-  size_t *order;   /* streaming map: indexes in completion order */
+  int *status;    /* per task: 1 pending, 0 done, or a library error */
+  int64_t *value; /* per task: the task's own value */
+  size_t *order;  /* streaming map: indexes in completion order */
   size_t reported, delivered;
-  bool waiting;    /* streaming map: its reader sleeps on the pool's cv */
+  bool waiting; /* streaming map: its reader sleeps on the pool's cv */
 };
 
 struct mps__pool_worker {
@@ -142,13 +142,13 @@ struct mps_pool {
   int evfd; /* pokes the manager thread */
   pthread_t manager, collector;
   unsigned init_fails; /* manager thread only */
-  pthread_mutex_t mu; /* everything below, and every job and map */
+  pthread_mutex_t mu;  /* everything below, and every job and map */
   pthread_cond_t cv;
   struct mps__pool_worker *w;
   struct mps__pool_job *pend_head, *pend_tail;
   struct mps__pool_job *fin; /* jobs whose future is to be completed */
   struct mps__pool_batch *steal_buf;
-  size_t pending; /* submitted tasks waiting for an inbox */
+  size_t pending;        /* submitted tasks waiting for an inbox */
   unsigned room_waiters; /* submitters waiting for pending < queue_size */
   unsigned live;
   bool ready, shutting, terminating, finished;
@@ -171,13 +171,13 @@ static inline struct mps__pool_res *mps__pool_area(const mps_pool *p, unsigned i
  * mechanism of crashpoint.c, numbered apart from the queue's): a test build
  * (-DMPS_CRASHPOINTS) SIGKILLs an armed worker at one of them. */
 enum mps__pool_crash {
-  MPS__CP_POOL_GOT = 100,  /* a batch got (committed), taken not stored */
-  MPS__CP_POOL_TAKEN,      /* taken stored, not claimed */
-  MPS__CP_POOL_NEXT,       /* claimed (or task k-1 finished), started not stored */
-  MPS__CP_POOL_STARTED,    /* started stored, the task not called */
-  MPS__CP_POOL_RAN,        /* the task returned, its result not finished */
-  MPS__CP_POOL_FINISHED,   /* finished stored, nothing posted */
-  MPS__CP_POOL_POSTED,     /* results posted, posted not stored */
+  MPS__CP_POOL_GOT = 100, /* a batch got (committed), taken not stored */
+  MPS__CP_POOL_TAKEN,     /* taken stored, not claimed */
+  MPS__CP_POOL_NEXT,      /* claimed (or task k-1 finished), started not stored */
+  MPS__CP_POOL_STARTED,   /* started stored, the task not called */
+  MPS__CP_POOL_RAN,       /* the task returned, its result not finished */
+  MPS__CP_POOL_FINISHED,  /* finished stored, nothing posted */
+  MPS__CP_POOL_POSTED,    /* results posted, posted not stored */
   MPS__CP_POOL_END
 };
 #ifdef MPS_CRASHPOINTS
@@ -208,8 +208,8 @@ void mps__pool_requeue_from(mps_pool *p, struct mps__pool_job *j, size_t from);
 void mps__pool_job_done(mps_pool *p, struct mps__pool_job *j);
 /* Reports task k of j: status 0 with the task's value and result bytes, or
  * a library error. A task reported before is left as it was. */
-void mps__pool_report(mps_pool *p, struct mps__pool_job *j, size_t k, int status,
-                      int64_t value, const void *data, size_t len);
+void mps__pool_report(mps_pool *p, struct mps__pool_job *j, size_t k, int status, int64_t value,
+                      const void *data, size_t len);
 struct mps__pool_job *mps__pool_take_finished(mps_pool *p);
 
 /* pool.c, without p->mu. */

@@ -27,7 +27,7 @@
 
 /* How often workers without a pidfd are checked, and failed forks retried. */
 #define POLL_NO_PIDFD_MS 10
-#define POLL_RETRY_MS 100
+#define POLL_RETRY_MS    100
 /* Workers that die before their initializer returns would be replaced
  * forever: after this many such deaths in a row the pool gives up. */
 #define INIT_FAILS_MAX MPS_POOL_INIT_FAILS_MAX
@@ -138,8 +138,7 @@ static void on_exit_of(mps_pool *p, unsigned i, void *buf)
   uint32_t why = atomic_load(&s->exit_reason);
   bool broken = give_up_on_init(p, atomic_load(&s->ready) != 0);
   pthread_mutex_lock(&p->mu);
-  bool again = !broken && !p->terminating &&
-               (why == MPS__EXIT_CRASH || why == MPS__EXIT_RECYCLE);
+  bool again = !broken && !p->terminating && (why == MPS__EXIT_CRASH || why == MPS__EXIT_RECYCLE);
   pthread_mutex_unlock(&p->mu);
   /* The replacement first, so that whoever sees the task fail also sees
    * it; it only gets batches from seq `next` on, which the DEATH record

@@ -212,10 +212,7 @@ bool mps_process_is_alive(mps_process *p)
 
 pid_t mps_process_pid(const mps_process *p) { return p == NULL ? 0 : atomic_load(&p->pid); }
 
-const char *mps_process_name(const mps_process *p)
-{
-  return p == NULL ? NULL : p->name;
-}
+const char *mps_process_name(const mps_process *p) { return p == NULL ? NULL : p->name; }
 
 bool mps_process_daemon(const mps_process *p) { return p != NULL && p->daemon; }
 

@@ -405,8 +405,7 @@ static ssize_t put_common(mps_queue *q, int prio, const void *const *msgs, const
 {
   mps__deadline d;
   ssize_t r = check_msgs(q, msgs, lens, n);
-  if (r < 0 || (r = mps__deadline_init(&d, timeout)) < 0 || n == 0 ||
-      (r = mps__qtok_use(q)) < 0)
+  if (r < 0 || (r = mps__deadline_init(&d, timeout)) < 0 || n == 0 || (r = mps__qtok_use(q)) < 0)
     return r;
   if (q->order == MPS_FIFO)
     return mps__ring_put(q, msgs, lens, n, &d);

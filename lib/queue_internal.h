@@ -16,7 +16,7 @@
  * The kernel marks a token owner-died when its thread dies, which is how
  * a stalled consumer knows, exactly, that a claim will never be
  * published. */
-#define MPS__QTOK 256
+#define MPS__QTOK       256
 #define MPS__INTENT_MAX 4095u /* tickets per claim */
 
 struct mps__qtok {
@@ -36,7 +36,7 @@ struct mps__rlog {
 /* The FIFO core's own counters, each in its own 128-byte block (the
  * adjacent-line prefetcher pulls pairs of lines). */
 struct mps__ring {
-  alignas(128) _Atomic uint64_t done; /* task_done calls; bit 63: joiners sleep */
+  alignas(128) _Atomic uint64_t done;    /* task_done calls; bit 63: joiners sleep */
   alignas(128) _Atomic uint64_t skipped; /* holes, written under the mutex */
   struct mps__rlog log;
   _Atomic uint32_t ntok; /* tokens ever taken: scans stop there */
@@ -80,13 +80,13 @@ struct mps__slot {
   unsigned char data[];
 };
 
-#define MPS__ST_W 1u
-#define MPS__ST_FULL (1u << 1)
-#define MPS__ST_SKIP (2u << 1)
-#define MPS__HEAD_HW (UINT64_C(1) << 63)   /* producers sleep for room */
+#define MPS__ST_W        1u
+#define MPS__ST_FULL     (1u << 1)
+#define MPS__ST_SKIP     (2u << 1)
+#define MPS__HEAD_HW     (UINT64_C(1) << 63) /* producers sleep for room */
 #define MPS__TAIL_CLOSED (UINT64_C(1) << 63) /* shut down */
-#define MPS__DONE_W (UINT64_C(1) << 63)    /* joiners sleep */
-#define MPS__TICKETS (~(UINT64_C(1) << 63))
+#define MPS__DONE_W      (UINT64_C(1) << 63) /* joiners sleep */
+#define MPS__TICKETS     (~(UINT64_C(1) << 63))
 
 /* ---- the handle -------------------------------------------------------- */
 
@@ -151,26 +151,26 @@ _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free in
  * other builds compile them away. */
 enum mps__crash {
   MPS__CP_NONE,
-  MPS__CP_PUT_TOKEN,   /* token taken (after its recovery, if any) */
-  MPS__CP_PUT_INTENT,  /* intent stored, tail not claimed */
-  MPS__CP_PUT_CLAIMED, /* tickets claimed, no payload written */
-  MPS__CP_PUT_PAYLOAD, /* half of a payload written */
-  MPS__CP_PUT_PUBLISH, /* some of a batch published, not its first */
-  MPS__CP_PUT_WAKE,    /* all published, sleepers not woken */
-  MPS__CP_PUT_CLEAR,   /* all published, intent not cleared */
-  MPS__CP_PUT_SLEEP,   /* producer marked asleep for room, not asleep */
-  MPS__CP_GET_COPIED,  /* messages copied, head not committed */
-  MPS__CP_GET_COMMITTED, /* head committed, producers not woken */
-  MPS__CP_GET_SLEEP,   /* consumer marked asleep on a slot, not asleep */
-  MPS__CP_DONE_BEFORE, /* task_done before its commit */
-  MPS__CP_DONE_AFTER,  /* task_done committed, joiners not woken */
-  MPS__CP_SHUT_LOCKED, /* shutdown holds the mutex, not closed */
-  MPS__CP_SHUT_CLOSED, /* closed, sleepers not woken */
-  MPS__CP_REPAIR_TOKEN, /* a dead token taken over, nothing logged */
-  MPS__CP_REPAIR_LOGGED, /* redo record valid, nothing applied */
+  MPS__CP_PUT_TOKEN,      /* token taken (after its recovery, if any) */
+  MPS__CP_PUT_INTENT,     /* intent stored, tail not claimed */
+  MPS__CP_PUT_CLAIMED,    /* tickets claimed, no payload written */
+  MPS__CP_PUT_PAYLOAD,    /* half of a payload written */
+  MPS__CP_PUT_PUBLISH,    /* some of a batch published, not its first */
+  MPS__CP_PUT_WAKE,       /* all published, sleepers not woken */
+  MPS__CP_PUT_CLEAR,      /* all published, intent not cleared */
+  MPS__CP_PUT_SLEEP,      /* producer marked asleep for room, not asleep */
+  MPS__CP_GET_COPIED,     /* messages copied, head not committed */
+  MPS__CP_GET_COMMITTED,  /* head committed, producers not woken */
+  MPS__CP_GET_SLEEP,      /* consumer marked asleep on a slot, not asleep */
+  MPS__CP_DONE_BEFORE,    /* task_done before its commit */
+  MPS__CP_DONE_AFTER,     /* task_done committed, joiners not woken */
+  MPS__CP_SHUT_LOCKED,    /* shutdown holds the mutex, not closed */
+  MPS__CP_SHUT_CLOSED,    /* closed, sleepers not woken */
+  MPS__CP_REPAIR_TOKEN,   /* a dead token taken over, nothing logged */
+  MPS__CP_REPAIR_LOGGED,  /* redo record valid, nothing applied */
   MPS__CP_REPAIR_SKIPPED, /* the slot is a hole, skipped not stored */
   MPS__CP_REPAIR_COUNTED, /* skipped stored, record still valid */
-  MPS__CP_REPAIR_CLEAR, /* holes made, the dead intent not cleared */
+  MPS__CP_REPAIR_CLEAR,   /* holes made, the dead intent not cleared */
   MPS__CP_COUNT
 };
 
@@ -178,6 +178,8 @@ enum mps__crash {
 void mps__crashpoint(enum mps__crash id);
 /* Arms point id to SIGKILL this process on its hit-th hit (0 disarms). */
 void mps__crash_arm(enum mps__crash id, unsigned hit);
+/* The same with another signal than SIGKILL (SIGSTOP, say). */
+void mps__crash_arm_signal(enum mps__crash id, unsigned hit, int signo);
 /* Holes made in q so far, and tickets ever claimed (white-box, for the
  * crash-point test). */
 uint64_t mps__queue_skipped(mps_queue *q);

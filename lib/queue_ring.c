@@ -31,10 +31,11 @@
  * batch), and nothing is ever delivered twice, because a CAS on head
  * hands each ticket to exactly one get. task_done is one CAS. Sleepers
  * mark the word they sleep on (W in a slot, bit 63 in head or done); the
- * next change of that word clears the mark and wakes them, so a killed
- * sleeper costs at most one spurious wake, and every sleep is a bounded
- * slice, so a waker killed between its change and its wake costs at most
- * one slice. A producer that is alive but stopped (SIGSTOP) between its
+ * next change of that word clears the mark and wakes them (one, which
+ * wakes the next: sleep_chained), so a killed sleeper costs at most one
+ * spurious wake, and every sleep is a bounded slice, so a waker or a
+ * woken sleeper killed before it passed the wake on costs at most one
+ * slice. A producer that is alive but stopped (SIGSTOP) between its
  * claim and its publish is waited for, never skipped: its token says it
  * is alive. Shutdown sets the closed bit in tail under the mutex; later
  * claims fail, earlier ones are drained.
@@ -48,12 +49,26 @@
 
 /* Sleeps are cut into slices this long: what a killed waker costs. */
 #define SLICE_NS (20 * 1000 * 1000L)
-#define M52 ((UINT64_C(1) << 52) - 1)
-#define PHASE (3u << 1)
+#define M52      ((UINT64_C(1) << 52) - 1)
+#define PHASE    (3u << 1)
 
 static uint64_t st_pub(const mps_queue *q, uint64_t x, unsigned phase)
 {
   return (mps__lap(q, x) + 1) << 4 | phase;
+}
+
+/* A sleep of one slice on a slot or on head. Wakers wake one sleeper
+ * (waking every consumer of a slot for one message would make them all
+ * race for it); a sleeper that wakes passes the wake on to the next one
+ * on the same word before it looks for work, so all of them wake, one
+ * after the other. A sleeper killed between the two costs the rest one
+ * slice at most. */
+static void sleep_chained(_Atomic uint32_t *word, uint32_t expected, const mps__deadline *d)
+{
+  mps__deadline slice;
+  mps__deadline_slice(d, SLICE_NS, &slice);
+  if (mps__futex_wait(word, expected, &slice) == 0)
+    mps__futex_wake(word, 1);
 }
 
 /* ---- put ---------------------------------------------------------------- */
@@ -89,7 +104,7 @@ static void publish(mps_queue *q, uint64_t t, uint64_t k, const void *const *msg
   uint64_t prev = atomic_exchange(&sl->state, st_pub(q, t, MPS__ST_FULL));
   MPS__CRASHPOINT(MPS__CP_PUT_WAKE);
   if (prev & MPS__ST_W)
-    mps__futex_wake(mps__lo32(&sl->state), INT_MAX);
+    mps__futex_wake(mps__lo32(&sl->state), 1); /* the rest: sleep_chained */
 }
 
 /* Claims up to n tickets: returns how many (at least 1) with *tp the
@@ -149,9 +164,7 @@ static int wait_room(mps_queue *q, uint64_t t, bool *spun, const mps__deadline *
   if (t - (raw & MPS__TICKETS) < q->cap || (atomic_load(&q->s->tail) & MPS__TAIL_CLOSED))
     return 0;
   MPS__CRASHPOINT(MPS__CP_PUT_SLEEP);
-  mps__deadline slice;
-  mps__deadline_slice(d, SLICE_NS, &slice);
-  mps__futex_wait(mps__lo32(head), (uint32_t)raw, &slice);
+  sleep_chained(mps__lo32(head), (uint32_t)raw, d);
   return 0;
 }
 
@@ -198,8 +211,8 @@ struct taken {
 /* Copies the published messages from ticket h on (at most max, as many
  * as fit) and passes holes. Lengths are checked before any copy: a racer
  * that lost to another get may read a slot being rewritten. */
-static void take(mps_queue *q, uint64_t h, unsigned char *buf, size_t cap, size_t *lens,
-                 size_t max, struct taken *tk)
+static void take(mps_queue *q, uint64_t h, unsigned char *buf, size_t cap, size_t *lens, size_t max,
+                 struct taken *tk)
 {
   size_t off = 0;
   memset(tk, 0, sizeof(*tk));
@@ -238,13 +251,21 @@ static int wait_msg(mps_queue *q, uint64_t h, bool *spun, const mps__deadline *d
   uint64_t st = atomic_load_explicit(&sl->state, memory_order_acquire);
   if (!mps__st_is_unpub(q, st, h))
     return 0;
+  /* Spin before reading tail: a consumer that reads the producers' line
+   * on every miss costs the next put a cache miss. A closed queue is
+   * found after the spin. */
+  if (!*spun && d->kind != MPS__ONCE) {
+    *spun = true;
+    mps__spin_while_eq2(&sl->state, st, &q->s->head, h);
+    return 0;
+  }
   uint64_t t = atomic_load(&q->s->tail);
   bool empty = (t & MPS__TICKETS) == h;
   if (empty && (t & MPS__TAIL_CLOSED))
     return -EPIPE;
   if (empty && d->kind == MPS__ONCE)
     return -EAGAIN;
-  if (!*spun) {
+  if (!*spun) { /* timeout 0 and a put in progress: give it a spin */
     *spun = true;
     mps__spin_while_eq2(&sl->state, st, &q->s->head, h);
     return 0;
@@ -261,9 +282,7 @@ static int wait_msg(mps_queue *q, uint64_t h, bool *spun, const mps__deadline *d
   if ((t & MPS__TAIL_CLOSED) && (t & MPS__TICKETS) == h)
     return -EPIPE;
   MPS__CRASHPOINT(MPS__CP_GET_SLEEP);
-  mps__deadline slice;
-  mps__deadline_slice(d, SLICE_NS, &slice);
-  mps__futex_wait(mps__lo32(&sl->state), (uint32_t)(st | MPS__ST_W), &slice);
+  sleep_chained(mps__lo32(&sl->state), (uint32_t)(st | MPS__ST_W), d);
   return 0;
 }
 
@@ -276,7 +295,7 @@ static bool commit(mps_queue *q, uint64_t raw, uint64_t h, uint64_t j)
       return false;
   MPS__CRASHPOINT(MPS__CP_GET_COMMITTED);
   if (raw & MPS__HEAD_HW)
-    mps__futex_wake(mps__lo32(&q->s->head), INT_MAX);
+    mps__futex_wake(mps__lo32(&q->s->head), 1); /* the rest: sleep_chained */
   return true;
 }
 

@@ -40,8 +40,8 @@ int mps__name_check(const char *name, char out[MPS_NAME_MAX + 2])
   if (name[0] == '/')
     name++;
   size_t len = strnlen(name, MPS_NAME_MAX + 1);
-  if (len == 0 || len > MPS_NAME_MAX || strchr(name, '/') != NULL ||
-      strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+  if (len == 0 || len > MPS_NAME_MAX || strchr(name, '/') != NULL || strcmp(name, ".") == 0 ||
+      strcmp(name, "..") == 0)
     return -EINVAL;
   out[0] = '/';
   memcpy(out + 1, name, len + 1);

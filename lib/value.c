@@ -28,7 +28,7 @@ struct mps__block_shm {
 
 #define MPS__BLOCK_DATA_OFF MPS__ALIGN_UP(sizeof(struct mps__block_shm), MPS__CACHELINE)
 /* Where a small locked value goes: in the rest of its mutex's cache line. */
-#define MPS__INLINE_OFF                                                    \
+#define MPS__INLINE_OFF                                                                            \
   MPS__ALIGN_UP(offsetof(struct mps__block_shm, mu) + sizeof(pthread_mutex_t), 16)
 #define MPS__INLINE_MAX (offsetof(struct mps__block_shm, mu) + MPS__CACHELINE - MPS__INLINE_OFF)
 
@@ -64,12 +64,12 @@ struct mps_shm {
 };
 
 static const size_t type_sizes[] = {
-    [MPS_CHAR] = sizeof(char),       [MPS_INT8] = sizeof(int8_t),
-    [MPS_UINT8] = sizeof(uint8_t),   [MPS_INT16] = sizeof(int16_t),
-    [MPS_UINT16] = sizeof(uint16_t), [MPS_INT] = sizeof(int),
-    [MPS_UINT] = sizeof(unsigned),   [MPS_LONG] = sizeof(long),
+    [MPS_CHAR] = sizeof(char),           [MPS_INT8] = sizeof(int8_t),
+    [MPS_UINT8] = sizeof(uint8_t),       [MPS_INT16] = sizeof(int16_t),
+    [MPS_UINT16] = sizeof(uint16_t),     [MPS_INT] = sizeof(int),
+    [MPS_UINT] = sizeof(unsigned),       [MPS_LONG] = sizeof(long),
     [MPS_ULONG] = sizeof(unsigned long), [MPS_INT64] = sizeof(int64_t),
-    [MPS_UINT64] = sizeof(uint64_t), [MPS_FLOAT] = sizeof(float),
+    [MPS_UINT64] = sizeof(uint64_t),     [MPS_FLOAT] = sizeof(float),
     [MPS_DOUBLE] = sizeof(double),
 };
 
@@ -138,8 +138,8 @@ static int block_validate(const void *p, size_t size)
   size_t elem = shm->type == 0 ? 1 : mps_type_size(shm->type);
   if (elem == 0 || shm->has_lock > 1 ||
       shm->data_off != data_offset(kind, shm->has_lock, shm->data_size) || shm->count == 0 ||
-      shm->data_size > size - MPS__BLOCK_DATA_OFF ||
-      shm->count > shm->data_size / elem || shm->count * elem != shm->data_size)
+      shm->data_size > size - MPS__BLOCK_DATA_OFF || shm->count > shm->data_size / elem ||
+      shm->count * elem != shm->data_size)
     return -EPROTO;
   if (kind == MPS__KIND_SHM && (shm->type != 0 || shm->has_lock))
     return -EPROTO;
@@ -155,8 +155,8 @@ static void *block_new(size_t handle_size, const char *name, struct block_spec *
     int err = spec_check(sp);
     if (err < 0)
       return mps__fail(err);
-    spec = (mps__seg_spec){sp->kind, MPS__BLOCK_DATA_OFF + sp->count * sp->elem, block_init,
-                           NULL, sp};
+    spec =
+        (mps__seg_spec){sp->kind, MPS__BLOCK_DATA_OFF + sp->count * sp->elem, block_init, NULL, sp};
   }
   struct mps__block *b = mps__seg_object(handle_size, name, sp != NULL, &spec);
   if (b != NULL)
@@ -175,10 +175,7 @@ static mps_lock *block_lock(const struct mps__block *b)
 
 /* A named constructor never falls back to an anonymous block: NULL is a
  * bad name like "". */
-static const char *named(const char *name)
-{
-  return name ? name : "";
-}
+static const char *named(const char *name) { return name ? name : ""; }
 
 /* ---- Value -------------------------------------------------------------- */
 
@@ -233,7 +230,10 @@ mps_value *mps_value_open(const char *name)
 
 int mps_value_close(mps_value *v) { return block_close((struct mps__block *)v); }
 void *mps_value_ptr(const mps_value *v) { return v ? v->b.data : NULL; }
-mps_lock *mps_value_get_lock(const mps_value *v) { return block_lock((const struct mps__block *)v); }
+mps_lock *mps_value_get_lock(const mps_value *v)
+{
+  return block_lock((const struct mps__block *)v);
+}
 size_t mps_value_size(const mps_value *v) { return v ? v->b.shm->data_size : 0; }
 mps_type mps_value_type(const mps_value *v) { return v ? (mps_type)v->b.shm->type : MPS_TYPE_NONE; }
 
@@ -281,7 +281,10 @@ int mps_array_close(mps_array *a) { return block_close((struct mps__block *)a); 
 void *mps_array_data(const mps_array *a) { return a ? a->b.data : NULL; }
 size_t mps_array_len(const mps_array *a) { return a ? a->b.shm->count : 0; }
 mps_type mps_array_type(const mps_array *a) { return a ? (mps_type)a->b.shm->type : MPS_TYPE_NONE; }
-mps_lock *mps_array_get_lock(const mps_array *a) { return block_lock((const struct mps__block *)a); }
+mps_lock *mps_array_get_lock(const mps_array *a)
+{
+  return block_lock((const struct mps__block *)a);
+}
 
 /* ---- SharedMemory ------------------------------------------------------- */
 

@@ -37,9 +37,9 @@
 #include "config.h"
 
 #include <limits.h>
+#include <linux/futex.h>
 #include <sched.h>
 #include <stdint.h>
-#include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -52,8 +52,7 @@ int mps__futex_wait(_Atomic uint32_t *word, uint32_t expected, const mps__deadli
     return -EAGAIN;
   /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time, so a wait
    * that restarts after a signal does not extend the deadline. */
-  long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, at, NULL,
-                   FUTEX_BITSET_MATCH_ANY);
+  long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET, expected, at, NULL, FUTEX_BITSET_MATCH_ANY);
   if (r < 0 && errno == ETIMEDOUT)
     return -ETIMEDOUT;
   return 0; /* woken, EAGAIN (word changed) or EINTR: the caller rechecks */
@@ -92,8 +91,7 @@ void mps__waitq_wake(mps__waitq *w, int n)
     mps__futex_wake(&w->seq, n);
 }
 
-int mps__word_wait(_Atomic uint32_t *word, uint32_t expected, mps__mutex *m,
-                   const mps__deadline *d)
+int mps__word_wait(_Atomic uint32_t *word, uint32_t expected, mps__mutex *m, const mps__deadline *d)
 {
   if (d->kind == MPS__ONCE)
     return -EAGAIN;
@@ -119,7 +117,7 @@ void mps__waitq_wake_held(mps__waitq *w, int n)
  * change, halved when it did not. */
 #define MPS__SPIN_MIN_NS 4000
 #define MPS__SPIN_MAX_NS 32000
-#define MPS__SPIN_CHECK 32 /* spins between clock reads */
+#define MPS__SPIN_CHECK  32 /* spins between clock reads */
 /* A gap this long between two clock reads inside a spin means the spinner
  * was descheduled: more threads want to run than there are CPUs. */
 #define MPS__SPIN_PREEMPTED_NS 50000

@@ -87,8 +87,8 @@ static inline void assert_no_segments_left(void)
   struct dirent *e;
   while ((e = readdir(d)) != NULL) {
     size_t n = strlen(e->d_name), k = strlen(suffix);
-    bool ours = strncmp(e->d_name, "mps-test-", 9) == 0 && n > k &&
-                strcmp(e->d_name + n - k, suffix) == 0;
+    bool ours =
+        strncmp(e->d_name, "mps-test-", 9) == 0 && n > k && strcmp(e->d_name + n - k, suffix) == 0;
     cr_expect(!ours, "segment left behind: /dev/shm/%s", e->d_name);
   }
   closedir(d);
@@ -133,10 +133,7 @@ static inline int run_example(const char *prog, const char *const args[], char *
 }
 
 /* Writes one byte on a pipe, asserting it worked. */
-static inline void pipe_put(int fd)
-{
-  cr_assert_eq(write(fd, "x", 1), 1);
-}
+static inline void pipe_put(int fd) { cr_assert_eq(write(fd, "x", 1), 1); }
 
 /* Reads one byte from a pipe. A byte that never comes must not hang the
  * suite: SIGALRM ends the test (as a crash) if the read blocks for 30 s,

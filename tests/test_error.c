@@ -6,8 +6,8 @@
 
 Test(error, every_documented_error_has_its_own_text, .timeout = 10)
 {
-  int codes[] = {EINVAL, EAGAIN, ETIMEDOUT, EMSGSIZE, EEXIST, ENOENT, EPIPE,
-                 ENOMEM, EPERM, EOVERFLOW, EPROTO, EDEADLK, ECHILD, EMFILE, EDOM, EUSERS};
+  int codes[] = {EINVAL, EAGAIN,    ETIMEDOUT, EMSGSIZE, EEXIST, ENOENT, EPIPE, ENOMEM,
+                 EPERM,  EOVERFLOW, EPROTO,    EDEADLK,  ECHILD, EMFILE, EDOM,  EUSERS};
   for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
     const char *neg = mps_strerror(-codes[i]);
     cr_assert_not_null(neg);
@@ -31,8 +31,16 @@ Test(error, every_documented_error_has_its_own_text, .timeout = 10)
 
 Test(error, the_extremes_are_unknown_never_undefined, .timeout = 10)
 {
-  long long odd[] = {INT_MIN, INT_MAX, -INT_MAX, LLONG_MIN, LLONG_MAX, -4096, 4096 + 1,
-                     -MPS_OWNER_DIED, (long long)INT_MIN - 1, -(1LL << 32) - EPIPE};
+  long long odd[] = {INT_MIN,
+                     INT_MAX,
+                     -INT_MAX,
+                     LLONG_MIN,
+                     LLONG_MAX,
+                     -4096,
+                     4096 + 1,
+                     -MPS_OWNER_DIED,
+                     (long long)INT_MIN - 1,
+                     -(1LL << 32) - EPIPE};
   for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
     cr_expect_str_eq(mps_strerror(odd[i]), "unknown error", "%lld", odd[i]);
     cr_expect_str_eq(mps_err_name(odd[i]), "UNKNOWN", "%lld", odd[i]);

@@ -4,8 +4,8 @@
 Test(examples, increment_decrement_ends_at_zero, .timeout = 60)
 {
   char out[4096];
-  int status = run_example("increment_decrement", (const char *[]){"200000", NULL}, out,
-                           sizeof(out));
+  int status =
+      run_example("increment_decrement", (const char *[]){"200000", NULL}, out, sizeof(out));
   cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x: %s", status, out);
   cr_assert_not_null(strstr(out, "start value: 0\n"), "%s", out);
   cr_assert_not_null(strstr(out, "end value: 0\n"), "%s", out);

@@ -108,7 +108,7 @@ Test(lock, waiter_blocked_when_owner_dies_gets_owner_died, .timeout = 30)
   cr_assert_eq(read(pipe_fds[0], &c, 1), 1); /* holder has it */
   pid_t waiter = child_run(acquire_blocked, &how);
   cr_assert_eq(read(pipe_fds[0], &c, 1), 1); /* waiter is about to block */
-  wait_until_blocked(waiter);                 /* ... and now it is asleep */
+  wait_until_blocked(waiter);                /* ... and now it is asleep */
   kill(holder, SIGKILL);
   child_expect_signal(holder, SIGKILL);
   child_expect_exit(waiter, 0);
@@ -222,10 +222,7 @@ Test(lock, with_lock_reports_a_failed_acquire_and_skips_the_block, .timeout = 10
   mps_lock_close(lock);
 }
 
-static int die_holding(void *arg)
-{
-  return mps_lock_acquire(arg, MPS_FOREVER) == 0 ? 0 : 1;
-}
+static int die_holding(void *arg) { return mps_lock_acquire(arg, MPS_FOREVER) == 0 ? 0 : 1; }
 
 Test(lock, with_lock_shows_owner_died_to_the_block, .timeout = 10)
 {
@@ -309,7 +306,7 @@ Test(rlock, owner_killed_with_nested_holds, .timeout = 20)
 /* ---- random kills: after every SIGKILL the survivors keep going -------- */
 
 #define HAMMERS 4
-#define KILLS 1000
+#define KILLS   1000
 
 static _Atomic long *progress;
 

@@ -9,10 +9,7 @@
 
 static mps_conn *ca, *cb;
 
-static void make(bool duplex)
-{
-  cr_assert_eq(mps_pipe(&ca, &cb, duplex), 0);
-}
+static void make(bool duplex) { cr_assert_eq(mps_pipe(&ca, &cb, duplex), 0); }
 
 Test(pipe, boundaries_are_kept_including_empty_messages, .timeout = 10)
 {

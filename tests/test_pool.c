@@ -286,10 +286,7 @@ Test(pool, max_tasks_per_child_recycles_workers, .timeout = 30)
 
 static int init_value;
 
-static void set_init(void *arg)
-{
-  init_value = *(int *)arg;
-}
+static void set_init(void *arg) { init_value = *(int *)arg; }
 
 static ssize_t get_init(const void *arg, size_t len, void *out, size_t cap)
 {
@@ -647,14 +644,13 @@ static ssize_t count_run(const void *arg, size_t len, void *out, size_t cap)
 
 static void map_shared(size_t n)
 {
-  runs = mmap(NULL, (n + 1) * sizeof(*runs), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-              -1, 0);
+  runs = mmap(NULL, (n + 1) * sizeof(*runs), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
+              0);
   cr_assert_neq(runs, MAP_FAILED);
   kill_once = &runs[n];
 }
 
-Test(pool, a_worker_killed_mid_chunk_keeps_finished_results_and_runs_the_rest_once,
-     .timeout = 60)
+Test(pool, a_worker_killed_mid_chunk_keeps_finished_results_and_runs_the_rest_once, .timeout = 60)
 {
   enum { N = 200 };
   map_shared(N);
@@ -852,7 +848,8 @@ static void expect_example(const char *name, const char *needle)
 
 Test(pool, example_pool_map_runs, .timeout = 60)
 {
-  expect_example("pool_map", "980100 982081 984064 986049 988036 990025 992016 994009 996004 998001\n");
+  expect_example("pool_map",
+                 "980100 982081 984064 986049 988036 990025 992016 994009 996004 998001\n");
 }
 Test(pool, example_futures_runs, .timeout = 60)
 {

@@ -56,8 +56,8 @@ static void check_task(int point, long i, int status, long v)
   }
   cr_assert_eq(status, -ECHILD, "window %d: task %ld: %s", point, i, mps_strerror(status));
   cr_assert(may_fail(point), "window %d: task %ld failed though it was not running", point, i);
-  cr_assert_eq(n, point == MPS__CP_POOL_RAN ? 1 : 0, "window %d: task %ld ran %d times", point,
-               i, n);
+  cr_assert_eq(n, point == MPS__CP_POOL_RAN ? 1 : 0, "window %d: task %ld ran %d times", point, i,
+               n);
 }
 
 /* Workers replaced so far, once the pool is back to 2 live workers and at

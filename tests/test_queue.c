@@ -19,10 +19,7 @@ static mps_queue *make(size_t maxsize, size_t max_msg, mps_order order)
   return r;
 }
 
-static void put_int(mps_queue *qq, int v)
-{
-  cr_assert_eq(mps_queue_put(qq, &v, sizeof(v), 0), 0);
-}
+static void put_int(mps_queue *qq, int v) { cr_assert_eq(mps_queue_put(qq, &v, sizeof(v), 0), 0); }
 
 static int get_int(mps_queue *qq)
 {
@@ -267,8 +264,8 @@ static int shutdown_waiter(void *arg)
   if (write(sync_fds[1], "r", 1) != 1)
     return 9;
   int v = 0;
-  int r = getter ? (int)mps_queue_get(q, &v, sizeof(v), 20.0)
-                 : mps_queue_put(q, &v, sizeof(v), 20.0);
+  int r =
+      getter ? (int)mps_queue_get(q, &v, sizeof(v), 20.0) : mps_queue_put(q, &v, sizeof(v), 20.0);
   return r == -EPIPE ? 0 : 1;
 }
 
@@ -419,8 +416,8 @@ Test(queue, batch_calls, .timeout = 10)
 
 /* ---- 4 producers x 4 consumers ------------------------------------------ */
 
-#define NPROD 4
-#define NCONS 4
+#define NPROD    4
+#define NCONS    4
 #define PER_PROD 100000
 
 static uint8_t *seen; /* one counter per message, in shared memory */
@@ -502,7 +499,8 @@ Test(queue_examples, worker_queue, .timeout = 30)
 Test(queue_examples, producer_consumer, .timeout = 30)
 {
   char out[4096];
-  int status = run_example("producer_consumer", (const char *[]){"3", "2", "50000", NULL}, out, sizeof(out));
+  int status =
+      run_example("producer_consumer", (const char *[]){"3", "2", "50000", NULL}, out, sizeof(out));
   cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x: %s", status, out);
   cr_assert_not_null(strstr(out, "150000 messages in"), "%s", out);
   cr_assert_not_null(strstr(out, "every message delivered once"), "%s", out);

@@ -16,9 +16,9 @@
 #include "queue_internal.h"
 
 #define MAX_MSG 40
-#define MSGS 8   /* messages a producer victim tries to put */
-#define BATCH 3  /* per put_many / get_many */
-#define MAX_ID 64
+#define MSGS    8 /* messages a producer victim tries to put */
+#define BATCH   3 /* per put_many / get_many */
+#define MAX_ID  64
 
 struct shared {
   _Atomic uint64_t put_done; /* ids 0..put_done-1: their put returned */
@@ -111,8 +111,8 @@ static bool run_victim(struct victim *v, const char *what)
     kills[v->cp]++;
     return true;
   }
-  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 99, "%s: victim failed, status 0x%x",
-            what, status);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 99, "%s: victim failed, status 0x%x", what,
+            status);
   return false;
 }
 
@@ -200,8 +200,8 @@ static void check_after(const char *what, uint64_t delivered_min, uint64_t skipp
     cr_assert_eq(skipped, skipped_want, "%s: %llu holes", what, (unsigned long long)skipped);
   cr_assert_eq(delivered + skipped + lost, tickets,
                "%s: %llu delivered + %llu holes + %llu lost != %llu claimed", what,
-               (unsigned long long)delivered, (unsigned long long)skipped,
-               (unsigned long long)lost, (unsigned long long)tickets);
+               (unsigned long long)delivered, (unsigned long long)skipped, (unsigned long long)lost,
+               (unsigned long long)tickets);
   cr_assert(mps_queue_empty(q), "%s", what);
   unsigned char m[MAX_MSG], b[MAX_MSG];
   size_t len = fill(m, MAX_ID - 1);
@@ -294,10 +294,7 @@ struct cons_arg {
   bool batch;
 };
 
-static int consumer_victim(void *arg)
-{
-  return drain(0, ((struct cons_arg *)arg)->batch);
-}
+static int consumer_victim(void *arg) { return drain(0, ((struct cons_arg *)arg)->batch); }
 
 static void consumer_case(enum mps__crash cp, unsigned hit, unsigned cap, bool batch)
 {
@@ -537,3 +534,63 @@ Test(queue_crash, repair_logged, .timeout = 60) { walk_repair(MPS__CP_REPAIR_LOG
 Test(queue_crash, repair_hole_made, .timeout = 60) { walk_repair(MPS__CP_REPAIR_SKIPPED); }
 Test(queue_crash, repair_counted, .timeout = 60) { walk_repair(MPS__CP_REPAIR_COUNTED); }
 Test(queue_crash, repair_before_clear, .timeout = 60) { walk_repair(MPS__CP_REPAIR_CLEAR); }
+
+/* ---- a dead producer's intent over a live producer's claim --------------- */
+
+static int sync_up[2], sync_down[2];
+
+/* Puts id 0 (taking the first token), lets the victim die, then claims
+ * id 1 and stops itself before publishing it. */
+static int stopping_claimer(void *arg)
+{
+  (void)arg;
+  if (put_ids(0, 1, false, 5.0) != 0)
+    return 1;
+  pipe_put(sync_up[1]);
+  pipe_get(sync_down[0]);
+  mps__crash_arm_signal(MPS__CP_PUT_CLAIMED, 1, SIGSTOP);
+  return put_ids(1, 1, false, 5.0);
+}
+
+static int intent_victim(void *arg)
+{
+  (void)arg;
+  return put_ids(1, 1, false, 5.0);
+}
+
+/* The victim dies after storing its intent for ticket 1, before its CAS;
+ * the live producer then claims ticket 1 and stops. The dead intent
+ * covers ticket 1 too: a repair must see the live claim and wait for it,
+ * never make its ticket a hole. */
+Test(queue_crash, dead_intent_over_live_claim, .timeout = 60)
+{
+  for (unsigned c = 1; c < 3; c++) {
+    char what[64];
+    snprintf(what, sizeof(what), "cap %u", caps[c]);
+    setup(caps[c]);
+    cr_assert_eq(pipe(sync_up), 0);
+    cr_assert_eq(pipe(sync_down), 0);
+    pid_t p = child_run(stopping_claimer, NULL);
+    pipe_get(sync_up[0]);
+    struct victim v = {MPS__CP_PUT_INTENT, 1, intent_victim, NULL};
+    cr_assert(run_victim(&v, what), "%s", what);
+    pipe_put(sync_down[1]);
+    int status;
+    cr_assert_eq(waitpid(p, &status, WUNTRACED), p);
+    cr_assert(WIFSTOPPED(status), "%s", what);
+    unsigned char b[MAX_MSG];
+    cr_assert_eq(record(b, mps_queue_get(q, b, sizeof(b), 5.0)), 0, "%s", what);
+    cr_assert_eq(mps_queue_get(q, b, sizeof(b), 0.3), -ETIMEDOUT, "%s: waited for", what);
+    cr_assert_eq(mps__queue_skipped(q), 0, "%s: a live claim made a hole", what);
+    kill(p, SIGCONT);
+    child_expect_exit(p, 0);
+    cr_assert_eq(record(b, mps_queue_get(q, b, sizeof(b), 5.0)), 0, "%s", what);
+    cr_assert_eq(atomic_load(&sh->got[1]), 1, "%s", what);
+    for (int i = 0; i < 4; i++)
+      close(i < 2 ? sync_up[i] : sync_down[i - 2]);
+    cr_assert_eq(mps_queue_task_done(q), 0);
+    cr_assert_eq(mps_queue_task_done(q), 0);
+    check_after(what, 2, 0, 0);
+    teardown();
+  }
+}

@@ -46,7 +46,7 @@ static void check_plan(const struct mps__qlog *log)
   for (uint32_t crash = 0; crash <= log->n; crash++) {
     struct mps__qent h[CAP];
     memcpy(h, heap, sizeof(heap));
-    apply(h, log, crash); /* the dead process got this far */
+    apply(h, log, crash);  /* the dead process got this far */
     apply(h, log, log->n); /* the next locker applies the record again */
     cr_assert_arr_eq(h, want, sizeof(h), "crash after %u of %u stores", crash, log->n);
   }

@@ -8,16 +8,15 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#define NPROD 2
-#define NCONS 2
-#define MAX_MSG 1024
-#define MAX_IDS (1u << 24)
+#define MAXPROC  4 /* producers, and consumers, at most */
+#define MAX_MSG  1024
+#define MAX_IDS  (1u << 24)
 #define PROGRESS 40 /* deliveries required between two kills */
 
 struct shared {
   _Atomic uint64_t next_id;   /* ids handed to producers */
   _Atomic uint64_t delivered; /* gets that returned a message */
-  _Atomic uint32_t stop; /* producers return */
+  _Atomic uint32_t stop;      /* producers return */
   _Atomic uint8_t got[MAX_IDS];
 };
 
@@ -26,6 +25,7 @@ struct shared {
 static mps_queue *q;
 static struct shared *sh;
 static bool batch; /* producers and consumers use the batch calls */
+static int nprod = 2, ncons = 2;
 
 /* A message: its id, then bytes derived from it, so that a torn or mixed
  * message is seen. Its length varies with the id. */
@@ -162,10 +162,10 @@ static void torture(mps_order order, int kills)
   cr_assert_not_null(q);
   cr_assert_not_null(v);
   sh = mps_value_ptr(v);
-  pid_t prod[NPROD], cons[NCONS];
-  for (int i = 0; i < NPROD; i++)
+  pid_t prod[MAXPROC], cons[MAXPROC];
+  for (int i = 0; i < nprod; i++)
     prod[i] = child_run(producer, NULL);
-  for (int i = 0; i < NCONS; i++)
+  for (int i = 0; i < ncons; i++)
     cons[i] = child_run(consumer, NULL);
   srand(1234 + order);
   int k;
@@ -175,7 +175,7 @@ static void torture(mps_order order, int kills)
       break;
     wait_progress(atomic_load(&sh->delivered));
     bool is_prod = rand() % 2;
-    pid_t *slot = is_prod ? &prod[rand() % NPROD] : &cons[rand() % NCONS];
+    pid_t *slot = is_prod ? &prod[rand() % nprod] : &cons[rand() % ncons];
     struct timespec at = {0, (rand() % 500) * 1000};
     nanosleep(&at, NULL); /* a random moment, not an ordering */
     kill(*slot, SIGKILL);
@@ -188,10 +188,10 @@ static void torture(mps_order order, int kills)
   /* Stop: producers end after their current put; shutdown lets the
    * consumers drain the queue and then return. */
   atomic_store(&sh->stop, 1);
-  for (int i = 0; i < NPROD; i++)
+  for (int i = 0; i < nprod; i++)
     child_expect_exit(prod[i], 0);
   cr_assert_eq(mps_queue_shutdown(q), 0);
-  for (int i = 0; i < NCONS; i++)
+  for (int i = 0; i < ncons; i++)
     child_expect_exit(cons[i], 0);
   cr_assert(mps_queue_empty(q));
 
@@ -218,4 +218,20 @@ Test(queue_torture, fifo_batch_calls_sigkill, .timeout = 60)
 {
   batch = true;
   torture(MPS_FIFO, 300);
+}
+
+/* Four producers and four consumers on a machine with fewer CPUs: claims
+ * are often preempted between their CAS and their publish, consumers
+ * often wait for a live claimer, and kills land among them. */
+Test(queue_torture, fifo_four_to_four_sigkill, .timeout = 60)
+{
+  nprod = ncons = 4;
+  torture(MPS_FIFO, 200);
+}
+
+Test(queue_torture, fifo_four_to_four_batch_sigkill, .timeout = 60)
+{
+  nprod = ncons = 4;
+  batch = true;
+  torture(MPS_FIFO, 150);
 }

@@ -3,11 +3,11 @@
 
 #include "helpers.h"
 
-static const mps_type all_types[] = {MPS_CHAR,  MPS_INT8,  MPS_UINT8, MPS_INT16, MPS_UINT16,
-                                     MPS_INT,   MPS_UINT,  MPS_LONG,  MPS_ULONG, MPS_INT64,
+static const mps_type all_types[] = {MPS_CHAR,   MPS_INT8,  MPS_UINT8, MPS_INT16, MPS_UINT16,
+                                     MPS_INT,    MPS_UINT,  MPS_LONG,  MPS_ULONG, MPS_INT64,
                                      MPS_UINT64, MPS_FLOAT, MPS_DOUBLE};
-static const size_t all_sizes[] = {1, 1, 1, 2, 2, sizeof(int), sizeof(unsigned), sizeof(long),
-                                   sizeof(unsigned long), 8, 8, 4, 8};
+static const size_t all_sizes[] = {
+    1, 1, 1, 2, 2, sizeof(int), sizeof(unsigned), sizeof(long), sizeof(unsigned long), 8, 8, 4, 8};
 
 static bool all_zero(const void *p, size_t n)
 {
@@ -41,7 +41,8 @@ static int write_double(void *arg)
 {
   (void)arg;
   int rc;
-  MPS_WITH_LOCK(mps_value_get_lock(shared_double), rc) *(double *)mps_value_ptr(shared_double) = 2.5;
+  MPS_WITH_LOCK(mps_value_get_lock(shared_double), rc) * (double *)mps_value_ptr(shared_double) =
+      2.5;
   return rc == 0 ? 0 : 1;
 }
 

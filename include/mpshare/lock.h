@@ -81,9 +81,9 @@ MPS_API int mps_rlock_release(mps_rlock *l);
  * failure cannot pass unnoticed. The lock is released when the block is
  * left in any way, including break, continue, return and goto. l is
  * evaluated once. Needs GCC or Clang (the cleanup attribute). */
-#define MPS_WITH_LOCK(l, rc)                                                        \
-  for (struct mps__with _mps_with __attribute__((cleanup(mps__with_exit))) = {(l), 0}; \
-       _mps_with.state == 0 && ((rc) = mps__with_enter(&_mps_with)) >= 0;          \
+#define MPS_WITH_LOCK(l, rc)                                                                       \
+  for (struct mps__with _mps_with __attribute__((cleanup(mps__with_exit))) = {(l), 0};             \
+       _mps_with.state == 0 && ((rc) = mps__with_enter(&_mps_with)) >= 0;                          \
        mps__with_exit(&_mps_with))
 
 /* state: 0 not tried yet, 1 held, 2 released or never taken. */

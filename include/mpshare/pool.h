@@ -58,14 +58,14 @@ typedef ssize_t (*mps_task_fn)(const void *arg, size_t len, void *out, size_t ca
 /* Limits: workers per pool, bytes of one argument or result, and workers
  * dying in a row before their initializer returned, after which the pool
  * gives up (see above). */
-#define MPS_POOL_WORKERS_MAX 1024
-#define MPS_POOL_LIMIT_MAX ((size_t)64 << 20)
+#define MPS_POOL_WORKERS_MAX    1024
+#define MPS_POOL_LIMIT_MAX      ((size_t)64 << 20)
 #define MPS_POOL_INIT_FAILS_MAX 3
 
 /* Defaults for 0 fields of mps_pool_opts. */
-#define MPS_POOL_DEFAULT_MAX_ARG 4096
+#define MPS_POOL_DEFAULT_MAX_ARG    4096
 #define MPS_POOL_DEFAULT_MAX_RESULT 4096
-#define MPS_POOL_DEFAULT_QUEUE 1024
+#define MPS_POOL_DEFAULT_QUEUE      1024
 
 typedef struct mps_pool_opts {
   unsigned workers;             /* 0: number of online CPUs */
@@ -96,9 +96,10 @@ MPS_API mps_pool *mps_pool_new_opts(const mps_pool_opts *opts);
  * caller owns (mps_future_free), or NULL with errno EINVAL (NULL pool or fn,
  * NULL arg with len > 0), EMSGSIZE (len above max_arg), EPIPE (the pool is
  * shut down), ENOMEM. */
-MPS_API MPS_NODISCARD mps_future *mps_pool_submit(mps_pool *p, mps_task_fn fn, const void *arg, size_t len);
-MPS_API MPS_NODISCARD mps_future *mps_pool_submit_timeout(mps_pool *p, mps_task_fn fn, const void *arg,
-                                            size_t len, double timeout);
+MPS_API MPS_NODISCARD mps_future *mps_pool_submit(mps_pool *p, mps_task_fn fn, const void *arg,
+                                                  size_t len);
+MPS_API MPS_NODISCARD mps_future *
+mps_pool_submit_timeout(mps_pool *p, mps_task_fn fn, const void *arg, size_t len, double timeout);
 
 /* Waits at most `timeout` seconds for f's task to finish. The library's
  * status and the task's own value are apart: a return of 0 means the task
@@ -113,7 +114,7 @@ MPS_API MPS_NODISCARD mps_future *mps_pool_submit_timeout(mps_pool *p, mps_task_
  * timeout). So a task that returns -ETIMEDOUT is never taken for a wait
  * that timed out. */
 MPS_API MPS_NODISCARD int mps_future_result(mps_future *f, ssize_t *value, void *out, size_t cap,
-                              double timeout);
+                                            double timeout);
 
 /* True once f has a result (success, error, -ECHILD or cancelled). */
 MPS_API bool mps_future_done(const mps_future *f);
@@ -173,7 +174,8 @@ MPS_API MPS_NODISCARD ssize_t mps_pool_wait_any(mps_future *const *fs, size_t n,
  * result_size), -ETIMEDOUT, -EAGAIN, -EINVAL, -EPIPE, -ENOMEM. On an error
  * the tasks not yet started are cancelled; results is then partly written. */
 MPS_API MPS_NODISCARD int mps_pool_map(mps_pool *p, mps_task_fn fn, const void *args, size_t nargs,
-                         size_t arg_size, void *results, size_t result_size, double timeout);
+                                       size_t arg_size, void *results, size_t result_size,
+                                       double timeout);
 
 /* Streaming unordered map (multiprocessing.Pool.imap_unordered): starts
  * fn over nargs arguments of arg_size bytes (copied now: the caller may
@@ -186,10 +188,9 @@ MPS_API MPS_NODISCARD int mps_pool_map(mps_pool *p, mps_task_fn fn, const void *
  * max_result), EPIPE (shut down), EPERM (not the pool's process), ENOMEM. */
 typedef struct mps_pool_stream mps_pool_stream;
 MPS_API MPS_NODISCARD mps_pool_stream *mps_pool_imap_unordered(mps_pool *p, mps_task_fn fn,
-                                                              const void *args, size_t nargs,
-                                                              size_t arg_size,
-                                                              size_t result_size,
-                                                              size_t chunksize);
+                                                               const void *args, size_t nargs,
+                                                               size_t arg_size, size_t result_size,
+                                                               size_t chunksize);
 
 /* Waits at most `timeout` seconds for the next finished task of s. *index
  * gets its input index and *value what it returned (either may be NULL),
@@ -199,9 +200,8 @@ MPS_API MPS_NODISCARD mps_pool_stream *mps_pool_imap_unordered(mps_pool *p, mps_
  * than result_size, or than cap, in which case it stays to be read again
  * with more room). Past the task: -ENOENT (every task was read), -EAGAIN
  * (timeout 0), -ETIMEDOUT, -EPERM, -EINVAL. */
-MPS_API MPS_NODISCARD int mps_pool_stream_next(mps_pool_stream *s, size_t *index,
-                                               ssize_t *value, void *out, size_t cap,
-                                               double timeout);
+MPS_API MPS_NODISCARD int mps_pool_stream_next(mps_pool_stream *s, size_t *index, ssize_t *value,
+                                               void *out, size_t cap, double timeout);
 
 /* Frees the stream; its tasks not started yet are cancelled and results
  * not read are dropped. NULL is a no-op. */

@@ -14,8 +14,8 @@
  * one get that returned it. A get killed before it committed leaves its
  * messages in the queue for the others; killed after, the messages were
  * the dead process's (a killed get_many may so lose every message it had
- * taken). Killed sleepers never swallow wake-ups, and a killed waker
- * costs the sleepers at most one bounded sleep slice (20-50 ms). A
+ * taken). A killed sleeper or waker costs the other sleepers at most one
+ * bounded sleep slice (20-50 ms) before they see the change. A
  * consumer killed between its get and its task_done leaves that task
  * unfinished for ever, so join (as in Python) waits for it: give join a
  * timeout where consumers may die.
@@ -104,7 +104,7 @@ MPS_API MPS_NODISCARD int mps_queue_put(mps_queue *q, const void *msg, size_t le
 /* Like mps_queue_put, with a priority: smaller prio is got first, equal
  * prio in put order. On a FIFO or LIFO queue prio is ignored. */
 MPS_API MPS_NODISCARD int mps_queue_put_prio(mps_queue *q, int prio, const void *msg, size_t len,
-                               double timeout);
+                                             double timeout);
 
 /* Moves the next message into buf (cap bytes), waiting up to `timeout` for
  * one. Returns its length (0..max_msg), -EMSGSIZE (longer than cap: the
@@ -119,8 +119,8 @@ MPS_API MPS_NODISCARD ssize_t mps_queue_get(mps_queue *q, void *buf, size_t cap,
  * were put (1..n; the caller puts the rest again), or the errors of
  * mps_queue_put; -EMSGSIZE if any lens[i] > max_msg (nothing queued).
  * n == 0 returns 0. A priority queue puts them with prio 0. */
-MPS_API MPS_NODISCARD ssize_t mps_queue_put_many(mps_queue *q, const void *const *msgs, const size_t *lens,
-                                   size_t n, double timeout);
+MPS_API MPS_NODISCARD ssize_t mps_queue_put_many(mps_queue *q, const void *const *msgs,
+                                                 const size_t *lens, size_t n, double timeout);
 
 /* Gets up to max messages at once (FIFO: one commit; LIFO, priority: one
  * lock acquisition), waiting up to
@@ -130,8 +130,8 @@ MPS_API MPS_NODISCARD ssize_t mps_queue_put_many(mps_queue *q, const void *const
  * of buf. Returns how many were got (1..max), or the errors of
  * mps_queue_get (-EMSGSIZE: the first message does not fit; it stays).
  * max == 0 returns 0. */
-MPS_API MPS_NODISCARD ssize_t mps_queue_get_many(mps_queue *q, void *buf, size_t cap, size_t *lens, size_t max,
-                                   double timeout);
+MPS_API MPS_NODISCARD ssize_t mps_queue_get_many(mps_queue *q, void *buf, size_t cap, size_t *lens,
+                                                 size_t max, double timeout);
 
 /* Messages in the queue now (0 for NULL); may change at once. For a FIFO
  * it counts puts in progress and holes not yet skipped too. */

@@ -138,7 +138,8 @@ MPS_API MPS_NODISCARD int mps_cond_wait(mps_cond *c, double timeout);
  * it is true at once), -ETIMEDOUT / -EAGAIN (still false), MPS_OWNER_DIED
  * (as for wait: returned at once, pred not evaluated again), -EPERM,
  * -EUSERS, -EINVAL (NULL c or pred, NaN). */
-MPS_API MPS_NODISCARD int mps_cond_wait_for(mps_cond *c, int (*pred)(void *arg), void *arg, double timeout);
+MPS_API MPS_NODISCARD int mps_cond_wait_for(mps_cond *c, int (*pred)(void *arg), void *arg,
+                                            double timeout);
 
 /* Wakes n of the current waiters, oldest first; the caller holds the lock.
  * Returns how many were woken (0..n), -EPERM (lock not held), -EINVAL. */
