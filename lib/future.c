@@ -29,8 +29,9 @@ struct mps_future {
   bool done;
   int status;    /* once done: 0 (the task returned) or a library error */
   int64_t value; /* the task's own return value */
-  void *data;    /* its result bytes (value of them) */
-  pid_t owner;   /* only this process may wait for it while pending */
+  void *data;    /* its result bytes (value of them): small, or malloc'd */
+  unsigned char small[16];
+  pid_t owner; /* only this process may wait for it while pending */
   int (*cancel)(void *arg, mps_future *f);
   void *cancel_arg;
   void (*cb)(mps_future *f, void *arg);
@@ -95,28 +96,23 @@ static void set_leave(mps_future *f)
 static void unref(mps_future *f)
 {
   if (--f->refs == 0) {
-    free(f->data);
+    if (f->data != f->small)
+      free(f->data);
     free(f);
   }
 }
 
-mps_future *mps__future_new(void)
+mps_future *mps__future_new(int (*cancel)(void *, mps_future *), void *arg)
 {
   mps_future *f = calloc(1, sizeof(*f));
   if (f == NULL)
     return NULL;
   f->refs = 2;
   f->owner = getpid();
+  f->cancel = cancel; /* nobody else sees f yet: no lock */
+  f->cancel_arg = arg;
   pthread_once(&hub_once, hub_setup);
   return f;
-}
-
-void mps__future_set_cancel(mps_future *f, int (*cancel)(void *, mps_future *), void *arg)
-{
-  hub_lock();
-  f->cancel = cancel;
-  f->cancel_arg = arg;
-  pthread_mutex_unlock(&hub.mu);
 }
 
 void mps__future_release(mps_future *f)
@@ -151,28 +147,39 @@ static void finish(mps_future *f, int status, int64_t value, void *data)
 
 void mps__future_complete(mps_future *f, int status, int64_t value, const void *data, size_t len)
 {
+  /* Copied before the lock; a small result needs no allocation. */
   void *copy = NULL;
-  if (status == 0 && value > 0) {
-    copy = (size_t)value <= len ? malloc((size_t)value) : NULL;
+  unsigned char small[sizeof(f->small)];
+  if (status == 0 && value > 0 && (size_t)value > len) {
+    status = -EPROTO;
+  } else if (status == 0 && value > 0) {
+    copy = (size_t)value <= sizeof(small) ? small : malloc((size_t)value);
     if (copy == NULL)
-      status = (size_t)value > len ? -EPROTO : -ENOMEM;
+      status = -ENOMEM;
     else
       memcpy(copy, data, (size_t)value);
   }
   hub_lock();
+  void (*cb)(mps_future *, void *) = NULL;
+  void *cb_arg = NULL;
   if (f->done) {
+    if (copy != small)
+      free(copy);
+  } else {
+    if (copy == small)
+      copy = memcpy(f->small, small, (size_t)value);
+    finish(f, status, value, copy);
+    cb = f->cb;
+    cb_arg = f->cb_arg;
+  }
+  if (cb == NULL) {
+    unref(f); /* the runner's */
     pthread_mutex_unlock(&hub.mu);
-    free(copy);
     return;
   }
-  finish(f, status, value, copy);
-  void (*cb)(mps_future *, void *) = f->cb;
-  void *cb_arg = f->cb_arg;
-  f->refs++; /* the callback's */
   pthread_mutex_unlock(&hub.mu);
-  if (cb != NULL)
-    cb(f, cb_arg);
-  mps__future_release(f);
+  cb(f, cb_arg);
+  mps__future_release(f); /* the runner's, kept for the callback */
 }
 
 /* ---- waiting --------------------------------------------------------------- */

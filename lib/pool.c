@@ -159,7 +159,6 @@ void mps__pool_complete_finished(struct mps__pool_job *fin)
       mps__future_complete(j->f, j->status, j->value, j->data, j->len);
     else
       mps__future_complete(j->f, -ECHILD, 0, NULL, 0);
-    mps__future_release(j->f);
     free(j);
   }
 }
@@ -677,13 +676,12 @@ mps_future *mps_pool_submit_timeout(mps_pool *p, mps_task_fn fn, const void *arg
   if (len > p->opts.max_arg)
     return mps__fail(-EMSGSIZE);
   struct mps__pool_job *j = job_new(p, fn, arg, 1, len);
-  mps_future *f = j != NULL ? mps__future_new() : NULL;
+  mps_future *f = j != NULL ? mps__future_new(cancel_task, j) : NULL;
   if (f == NULL) {
     free(j);
     return mps__fail(-ENOMEM);
   }
   j->f = f;
-  mps__future_set_cancel(f, cancel_task, j);
   pthread_mutex_lock(&p->mu);
   int err = wait_room(p, &d);
   if (err == 0) {
