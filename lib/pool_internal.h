@@ -1,6 +1,7 @@
-/* Private declarations of the pool: pool.c (public calls and dispatch),
- * pool_manager.c (the manager and collector threads), pool_worker.c (the
- * worker's side). Futures are future.c's and reached only through
+/* Private declarations of the pool. Files, each calling only those after
+ * it: pool.c (construction, submit, shutdown), pool_map.c (maps),
+ * pool_manager.c (the manager and collector threads), pool_jobs.c (jobs
+ * and dispatch), pool_worker.c (the worker's side). Futures are future.c's and reached only through
  * internal.h's mps__future_* calls. */
 #ifndef MPSHARE_POOL_INTERNAL_H
 #define MPSHARE_POOL_INTERNAL_H
@@ -197,9 +198,20 @@ bool mps__pool_claim(struct mps__pool_slot *s, unsigned ring, uint64_t seq, unsi
 void *mps__pool_manager_main(void *arg);
 void *mps__pool_collector_main(void *arg);
 
-/* pool.c, with p->mu held. */
-/* Feeds pending jobs to workers with room, and STOP to idle ones once the
- * pool shuts down and nothing is pending. */
+/* pool.c */
+/* 0 if the calling process made p, else -EPERM: a forked child has a copy
+ * of the handle but none of the threads behind it. */
+int mps__pool_owned(const mps_pool *p);
+
+/* pool_jobs.c, with p->mu held. */
+struct mps__pool_job *mps__pool_job_new(mps_pool *p, mps_task_fn fn, const void *args, uint32_t n,
+                                        size_t arg_size);
+void mps__pool_map_unref(struct mps__map *m);
+void mps__pool_pend_push(mps_pool *p, struct mps__pool_job *j, bool front);
+void mps__pool_pend_remove(mps_pool *p, struct mps__pool_job *j);
+/* Feeds pending jobs to workers that may take more, and STOP to idle ones
+ * once the pool shuts down and nothing is pending; an idle worker steals
+ * a batch not yet taken from the busiest inbox. */
 void mps__pool_dispatch(mps_pool *p);
 /* Puts tasks from..n-1 of j (out of every list) back in front of the
  * pending ones, or fails them if the pool is terminating; j is done. */
@@ -211,8 +223,12 @@ void mps__pool_job_done(mps_pool *p, struct mps__pool_job *j);
 void mps__pool_report(mps_pool *p, struct mps__pool_job *j, size_t k, int status, int64_t value,
                       const void *data, size_t len);
 struct mps__pool_job *mps__pool_take_finished(mps_pool *p);
+/* Cancels j if it has not started: 0 or -EBUSY. */
+int mps__pool_job_cancel(mps_pool *p, struct mps__pool_job *j);
+/* Cancels every job that has not started (-ECANCELED). */
+void mps__pool_cancel_unstarted(mps_pool *p);
 
-/* pool.c, without p->mu. */
+/* pool_jobs.c, without p->mu. */
 void mps__pool_complete_finished(struct mps__pool_job *fin);
 /* Fails every pending job with err. */
 void mps__pool_fail_pending(mps_pool *p, int err);
