@@ -41,15 +41,18 @@ struct cond_shm {
   struct mps__hdr hdr;
   mps__mutex mu;
   uint64_t next_ticket;
-  uint32_t hi; /* slots [hi, MAX) have never been used */
-  uint32_t own_lock;
+  uint32_t hi;       /* slots [hi, MAX) have never been used */
+  uint32_t own_lock; /* OWN_NONE (borrowed), OWN_LOCK or OWN_RLOCK */
   struct cond_slot slots[MPS_COND_MAX_WAITERS];
 };
+
+enum { OWN_NONE, OWN_LOCK, OWN_RLOCK };
 
 struct mps_cond {
   mps__seg seg;
   struct cond_shm *shm;
   mps__mutex *mu; /* the condition's lock, here or in another segment */
+  bool recursive; /* mu is an RLock's: wait releases every level */
 };
 
 MPS__SEG_HANDLE(struct mps_cond);
@@ -57,8 +60,8 @@ MPS__SEG_HANDLE(struct mps_cond);
 static int cond_init(void *p, const void *own_lock)
 {
   struct cond_shm *shm = p;
-  shm->own_lock = *(const bool *)own_lock;
-  int err = shm->own_lock ? mps__mutex_init(&shm->mu, false) : 0;
+  shm->own_lock = *(const uint32_t *)own_lock;
+  int err = shm->own_lock != OWN_NONE ? mps__mutex_init(&shm->mu, shm->own_lock == OWN_RLOCK) : 0;
   for (int i = 0; err == 0 && i < MPS_COND_MAX_WAITERS; i++)
     err = mps__mutex_init(&shm->slots[i].mu, false);
   return err;
@@ -68,25 +71,44 @@ static int cond_init(void *p, const void *own_lock)
 static int cond_validate(const void *shm, size_t size)
 {
   (void)size;
-  return ((const struct cond_shm *)shm)->own_lock != 1 ? -EPROTO : 0;
+  return ((const struct cond_shm *)shm)->own_lock != OWN_LOCK ? -EPROTO : 0;
 }
 
-static mps_cond *cond_make(const char *name, bool create, mps_lock *lock)
+/* lock: a borrowed Lock's or RLock's mutex, or NULL for one of the
+ * condition's own (recursive or not). */
+static mps_cond *cond_make(const char *name, bool create, mps__mutex *lock, bool recursive)
 {
-  bool own_lock = lock == NULL;
+  uint32_t own_lock = lock != NULL ? OWN_NONE : recursive ? OWN_RLOCK : OWN_LOCK;
   mps__seg_spec spec = {MPS__KIND_COND, sizeof(struct cond_shm), cond_init, cond_validate,
                         &own_lock};
   mps_cond *c = mps__seg_object(sizeof(*c), name, create, &spec);
   if (c == NULL)
     return NULL;
   c->shm = (struct cond_shm *)c->seg.hdr;
-  c->mu = own_lock ? &c->shm->mu : lock->mu;
+  c->mu = lock == NULL ? &c->shm->mu : lock;
+  c->recursive = recursive;
   return c;
 }
 
-mps_cond *mps_cond_new(mps_lock *lock) { return cond_make(NULL, true, lock); }
-mps_cond *mps_cond_create(const char *name) { return cond_make(name ? name : "", true, NULL); }
-mps_cond *mps_cond_open(const char *name) { return cond_make(name ? name : "", false, NULL); }
+mps_cond *mps_cond_new(mps_lock *lock)
+{
+  return cond_make(NULL, true, lock ? lock->mu : NULL, false);
+}
+
+/* An RLock handle is a Lock handle with another C type (lock.c). */
+mps_cond *mps_cond_new_rlock(mps_rlock *lock)
+{
+  return cond_make(NULL, true, lock ? ((mps_lock *)lock)->mu : NULL, true);
+}
+
+mps_cond *mps_cond_create(const char *name)
+{
+  return cond_make(name ? name : "", true, NULL, false);
+}
+mps_cond *mps_cond_open(const char *name)
+{
+  return cond_make(name ? name : "", false, NULL, false);
+}
 
 int mps_cond_close(mps_cond *c) { return mps__seg_free_handle(c); }
 
@@ -159,6 +181,12 @@ static int wait_until(mps_cond *c, const mps__deadline *d)
     return -EUSERS;
   bool died = false;
   int r = 0;
+  /* An RLock is released completely while we sleep, as Python's Condition
+   * does: the levels above one go here, the last in the wait itself, and
+   * all come back before we return. We hold it, so neither step blocks. */
+  unsigned extra = c->recursive ? mps__mutex_depth(c->mu) - 1 : 0;
+  for (unsigned i = 0; i < extra; i++)
+    (void)mps__mutex_unlock(c->mu);
   while (atomic_load(&s->state) == SLOT_WAITING && r >= 0) {
     r = mps__word_wait(&s->state, SLOT_WAITING, c->mu, d);
     if (r == MPS_OWNER_DIED) {
@@ -166,6 +194,8 @@ static int wait_until(mps_cond *c, const mps__deadline *d)
       r = 0;
     }
   }
+  for (unsigned i = 0; i < extra; i++)
+    (void)mps__mutex_lock_forever(c->mu);
   /* A timeout that raced with notify still counts as notified: notify has
    * already spent one of its n on us. */
   if (atomic_load(&s->state) == SLOT_SIGNALED)

@@ -193,6 +193,9 @@ int mps__mutex_lock(mps__mutex *m, const mps__deadline *d);
 int mps__mutex_unlock(mps__mutex *m);
 /* Whether the calling thread holds m; no side effect on a dead owner's m. */
 bool mps__mutex_held(mps__mutex *m);
+/* How many levels of m the calling thread holds, which holds it: above 1
+ * only for a recursive mutex taken again by its owner. */
+unsigned mps__mutex_depth(const mps__mutex *m);
 /* A hint, read without taking the lock: whether m is free right now. A
  * spinner that only reads keeps the line shared instead of stealing it
  * from the holder on every try. */

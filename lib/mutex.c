@@ -56,6 +56,14 @@ bool mps__mutex_held(mps__mutex *m)
   return (owner_word(m) & FUTEX_TID_MASK) == my_tid;
 }
 
+/* glibc counts a recursive mutex's levels in __count (0 or 1 for one
+ * level, by mutex type); like owner_word(), only this function knows where. */
+unsigned mps__mutex_depth(const mps__mutex *m)
+{
+  unsigned n = m->m.__data.__count;
+  return n > 1 ? n : 1;
+}
+
 bool mps__mutex_looks_free(mps__mutex *m) { return owner_word(m) == 0; }
 
 /* The kernel, when an owner dies, clears its id from the word and sets

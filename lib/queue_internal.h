@@ -206,14 +206,17 @@ int mps__ring_shutdown(mps_queue *q);
  * repairer left its redo record to apply. */
 bool mps__ring_dead_claims(mps_queue *q);
 /* Turns every ticket claimed by a dead thread and never published into a
- * hole, under the mutex. 0, or -EPROTO. */
-int mps__ring_repair(mps_queue *q);
+ * hole, under the mutex, taken by the deadline d (NULL: no deadline): a
+ * stopped repairer must not make a timed call overrun. 0, or the
+ * deadline's error. */
+int mps__ring_repair(mps_queue *q, const mps__deadline *d);
 /* The calling thread took token k from a dead thread: make the dead
- * thread's unpublished tickets holes, clear the intent. 0 or -EPROTO. */
-int mps__ring_repair_token(mps_queue *q, unsigned k);
-/* Takes the queue mutex for a repair, applying a pending redo record
- * first. 0 or -EPROTO (then not held). */
-int mps__ring_lock(mps_queue *q);
+ * thread's unpublished tickets holes, clear the intent. 0 or the
+ * deadline's error (the intent stays for the next repairer). */
+int mps__ring_repair_token(mps_queue *q, unsigned k, const mps__deadline *d);
+/* Takes the queue mutex for a repair or a shutdown, by d (NULL: none),
+ * applying a pending redo record first. 0 or the deadline's error. */
+int mps__ring_lock(mps_queue *q, const mps__deadline *d);
 /* Wakes whoever sleeps on slot x's word. */
 void mps__ring_wake_slot(mps_queue *q, uint64_t x);
 

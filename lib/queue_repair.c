@@ -98,9 +98,9 @@ static void log_apply(mps_queue *q)
     mps__futex_wake(mps__lo32(&q->s->ring.done), INT_MAX);
 }
 
-int mps__ring_lock(mps_queue *q)
+int mps__ring_lock(mps_queue *q, const mps__deadline *d)
 {
-  int r = mps__mutex_lock_forever(&q->s->mu);
+  int r = d ? mps__mutex_lock(&q->s->mu, d) : mps__mutex_lock_forever(&q->s->mu);
   if (r < 0)
     return r;
   if (atomic_load(&q->s->ring.log.valid))
@@ -148,9 +148,9 @@ static void repair_intent(mps_queue *q, unsigned k)
   atomic_store(&q->tok[k].intent, 0);
 }
 
-int mps__ring_repair_token(mps_queue *q, unsigned k)
+int mps__ring_repair_token(mps_queue *q, unsigned k, const mps__deadline *d)
 {
-  int r = mps__ring_lock(q);
+  int r = mps__ring_lock(q, d);
   if (r < 0)
     return r;
   repair_intent(q, k);
@@ -158,10 +158,10 @@ int mps__ring_repair_token(mps_queue *q, unsigned k)
   return 0;
 }
 
-int mps__ring_repair(mps_queue *q)
+int mps__ring_repair(mps_queue *q, const mps__deadline *d)
 {
   static const mps__deadline once = {.kind = MPS__ONCE};
-  int r = mps__ring_lock(q);
+  int r = mps__ring_lock(q, d);
   if (r < 0)
     return r;
   for (unsigned k = 0, n = ntok(q); k < n; k++) {

@@ -271,7 +271,7 @@ static int wait_msg(mps_queue *q, uint64_t h, bool *spun, const mps__deadline *d
     return 0;
   }
   if (!empty && mps__ring_dead_claims(q)) {
-    int r = mps__ring_repair(q);
+    int r = mps__ring_repair(q, d);
     return r < 0 ? r : 0;
   }
   if (mps__deadline_passed(d))
@@ -354,7 +354,7 @@ int mps__ring_task_done(mps_queue *q)
     if ((dv & MPS__TICKETS) + skipped >= tail) {
       if (!mps__ring_dead_claims(q))
         return -EINVAL;
-      int r = mps__ring_repair(q); /* the holes may not be counted yet */
+      int r = mps__ring_repair(q, NULL); /* the holes may not be counted yet */
       if (r < 0)
         return r;
       continue;
@@ -389,7 +389,7 @@ int mps__ring_join(mps_queue *q, const mps__deadline *d)
     /* A hole left by a dead producer is done too: make it, even when no
      * consumer is there to find it. */
     if (mps__ring_dead_claims(q)) {
-      int r = mps__ring_repair(q);
+      int r = mps__ring_repair(q, d);
       if (r < 0)
         return r;
       continue;
@@ -407,7 +407,7 @@ int mps__ring_join(mps_queue *q, const mps__deadline *d)
 
 int mps__ring_shutdown(mps_queue *q)
 {
-  int r = mps__ring_lock(q);
+  int r = mps__ring_lock(q, NULL);
   if (r < 0)
     return r;
   MPS__CRASHPOINT(MPS__CP_SHUT_LOCKED);

@@ -195,7 +195,7 @@ static int tok_take(mps_queue *q, const mps__deadline *d)
       if (r < 0)
         continue;
       note_used(q, k);
-      if (atomic_load(&q->tok[k].intent) != 0 && (r = mps__ring_repair_token(q, k)) < 0) {
+      if (atomic_load(&q->tok[k].intent) != 0 && (r = mps__ring_repair_token(q, k, d)) < 0) {
         mps__mutex_unlock(m);
         return r;
       }

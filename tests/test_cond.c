@@ -392,3 +392,50 @@ Test(cond, a_full_waiter_table_is_eusers_not_enomem, .timeout = 30)
   mps_semaphore_close(parked);
   mps_cond_close(cond);
 }
+
+/* ---- over an RLock (Python's default Condition) -------------------------- */
+
+static int rlock_waiter(void *arg)
+{
+  (void)arg;
+  if (mps_cond_acquire(cond, MPS_FOREVER) != 0 || mps_cond_acquire(cond, MPS_FOREVER) != 0)
+    return 1;
+  int two = 1;
+  int r = mps_cond_wait_for(cond, flag_is, &two, 20.0);
+  if (r != 0)
+    return 2;
+  /* Both levels came back: two releases succeed, a third does not. */
+  if (mps_cond_release(cond) != 0 || mps_cond_release(cond) != 0)
+    return 3;
+  return mps_cond_release(cond) == -EPERM ? 0 : 4;
+}
+
+static void rlock_round(mps_rlock *rl)
+{
+  cond = mps_cond_new_rlock(rl);
+  cr_assert_not_null(cond);
+  shv = mps_value_new_sized(sizeof(struct shared), false);
+  sh = mps_value_ptr(shv);
+  pid_t pid = child_run(rlock_waiter, NULL);
+  wait_until_blocked(pid);
+  /* The waiter held the lock two levels deep: we get it only if the wait
+   * released both. */
+  cr_assert_eq(mps_cond_acquire(cond, 5.0), 0, "the wait released every level");
+  sh->flag = 1;
+  cr_assert_eq(mps_cond_notify(cond, 1), 1);
+  cr_assert_eq(mps_cond_release(cond), 0);
+  child_expect_exit(pid, 0);
+  mps_cond_close(cond);
+  mps_value_close(shv);
+}
+
+Test(cond, over_an_rlock_held_twice_wait_releases_every_level, .timeout = 30)
+{
+  rlock_round(NULL); /* its own recursive lock */
+  mps_rlock *rl = mps_rlock_new();
+  cr_assert_not_null(rl);
+  rlock_round(rl); /* a borrowed RLock */
+  cr_assert_eq(mps_rlock_acquire(rl, 0), 0, "and it is free again");
+  cr_assert_eq(mps_rlock_release(rl), 0);
+  mps_rlock_close(rl);
+}

@@ -594,3 +594,34 @@ Test(queue_crash, dead_intent_over_live_claim, .timeout = 60)
     teardown();
   }
 }
+
+/* ---- a repairer stopped while it holds the mutex ------------------------- */
+
+static int stopping_repairer(void *arg)
+{
+  (void)arg;
+  mps__crash_arm_signal(MPS__CP_REPAIR_LOGGED, 1, SIGSTOP);
+  return drain(0, false);
+}
+
+/* A timed get that needs the mutex held by a stopped repairer gives up at
+ * its deadline instead of waiting for the repairer to run again. */
+Test(queue_crash, stopped_repairer_does_not_stretch_a_timeout, .timeout = 30)
+{
+  setup(4);
+  child_expect_signal(child_run(hole_maker, NULL), SIGKILL);
+  pid_t r = child_run(stopping_repairer, NULL);
+  int status;
+  cr_assert_eq(waitpid(r, &status, WUNTRACED), r);
+  cr_assert(WIFSTOPPED(status), "stopped inside the repair");
+  unsigned char b[MAX_MSG];
+  double t0 = test_now();
+  cr_assert_eq(mps_queue_get(q, b, sizeof(b), 0.2), -ETIMEDOUT);
+  double took = test_now() - t0;
+  cr_assert(took >= 0.2 && took < 2.0, "took %.3f s", took);
+  cr_assert_eq(mps_queue_get(q, b, sizeof(b), 0), -EAGAIN);
+  kill(r, SIGCONT);
+  child_expect_exit(r, 0);
+  check_after("stopped repairer", 0, 2, 0);
+  teardown();
+}

@@ -1,5 +1,10 @@
 /* mpshare: conventions shared by every object.
  *
+ * Each call's comment has one shape: what it does; "Returns:" its results;
+ * "Errors:" each negative errno it returns (constructors: NULL and errno)
+ * and when; "Owns:" who owns what, also on failure, where anything changes
+ * hands. The man pages (man/) say the same in more words.
+ *
  * Return values: calls that return int or ssize_t give 0 (or a length or a
  * count) on success and a negative errno on failure; mps_strerror() explains
  * any of them. Constructors return a handle, or NULL with errno set. Calls
@@ -91,7 +96,8 @@ MPS_API unsigned mps_version_number(void);
 
 /* Removes the named object so that it can no longer be opened; processes
  * that have it open keep using it until they close it.
- * Returns 0, -EINVAL (bad name), -ENOENT (no such name), -EACCES. */
+ * Returns: 0.
+ * Errors: -EINVAL (bad name), -ENOENT (no such name), -EACCES. */
 MPS_API int mps_unlink(const char *name);
 
 #ifdef __cplusplus

@@ -22,38 +22,55 @@ extern "C" {
 typedef struct mps_lock mps_lock;
 typedef struct mps_rlock mps_rlock;
 
-/* Creates an unlocked anonymous lock. NULL with errno ENOMEM on failure. */
+/* Creates an unlocked anonymous lock, shared with the children forked
+ * after it.
+ * Returns: the handle.
+ * Errors: NULL with errno ENOMEM.
+ * Owns: the caller owns the handle (mps_lock_close). */
 MPS_API mps_lock *mps_lock_new(void);
 
-/* Creates the named lock `name` (mode 0600). NULL with errno EINVAL (bad
- * name), EEXIST (the name exists), ENOMEM, EACCES. */
+/* Creates the named lock `name` (mode 0600), unlocked.
+ * Returns: the handle; the name stays until mps_unlink().
+ * Errors: NULL with errno EINVAL (bad name), EEXIST (the name exists),
+ * EACCES, ENOMEM.
+ * Owns: the caller owns the handle (mps_lock_close). */
 MPS_API mps_lock *mps_lock_create(const char *name);
 
-/* Opens the named lock `name`. NULL with errno EINVAL, ENOENT, EACCES, or
- * EPROTO when the name is not an mpshare lock of this layout version. */
+/* Opens the named lock `name`.
+ * Returns: the handle.
+ * Errors: NULL with errno EINVAL (bad name), ENOENT, EACCES, EPROTO (not an
+ * mpshare lock of this layout version), ENOMEM.
+ * Owns: the caller owns the handle (mps_lock_close). */
 MPS_API mps_lock *mps_lock_open(const char *name);
 
 /* Releases this process's handle and mapping. The lock must not be held by
- * this process (other processes would see it held forever). NULL is a no-op.
- * Returns 0 or -EINVAL when l is a lock returned by mps_value_get_lock() or
- * mps_array_get_lock() (those belong to their value). */
+ * this process (the others would recover it as from a dead owner).
+ * Returns: 0; 0 for NULL.
+ * Errors: -EINVAL when l is the lock of a value or array
+ * (mps_value_get_lock, mps_array_get_lock), which its value owns.
+ * Owns: l is freed, except on -EINVAL. */
 MPS_API int mps_lock_close(mps_lock *l);
 
 /* Acquires l, waiting at most `timeout` seconds.
- * Returns 0, MPS_OWNER_DIED (acquired; the previous owner died holding it),
- * -EAGAIN (timeout 0 and held), -ETIMEDOUT, -EDEADLK (this thread holds it
- * already), -EINVAL (NULL or NaN timeout). */
+ * Returns: 0, or MPS_OWNER_DIED (acquired; the previous owner died holding
+ * it: the data it protects may be half-updated).
+ * Errors: -EAGAIN (timeout 0 and held), -ETIMEDOUT, -EDEADLK (this thread
+ * holds it already), -EINVAL (NULL l, NaN timeout). */
 MPS_API MPS_NODISCARD int mps_lock_acquire(mps_lock *l, double timeout);
 
-/* Releases l. Returns 0, -EPERM (the calling thread does not hold it),
- * -EINVAL (NULL). */
+/* Releases l, which the calling thread holds.
+ * Returns: 0.
+ * Errors: -EPERM (the calling thread does not hold it), -EINVAL (NULL). */
 MPS_API int mps_lock_release(mps_lock *l);
 
-/* The recursive lock: the owner may acquire it again, and must release it as
- * many times. Same calls and errors as mps_lock_*, except that acquiring it
- * again from its owner succeeds (and -EAGAIN past MPS_RLOCK_DEPTH_MAX
- * levels). */
+/* Most levels of one RLock. */
 #define MPS_RLOCK_DEPTH_MAX 0xffffffffu
+
+/* The recursive lock: its owner may acquire it again, and releases it as
+ * many times. The same calls, returns, errors and ownership as mps_lock_*,
+ * except that acquiring it again from its owner succeeds, up to
+ * MPS_RLOCK_DEPTH_MAX levels (-EAGAIN beyond; never -EDEADLK), and that an
+ * RLock's close has no -EINVAL case. */
 MPS_API mps_rlock *mps_rlock_new(void);
 MPS_API mps_rlock *mps_rlock_create(const char *name);
 MPS_API mps_rlock *mps_rlock_open(const char *name);

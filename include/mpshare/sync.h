@@ -32,31 +32,43 @@ typedef struct mps_semaphore mps_semaphore;
 #define MPS_SEMAPHORE_MAX 0x7fffffff
 
 /* Creates an anonymous semaphore (mps_bounded_semaphore_new: a bounded one)
- * with `value` units. NULL with errno EINVAL (value > MPS_SEMAPHORE_MAX) or
- * ENOMEM. */
+ * with `value` units, shared with the children forked after it.
+ * Returns: the handle.
+ * Errors: NULL with errno EINVAL (value above MPS_SEMAPHORE_MAX), ENOMEM.
+ * Owns: the caller owns the handle (mps_semaphore_close). */
 MPS_API mps_semaphore *mps_semaphore_new(unsigned value);
 MPS_API mps_semaphore *mps_bounded_semaphore_new(unsigned value);
 
-/* Named forms. create: NULL with errno EINVAL (bad name or value), EEXIST,
- * ENOMEM, EACCES. open (either kind; the bound is part of the object): NULL
- * with errno EINVAL, ENOENT, EACCES, EPROTO (not a semaphore of this
- * layout). */
+/* Named forms (mode 0600); open takes either kind (the bound is part of the
+ * object).
+ * Returns: the handle; the name stays until mps_unlink().
+ * Errors: NULL with errno EINVAL (bad name or value), EEXIST (create),
+ * ENOENT (open), EACCES, EPROTO (open: not a semaphore of this layout),
+ * ENOMEM.
+ * Owns: the caller owns the handle (mps_semaphore_close). */
 MPS_API mps_semaphore *mps_semaphore_create(const char *name, unsigned value);
 MPS_API mps_semaphore *mps_bounded_semaphore_create(const char *name, unsigned value);
 MPS_API mps_semaphore *mps_semaphore_open(const char *name);
 
-/* Releases this process's handle. NULL is a no-op. Returns 0. */
+/* Releases this process's handle and mapping.
+ * Returns: 0; 0 for NULL.
+ * Owns: s is freed. */
 MPS_API int mps_semaphore_close(mps_semaphore *s);
 
 /* Takes one unit, waiting at most `timeout` seconds for one.
- * Returns 0, -EAGAIN (timeout 0, value 0), -ETIMEDOUT, -EINVAL (NULL, NaN). */
+ * Returns: 0.
+ * Errors: -EAGAIN (timeout 0, value 0), -ETIMEDOUT, -EINVAL (NULL, NaN). */
 MPS_API MPS_NODISCARD int mps_semaphore_acquire(mps_semaphore *s, double timeout);
 
-/* Gives one unit back and wakes the waiters. Returns 0, -EOVERFLOW (bounded
- * and already at its initial value, or at MPS_SEMAPHORE_MAX), -EINVAL. */
+/* Gives one unit back and wakes the waiters.
+ * Returns: 0.
+ * Errors: -EOVERFLOW (bounded and already at its initial value, or at
+ * MPS_SEMAPHORE_MAX), -EINVAL (NULL). */
 MPS_API int mps_semaphore_release(mps_semaphore *s);
 
-/* The current value (>= 0), or -EINVAL. A snapshot: it may change at once. */
+/* The current value, a snapshot that may change at once.
+ * Returns: the value (>= 0).
+ * Errors: -EINVAL (NULL). */
 MPS_API int mps_semaphore_value(const mps_semaphore *s);
 
 /* ---- Event ----------------------------------------------------------------
@@ -65,25 +77,41 @@ MPS_API int mps_semaphore_value(const mps_semaphore *s);
  * while waiting leaves nothing behind. */
 typedef struct mps_event mps_event;
 
-/* Creates an anonymous, clear event. NULL with errno ENOMEM. */
+/* Creates an anonymous, clear event, shared with the children forked after
+ * it.
+ * Returns: the handle.
+ * Errors: NULL with errno ENOMEM.
+ * Owns: the caller owns the handle (mps_event_close). */
 MPS_API mps_event *mps_event_new(void);
-/* Named forms; errors as for mps_semaphore_create / mps_semaphore_open. */
+
+/* Named forms (mode 0600).
+ * Returns: the handle; the name stays until mps_unlink().
+ * Errors: NULL with errno EINVAL (bad name), EEXIST (create), ENOENT
+ * (open), EACCES, EPROTO (open: not an event of this layout), ENOMEM.
+ * Owns: the caller owns the handle (mps_event_close). */
 MPS_API mps_event *mps_event_create(const char *name);
 MPS_API mps_event *mps_event_open(const char *name);
-/* Releases this process's handle. NULL is a no-op. Returns 0. */
+
+/* Releases this process's handle and mapping.
+ * Returns: 0; 0 for NULL.
+ * Owns: e is freed. */
 MPS_API int mps_event_close(mps_event *e);
 
-/* Sets the flag and wakes every waiter. Returns 0 or -EINVAL. */
+/* Sets the flag and wakes every waiter (set), or clears it (clear).
+ * Returns: 0.
+ * Errors: -EINVAL (NULL). */
 MPS_API int mps_event_set(mps_event *e);
-/* Clears the flag. Returns 0 or -EINVAL. */
 MPS_API int mps_event_clear(mps_event *e);
-/* Whether the flag is set; false for NULL. */
+
+/* Whether the flag is set.
+ * Returns: the flag; false for NULL. */
 MPS_API bool mps_event_is_set(const mps_event *e);
 
 /* Waits until the flag is set, at most `timeout` seconds. Like Python, a
  * waiter that was waiting when set() ran returns 0 even if the flag was
- * cleared again before it woke. Returns 0, -EAGAIN (timeout 0, not set),
- * -ETIMEDOUT, -EINVAL (NULL, NaN). */
+ * cleared again before it woke.
+ * Returns: 0.
+ * Errors: -EAGAIN (timeout 0, not set), -ETIMEDOUT, -EINVAL (NULL, NaN). */
 MPS_API MPS_NODISCARD int mps_event_wait(mps_event *e, double timeout);
 
 /* ---- Condition ------------------------------------------------------------
@@ -100,51 +128,75 @@ MPS_API MPS_NODISCARD int mps_event_wait(mps_event *e, double timeout);
  * once. */
 typedef struct mps_cond mps_cond;
 
+/* Most processes or threads waiting on one condition at once. */
 #define MPS_COND_MAX_WAITERS 128
 
 /* Creates an anonymous condition over `lock` (from mps_lock_new,
  * mps_value_get_lock or mps_array_get_lock), or over a lock of its own when
- * lock is NULL. The lock is borrowed: it must outlive the condition. NULL
- * with errno ENOMEM. */
+ * lock is NULL, shared with the children forked after it.
+ * Returns: the handle.
+ * Errors: NULL with errno ENOMEM.
+ * Owns: the caller owns the handle (mps_cond_close); the lock is borrowed
+ * and must outlive the condition. */
 MPS_API mps_cond *mps_cond_new(mps_lock *lock);
 
-/* Named forms, always over the condition's own lock (a lock in another
- * segment cannot be found by name from here). Errors as for
- * mps_semaphore_create / mps_semaphore_open. */
+/* Python's default Condition(): as mps_cond_new, over an RLock (from
+ * mps_rlock_new), or over a recursive lock of its own when lock is NULL.
+ * The owner may hold it several levels deep when it waits: wait releases
+ * every level while asleep and takes them all back before returning.
+ * Returns, Errors, Owns: as mps_cond_new. */
+MPS_API mps_cond *mps_cond_new_rlock(mps_rlock *lock);
+
+/* Named forms (mode 0600), always over the condition's own Lock (a lock in
+ * another segment cannot be found by name from here).
+ * Returns: the handle; the name stays until mps_unlink().
+ * Errors: NULL with errno EINVAL (bad name), EEXIST (create), ENOENT
+ * (open), EACCES, EPROTO (open: not a named condition of this layout),
+ * ENOMEM.
+ * Owns: the caller owns the handle (mps_cond_close). */
 MPS_API mps_cond *mps_cond_create(const char *name);
 MPS_API mps_cond *mps_cond_open(const char *name);
 
-/* Releases this process's handle; the lock must not be held by this thread.
- * NULL is a no-op. Returns 0. */
+/* Releases this process's handle and mapping; the lock must not be held by
+ * this thread.
+ * Returns: 0; 0 for NULL.
+ * Owns: c is freed; a borrowed lock stays its owner's. */
 MPS_API int mps_cond_close(mps_cond *c);
 
-/* Takes and releases the condition's lock; same results as
- * mps_lock_acquire / mps_lock_release (MPS_OWNER_DIED included). */
+/* Takes and releases the condition's lock.
+ * Returns, Errors: as mps_lock_acquire / mps_lock_release (MPS_OWNER_DIED
+ * included). */
 MPS_API MPS_NODISCARD int mps_cond_acquire(mps_cond *c, double timeout);
 MPS_API int mps_cond_release(mps_cond *c);
 
 /* Releases the lock, sleeps until notified or `timeout` seconds pass, takes
  * the lock again (without a time limit, as Python does) and returns holding
- * it. Returns 0 (notified), -ETIMEDOUT or -EAGAIN (timeout 0: not
- * notified), MPS_OWNER_DIED (the lock's owner died while we slept: the lock
- * is ours and consistent, the data may be half-updated; whether we were
- * notified is not said, so recheck), -EPERM (the calling thread does not
- * hold the lock; nothing is released), -EUSERS (MPS_COND_MAX_WAITERS wait
- * already: retry once one has left), -EINVAL (NULL, NaN). */
+ * it.
+ * Returns: 0 (notified), or MPS_OWNER_DIED (the lock's owner died while we
+ * slept: the lock is ours and consistent, the data may be half-updated;
+ * whether we were notified is not said, so recheck).
+ * Errors: -ETIMEDOUT, -EAGAIN (timeout 0: not notified), -EPERM (the
+ * calling thread does not hold the lock; nothing is released), -EUSERS
+ * (MPS_COND_MAX_WAITERS wait already: retry once one has left), -EINVAL
+ * (NULL, NaN). Whatever the result, a caller that held the lock holds it
+ * on return. */
 MPS_API MPS_NODISCARD int mps_cond_wait(mps_cond *c, double timeout);
 
 /* Waits until pred(arg) returns non-zero, evaluating it with the lock held,
- * at most `timeout` seconds in all. Returns 0 once pred is true (also when
- * it is true at once), -ETIMEDOUT / -EAGAIN (still false), MPS_OWNER_DIED
- * (as for wait: returned at once, pred not evaluated again), -EPERM,
+ * at most `timeout` seconds in all.
+ * Returns: 0 once pred is true (also when it is true at once), or
+ * MPS_OWNER_DIED (as for wait: returned at once, pred not evaluated again).
+ * Errors: -ETIMEDOUT, -EAGAIN (timeout 0; pred still false), -EPERM,
  * -EUSERS, -EINVAL (NULL c or pred, NaN). */
 MPS_API MPS_NODISCARD int mps_cond_wait_for(mps_cond *c, int (*pred)(void *arg), void *arg,
                                             double timeout);
 
-/* Wakes n of the current waiters, oldest first; the caller holds the lock.
- * Returns how many were woken (0..n), -EPERM (lock not held), -EINVAL. */
+/* Wakes n of the current waiters (notify) or all of them (notify_all),
+ * oldest first; the caller holds the lock.
+ * Returns: how many were woken (0..n).
+ * Errors: -EPERM (the lock is not held by the calling thread), -EINVAL
+ * (NULL). */
 MPS_API int mps_cond_notify(mps_cond *c, unsigned n);
-/* Wakes every current waiter. Returns how many, -EPERM or -EINVAL. */
 MPS_API int mps_cond_notify_all(mps_cond *c);
 
 /* ---- Barrier --------------------------------------------------------------
@@ -164,37 +216,57 @@ typedef struct mps_barrier mps_barrier;
 /* Most parties of one barrier. */
 #define MPS_BARRIER_PARTIES_MAX 0x7fffffff
 
-/* Creates an anonymous barrier for `parties` (>= 1). NULL with errno EINVAL
- * (0 or above MPS_BARRIER_PARTIES_MAX) or ENOMEM. */
+/* Creates an anonymous barrier for `parties` processes, shared with the
+ * children forked after it.
+ * Returns: the handle.
+ * Errors: NULL with errno EINVAL (0 or above MPS_BARRIER_PARTIES_MAX),
+ * ENOMEM.
+ * Owns: the caller owns the handle (mps_barrier_close). */
 MPS_API mps_barrier *mps_barrier_new(unsigned parties);
-/* Named forms; errors as for mps_semaphore_create / mps_semaphore_open. */
+
+/* Named forms (mode 0600).
+ * Returns: the handle; the name stays until mps_unlink().
+ * Errors: NULL with errno EINVAL (bad name or parties), EEXIST (create),
+ * ENOENT (open), EACCES, EPROTO (open: not a barrier of this layout),
+ * ENOMEM.
+ * Owns: the caller owns the handle (mps_barrier_close). */
 MPS_API mps_barrier *mps_barrier_create(const char *name, unsigned parties);
 MPS_API mps_barrier *mps_barrier_open(const char *name);
-/* Releases this process's handle. NULL is a no-op. Returns 0. */
+
+/* Releases this process's handle and mapping.
+ * Returns: 0; 0 for NULL.
+ * Owns: b is freed. */
 MPS_API int mps_barrier_close(mps_barrier *b);
 
 /* Arrives and waits for the other parties, at most `timeout` seconds.
- * Returns this party's arrival index, distinct in the round, 0..parties-1
- * (parties-1 for the last one, which releases the others); -EPIPE (broken
- * before or while waiting, or reset while waiting); -ETIMEDOUT / -EAGAIN
- * (timeout 0) when this call's timeout ran out: it breaks the barrier and
- * the other waiters get -EPIPE; -EINVAL (NULL, NaN). */
+ * Returns: this party's arrival index, distinct in the round,
+ * 0..parties-1 (parties-1 for the last one, which releases the others).
+ * Errors: -EPIPE (broken before or while waiting, or reset while waiting);
+ * -ETIMEDOUT, -EAGAIN (timeout 0) when this call's timeout ran out: it
+ * breaks the barrier and the other waiters get -EPIPE; -EINVAL (NULL,
+ * NaN). */
 MPS_API MPS_NODISCARD int mps_barrier_wait(mps_barrier *b, double timeout);
 
 /* Breaks the barrier: waiters and later waits get -EPIPE until reset.
- * Returns 0 or -EINVAL. */
+ * Returns: 0.
+ * Errors: -EINVAL (NULL). */
 MPS_API int mps_barrier_abort(mps_barrier *b);
 
 /* Starts a fresh round: the barrier is no longer broken and nobody has
- * arrived. Processes waiting at that moment get -EPIPE. Returns 0, -EINVAL. */
+ * arrived. Processes waiting at that moment get -EPIPE.
+ * Returns: 0.
+ * Errors: -EINVAL (NULL). */
 MPS_API int mps_barrier_reset(mps_barrier *b);
 
-/* The number of parties (> 0), or -EINVAL. */
+/* The number of parties, and the arrivals in the current round (dead
+ * parties included; 0 while broken).
+ * Returns: the count (parties > 0, n_waiting >= 0).
+ * Errors: -EINVAL (NULL). */
 MPS_API int mps_barrier_parties(const mps_barrier *b);
-/* Arrivals in the current round, dead parties included; 0 while broken.
- * -EINVAL for NULL. */
 MPS_API int mps_barrier_n_waiting(const mps_barrier *b);
-/* Whether the barrier is broken; false for NULL. */
+
+/* Whether the barrier is broken.
+ * Returns: the state; false for NULL. */
 MPS_API bool mps_barrier_broken(const mps_barrier *b);
 
 #ifdef __cplusplus

@@ -37,80 +37,144 @@ typedef enum mps_type {
   MPS_DOUBLE,
 } mps_type;
 
-/* Size in bytes of one element of `type`, or 0 if it is not an mps_type. */
+/* The size of one element of `type`.
+ * Returns: the size in bytes, or 0 if type is not an mps_type (MPS_TYPE_NONE
+ * included). */
 MPS_API size_t mps_type_size(mps_type type);
 
 typedef struct mps_value mps_value;
 typedef struct mps_array mps_array;
 typedef struct mps_shm mps_shm;
 
-/* Creates an anonymous zeroed value of `type`; lock=false makes a RawValue.
- * NULL with errno EINVAL (unknown type) or ENOMEM. */
+/* ---- Value and RawValue -------------------------------------------------
+ *
+ * Value memory is aligned to 16 bytes; a locked value of at most 16 bytes
+ * shares its lock's cache line (one line moves between CPUs per locked
+ * update), anything larger starts on a cache line of its own. */
+
+/* Creates an anonymous zeroed value of `type`, shared with the children
+ * forked after it; lock=false makes a RawValue.
+ * Returns: the handle.
+ * Errors: NULL with errno EINVAL (unknown type or MPS_TYPE_NONE), ENOMEM.
+ * Owns: the caller owns the handle (mps_value_close). */
 MPS_API mps_value *mps_value_new(mps_type type, bool lock);
 
-/* Python's Value('i', 5): an anonymous value of `type` whose memory starts
- * as a copy of the mps_type_size(type) bytes at init (NULL: zeroed), e.g.
- * `int five = 5; mps_value_new_init(MPS_INT, &five, true)`. Errors as
- * mps_value_new. The caller keeps init. */
+/* Python's Value('i', 5): as mps_value_new, with the memory starting as a
+ * copy of the mps_type_size(type) bytes at init (NULL: zeroed), e.g.
+ * `int five = 5; mps_value_new_init(MPS_INT, &five, true)`.
+ * Returns, Errors: as mps_value_new.
+ * Owns: the caller owns the handle; init stays the caller's. */
 MPS_API mps_value *mps_value_new_init(mps_type type, const void *init, bool lock);
 
-/* Same for a value of `size` bytes of the caller's own (a struct). EINVAL if
- * size is 0 or above MPS_SIZE_MAX. Value memory is aligned to 16 bytes; a
- * locked value of at most 16 bytes shares its lock's cache line (one line
- * moves between CPUs per locked update), anything larger starts on a cache
- * line of its own. */
+/* As mps_value_new, for `size` bytes of the caller's own layout (a struct).
+ * Returns: the handle.
+ * Errors: NULL with errno EINVAL (size 0 or above MPS_SIZE_MAX), ENOMEM.
+ * Owns: the caller owns the handle (mps_value_close). */
 MPS_API mps_value *mps_value_new_sized(size_t size, bool lock);
 
-/* Named values: create fails with EEXIST if the name exists; open fails with
- * ENOENT, or EPROTO if the name is not an mpshare value of this layout. Both
- * also fail with EINVAL for a bad name or argument. */
+/* Named values (mode 0600), as mps_value_new, _new_init and _new_sized; an
+ * opener never sees a value before its initial contents are in place.
+ * Returns: the handle; the name stays until mps_unlink().
+ * Errors: NULL with errno EINVAL (bad name, type or size), EEXIST (the name
+ * exists), EACCES, ENOMEM.
+ * Owns: the caller owns the handle (mps_value_close). */
 MPS_API mps_value *mps_value_create(const char *name, mps_type type, bool lock);
-MPS_API mps_value *mps_value_create_sized(const char *name, size_t size, bool lock);
-MPS_API mps_value *mps_value_open(const char *name);
-/* Named value with initial contents, as mps_value_new_init; an opener never
- * sees the value before its contents are in place. */
 MPS_API mps_value *mps_value_create_init(const char *name, mps_type type, const void *init,
                                          bool lock);
+MPS_API mps_value *mps_value_create_sized(const char *name, size_t size, bool lock);
 
-/* Releases the handle and this process's mapping; the pointer from
- * mps_value_ptr and the lock from mps_value_get_lock die with it. NULL is a
- * no-op. Returns 0. */
+/* Opens the named value `name`.
+ * Returns: the handle.
+ * Errors: NULL with errno EINVAL (bad name), ENOENT, EACCES, EPROTO (not an
+ * mpshare value of this layout, or inconsistent sizes), ENOMEM.
+ * Owns: the caller owns the handle (mps_value_close). */
+MPS_API mps_value *mps_value_open(const char *name);
+
+/* Releases the handle and this process's mapping.
+ * Returns: 0; 0 for NULL.
+ * Owns: v is freed; the pointer from mps_value_ptr and the lock from
+ * mps_value_get_lock die with it. */
 MPS_API int mps_value_close(mps_value *v);
 
-/* The value's memory (never NULL for a valid handle; NULL for NULL). */
+/* The value's memory, its lock, its size and its type.
+ * Returns: the memory (NULL for NULL); the lock (NULL for a raw value or
+ * NULL); the size in bytes (0 for NULL); the type (MPS_TYPE_NONE for a
+ * sized value or NULL).
+ * Owns: the memory and the lock belong to the value: they live until
+ * mps_value_close. */
 MPS_API void *mps_value_ptr(const mps_value *v);
-/* Its lock, owned by the value: NULL for a raw value (or NULL v). */
 MPS_API mps_lock *mps_value_get_lock(const mps_value *v);
-/* Its size in bytes (0 for NULL), and its type (MPS_TYPE_NONE for a sized
- * value or NULL). */
 MPS_API size_t mps_value_size(const mps_value *v);
 MPS_API mps_type mps_value_type(const mps_value *v);
 
-/* Creates an anonymous zeroed array of n elements of `type`. NULL with errno
- * EINVAL (unknown type, n == 0), EOVERFLOW (n * size above MPS_SIZE_MAX),
- * ENOMEM. */
+/* ---- Array and RawArray ------------------------------------------------- */
+
+/* Creates an anonymous zeroed array of n elements of `type`, shared with the
+ * children forked after it; lock=false makes a RawArray. _init: Python's
+ * Array('i', range(10)), the n elements start as a copy of the
+ * n * mps_type_size(type) bytes at init (NULL: zeroed).
+ * Returns: the handle.
+ * Errors: NULL with errno EINVAL (unknown type, n == 0), EOVERFLOW
+ * (n * size above MPS_SIZE_MAX), ENOMEM.
+ * Owns: the caller owns the handle (mps_array_close); init stays the
+ * caller's. */
 MPS_API mps_array *mps_array_new(mps_type type, size_t n, bool lock);
-MPS_API mps_array *mps_array_create(const char *name, mps_type type, size_t n, bool lock);
-/* Python's Array('i', range(10)): the n elements start as a copy of the
- * n * mps_type_size(type) bytes at init (NULL: zeroed). Errors as
- * mps_array_new / mps_array_create; the caller keeps init. */
 MPS_API mps_array *mps_array_new_init(mps_type type, size_t n, const void *init, bool lock);
+
+/* Named arrays (mode 0600), as mps_array_new and _new_init; an opener never
+ * sees an array before its initial contents are in place.
+ * Returns: the handle; the name stays until mps_unlink().
+ * Errors: as mps_array_new, and EINVAL (bad name), EEXIST, EACCES.
+ * Owns: the caller owns the handle (mps_array_close). */
+MPS_API mps_array *mps_array_create(const char *name, mps_type type, size_t n, bool lock);
 MPS_API mps_array *mps_array_create_init(const char *name, mps_type type, size_t n,
                                          const void *init, bool lock);
+
+/* Opens the named array `name`.
+ * Returns: the handle.
+ * Errors: NULL with errno EINVAL, ENOENT, EACCES, EPROTO, ENOMEM.
+ * Owns: the caller owns the handle (mps_array_close). */
 MPS_API mps_array *mps_array_open(const char *name);
+
+/* Releases the handle and this process's mapping.
+ * Returns: 0; 0 for NULL.
+ * Owns: a is freed; its data pointer and lock die with it. */
 MPS_API int mps_array_close(mps_array *a);
+
+/* The elements, their count, their type and the array's lock.
+ * Returns: NULL, 0, MPS_TYPE_NONE and NULL for NULL; the lock is NULL for a
+ * raw array.
+ * Owns: the data and the lock belong to the array. */
 MPS_API void *mps_array_data(const mps_array *a);
 MPS_API size_t mps_array_len(const mps_array *a);
 MPS_API mps_type mps_array_type(const mps_array *a);
 MPS_API mps_lock *mps_array_get_lock(const mps_array *a);
 
-/* A named block of `size` raw bytes, zeroed, aligned to 64 bytes (for the
- * caller's own layout). create: EEXIST, EINVAL (bad name, size 0 or above
- * MPS_SIZE_MAX), ENOMEM; open: ENOENT, EPROTO. mps_unlink removes the name. */
+/* ---- SharedMemory --------------------------------------------------------- */
+
+/* Creates the named block `name` of `size` raw bytes, zeroed and aligned to
+ * 64 bytes, for the caller's own layout.
+ * Returns: the handle; the name stays until mps_unlink().
+ * Errors: NULL with errno EINVAL (bad name, size 0 or above MPS_SIZE_MAX),
+ * EEXIST, EACCES, ENOMEM.
+ * Owns: the caller owns the handle (mps_shm_close). */
 MPS_API mps_shm *mps_shm_create(const char *name, size_t size);
+
+/* Opens the named block `name`.
+ * Returns: the handle.
+ * Errors: NULL with errno EINVAL, ENOENT, EACCES, EPROTO, ENOMEM.
+ * Owns: the caller owns the handle (mps_shm_close). */
 MPS_API mps_shm *mps_shm_open(const char *name);
+
+/* The block's bytes and its size.
+ * Returns: NULL and 0 for NULL.
+ * Owns: the bytes belong to the block: they live until mps_shm_close. */
 MPS_API void *mps_shm_data(const mps_shm *s);
 MPS_API size_t mps_shm_size(const mps_shm *s);
+
+/* Releases the handle and this process's mapping.
+ * Returns: 0; 0 for NULL.
+ * Owns: s is freed. */
 MPS_API int mps_shm_close(mps_shm *s);
 
 #ifdef __cplusplus
