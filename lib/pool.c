@@ -97,8 +97,10 @@ static int make_queues(mps_pool *p)
   for (unsigned i = 0; i < p->nworkers; i++)
     if ((p->w[i].inbox = mps_queue_new(&qi)) == NULL)
       return -errno;
-  size_t n = 2 * (size_t)p->nworkers + 8;
-  mps_queue_opts qr = {.maxsize = n < p->opts.queue_size ? n : p->opts.queue_size,
+  /* Room for many results: a worker that finds it full sleeps, and every
+   * such sleep is a context switch on the hot path. */
+  size_t n = 4 * (size_t)p->nworkers;
+  mps_queue_opts qr = {.maxsize = n < MPS__POOL_RESULTS_MIN ? MPS__POOL_RESULTS_MIN : n,
                        .max_msg = p->area_size};
   p->results = mps_queue_new(&qr);
   return p->results == NULL ? -errno : 0;

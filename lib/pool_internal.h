@@ -10,14 +10,16 @@
 
 /* A batch of argument bytes goes to one worker in one message: up to this
  * many bytes of arguments (or one argument, if bigger) ... */
-#define MPS__POOL_BATCH_BYTES 16384
+#define MPS__POOL_BATCH_BYTES 4096
 /* ... and up to this many tasks (map's chunks). */
 #define MPS__POOL_BATCH_TASKS 512
 /* Room for results that a worker fills before it posts them. */
-#define MPS__POOL_AREA_BYTES 16384
+#define MPS__POOL_AREA_BYTES 4096
+/* Result messages the result queue holds at least. */
+#define MPS__POOL_RESULTS_MIN 256
 /* Bytes of inbox per worker before the depth is cut below its default. */
 #define MPS__POOL_INBOX_BYTES (1u << 20)
-#define MPS__POOL_DEPTH_MAX   64u
+#define MPS__POOL_DEPTH_MAX   256u
 
 /* Why a worker exited, written by it just before _exit. */
 enum { MPS__EXIT_CRASH, MPS__EXIT_STOP, MPS__EXIT_RECYCLE, MPS__EXIT_ERROR };
