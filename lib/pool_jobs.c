@@ -255,7 +255,10 @@ static bool steal(mps_pool *p)
   if (v->tail == j)
     v->tail = prev;
   v->queued--;
-  mps__pool_pend_push(p, j, true);
+  if (j->cancelled) /* its cancel won in v's ring: it must never run */
+    mps__pool_job_done(p, j);
+  else
+    mps__pool_pend_push(p, j, true);
   return true;
 }
 

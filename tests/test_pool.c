@@ -709,6 +709,42 @@ Test(pool, workers_killed_at_random_never_run_a_task_twice, .timeout = 120)
   munmap(runs, (N + 1) * sizeof(*runs));
 }
 
+Test(pool, a_cancelled_task_never_runs_even_when_an_idle_worker_steals_it, .timeout = 60)
+{
+  enum { ROUNDS = 10 };
+  map_shared(ROUNDS);
+  atomic_store(kill_once, 1);
+  mps_pool *p = mps_pool_new(2);
+  cr_assert_not_null(p);
+  for (long r = 0; r < ROUNDS; r++) {
+    mps_future *g1 = mps_pool_submit(p, wait_gate, NULL, 0);
+    wait_started();
+    mps_future *g2 = mps_pool_submit(p, wait_gate, NULL, 0);
+    wait_started();
+    /* Both workers are blocked; x waits in one of their inboxes. */
+    mps_future *x = submit_long(p, count_run, r);
+    cr_assert_eq(mps_future_cancel(x), 0);
+    /* One worker goes idle, and may steal x from the other's inbox. */
+    open_gate(1);
+    mps_future *all[] = {g1, g2};
+    cr_assert_geq(mps_pool_wait_any(all, 2, 20.0), 0);
+    open_gate(1);
+    cr_assert_eq(mps_future_result(g1, NULL, NULL, 0, 20.0), 0);
+    cr_assert_eq(mps_future_result(g2, NULL, NULL, 0, 20.0), 0);
+    mps_future *after = submit_long(p, square, 2);
+    cr_assert_eq(result_long(after, 0), 4);
+    cr_assert_eq(mps_future_result(x, NULL, NULL, 0, 0), -ECANCELED);
+    mps_future_free(g1);
+    mps_future_free(g2);
+    mps_future_free(x);
+    mps_future_free(after);
+  }
+  free_and_check(p);
+  for (long r = 0; r < ROUNDS; r++)
+    cr_assert_eq(atomic_load(&runs[r]), 0, "cancelled task %ld ran", r);
+  munmap(runs, (ROUNDS + 1) * sizeof(*runs));
+}
+
 /* ---- a forked child with the parent's pool -------------------------------- */
 
 static mps_pool *inherited;
