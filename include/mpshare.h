@@ -7,6 +7,7 @@
 #define MPSHARE_H
 
 #include <mpshare/common.h>
+#include <mpshare/inspect.h>
 #include <mpshare/lock.h>
 #include <mpshare/pipe.h>
 #include <mpshare/pool.h>

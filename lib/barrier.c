@@ -25,8 +25,10 @@
  */
 #include "config.h"
 
-#include "internal.h"
+#include "inspect.h"
+#include "stats.h"
 
+/* Shared: its size and key offsets are folded into BARRIER_LAYOUT. */
 struct barrier_shm {
   struct mps__hdr hdr;
   mps__mutex mu;
@@ -36,6 +38,11 @@ struct barrier_shm {
   _Atomic uint64_t state; /* gen << 32 | broken << 31 | count */
   uint64_t broken_hist;
 };
+
+/* Layout word: struct barrier_shm. */
+#define BARRIER_LAYOUT                                                                             \
+  MPS__FOLD4(MPS__LAYOUT, sizeof(struct barrier_shm), offsetof(struct barrier_shm, parties),       \
+             offsetof(struct barrier_shm, state), offsetof(struct barrier_shm, broken_hist))
 
 #define BROKEN_BIT (UINT64_C(1) << 31)
 
@@ -68,24 +75,28 @@ static int barrier_init(void *p, const void *parties)
   return mps__mutex_init(&shm->mu, false);
 }
 
-static mps_barrier *barrier_make(const char *name, bool create, unsigned parties)
+static mps_barrier *barrier_make(enum mps__seg_mode mode, const char *name, unsigned parties)
 {
-  if (create && (parties == 0 || parties > MPS_BARRIER_PARTIES_MAX))
+  if (mode != MPS__SEG_OPEN && (parties == 0 || parties > MPS_BARRIER_PARTIES_MAX))
     return mps__fail(-EINVAL);
-  mps__seg_spec spec = {MPS__KIND_BARRIER, sizeof(struct barrier_shm), barrier_init,
-                        barrier_validate, &parties};
-  mps_barrier *b = mps__seg_object(sizeof(*b), name, create, &spec);
+  mps__seg_spec spec = {MPS__KIND_BARRIER, sizeof(struct barrier_shm),
+                        barrier_init,      barrier_validate,
+                        &parties,          BARRIER_LAYOUT};
+  mps_barrier *b = mps__seg_object(sizeof(*b), mode, name, &spec);
   if (b != NULL)
     b->shm = (struct barrier_shm *)b->seg.hdr;
   return b;
 }
 
-mps_barrier *mps_barrier_new(unsigned parties) { return barrier_make(NULL, true, parties); }
+mps_barrier *mps_barrier_new(unsigned parties)
+{
+  return barrier_make(MPS__SEG_ANON, NULL, parties);
+}
 mps_barrier *mps_barrier_create(const char *name, unsigned parties)
 {
-  return barrier_make(name ? name : "", true, parties);
+  return barrier_make(MPS__SEG_CREATE, name, parties);
 }
-mps_barrier *mps_barrier_open(const char *name) { return barrier_make(name ? name : "", false, 0); }
+mps_barrier *mps_barrier_open(const char *name) { return barrier_make(MPS__SEG_OPEN, name, 0); }
 
 int mps_barrier_close(mps_barrier *b) { return mps__seg_free_handle(b); }
 
@@ -95,12 +106,14 @@ static void round_end(struct barrier_shm *shm, uint32_t gen, bool broken)
   uint64_t bit = UINT64_C(1) << (gen % 64);
   shm->broken_hist = broken ? shm->broken_hist | bit : shm->broken_hist & ~bit;
   mps__waitq_wake(&shm->wq, INT32_MAX); /* first: see wait.c on a waker that dies */
+  mps__stat_inc(&shm->hdr, MPS__ST_WAKEUPS);
   atomic_store(&shm->state, st_make(gen + 1, 0));
 }
 
 static void barrier_break(struct barrier_shm *shm)
 {
   mps__waitq_wake(&shm->wq, INT32_MAX);
+  mps__stat_inc(&shm->hdr, MPS__ST_WAKEUPS);
   atomic_fetch_or(&shm->state, BROKEN_BIT);
 }
 
@@ -109,8 +122,9 @@ static int await_round(struct barrier_shm *shm, uint32_t gen, int index, const m
 {
   int r = 0;
   uint64_t s;
+  mps__stat_inc(&shm->hdr, MPS__ST_WAITS);
   while (s = atomic_load(&shm->state), st_gen(s) == gen && !st_broken(s) && r >= 0) {
-    r = mps__waitq_wait(&shm->wq, &shm->mu, d);
+    r = mps__waitq_wait(&shm->wq, &shm->mu, d, &shm->hdr);
     if (r == MPS_OWNER_DIED)
       r = 0;
   }
@@ -118,6 +132,7 @@ static int await_round(struct barrier_shm *shm, uint32_t gen, int index, const m
     return (shm->broken_hist >> (gen % 64)) & 1 ? -EPIPE : index;
   if (st_broken(s))
     return -EPIPE;
+  mps__stat_inc(&shm->hdr, MPS__ST_TIMEOUTS);
   barrier_break(shm); /* our timeout breaks the round for everybody */
   return r;
 }
@@ -131,7 +146,7 @@ int mps_barrier_wait(mps_barrier *b, double timeout)
   if (r < 0)
     return r;
   struct barrier_shm *shm = b->shm;
-  mps__waitq_enter(&shm->wq, &shm->mu);
+  mps__waitq_enter(&shm->wq, &shm->mu, &shm->hdr);
   uint64_t s = atomic_load(&shm->state);
   uint32_t gen = st_gen(s), index = st_count(s);
   if (st_broken(s)) {
@@ -151,7 +166,7 @@ int mps_barrier_abort(mps_barrier *b)
 {
   if (b == NULL)
     return -EINVAL;
-  mps__waitq_enter(&b->shm->wq, &b->shm->mu);
+  mps__waitq_enter(&b->shm->wq, &b->shm->mu, &b->shm->hdr);
   barrier_break(b->shm);
   mps__mutex_unlock(&b->shm->mu);
   return 0;
@@ -162,7 +177,7 @@ int mps_barrier_reset(mps_barrier *b)
   if (b == NULL)
     return -EINVAL;
   struct barrier_shm *shm = b->shm;
-  mps__waitq_enter(&shm->wq, &shm->mu);
+  mps__waitq_enter(&shm->wq, &shm->mu, &shm->hdr);
   uint64_t s = atomic_load(&shm->state);
   /* One store starts the new round unbroken and empty; parties still
    * waiting in the old one learn from its outcome bit that it broke. */
@@ -185,3 +200,21 @@ bool mps_barrier_broken(const mps_barrier *b)
 {
   return b != NULL && st_broken(atomic_load(&b->shm->state));
 }
+
+/* ---- inspection ----------------------------------------------------------- */
+
+static int barrier_describe(const void *copy, size_t size, mps_object_info *info)
+{
+  const struct barrier_shm *shm = copy;
+  if (barrier_validate(copy, size) < 0)
+    return -EPROTO;
+  uint64_t s = atomic_load(&shm->state);
+  mps__info_num(info, "parties", shm->parties);
+  mps__info_num(info, "waiting", st_broken(s) ? 0 : st_count(s));
+  mps__info_bool(info, "broken", st_broken(s));
+  return 0;
+}
+
+const struct mps__kind_view mps__barrier_view = {MPS__KIND_BARRIER, "barrier",
+                                                 BARRIER_LAYOUT,    sizeof(struct barrier_shm),
+                                                 MPS__FAMILY_WAIT,  barrier_describe};

@@ -26,10 +26,12 @@
 #include <linux/futex.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "inspect.h"
+#include "stats.h"
 
 enum { SLOT_FREE, SLOT_WAITING, SLOT_SIGNALED };
 
+/* Shared: its size and key offsets are folded into COND_LAYOUT. */
 struct cond_slot {
   mps__mutex mu;
   _Atomic uint32_t state;
@@ -37,6 +39,7 @@ struct cond_slot {
   uint64_t ticket;
 };
 
+/* Shared: its size and key offsets are folded into COND_LAYOUT. */
 struct cond_shm {
   struct mps__hdr hdr;
   mps__mutex mu;
@@ -47,6 +50,12 @@ struct cond_shm {
 };
 
 enum { OWN_NONE, OWN_LOCK, OWN_RLOCK };
+
+/* Layout word: struct cond_shm and its slots. */
+#define COND_LAYOUT                                                                                \
+  MPS__FOLD6(MPS__LAYOUT, sizeof(struct cond_shm), offsetof(struct cond_shm, next_ticket),         \
+             offsetof(struct cond_shm, own_lock), offsetof(struct cond_shm, slots),                \
+             sizeof(struct cond_slot), offsetof(struct cond_slot, ticket))
 
 struct mps_cond {
   mps__seg seg;
@@ -76,12 +85,13 @@ static int cond_validate(const void *shm, size_t size)
 
 /* lock: a borrowed Lock's or RLock's mutex, or NULL for one of the
  * condition's own (recursive or not). */
-static mps_cond *cond_make(const char *name, bool create, mps__mutex *lock, bool recursive)
+static mps_cond *cond_make(enum mps__seg_mode mode, const char *name, mps__mutex *lock,
+                           bool recursive)
 {
   uint32_t own_lock = lock != NULL ? OWN_NONE : recursive ? OWN_RLOCK : OWN_LOCK;
-  mps__seg_spec spec = {MPS__KIND_COND, sizeof(struct cond_shm), cond_init, cond_validate,
-                        &own_lock};
-  mps_cond *c = mps__seg_object(sizeof(*c), name, create, &spec);
+  mps__seg_spec spec = {
+      MPS__KIND_COND, sizeof(struct cond_shm), cond_init, cond_validate, &own_lock, COND_LAYOUT};
+  mps_cond *c = mps__seg_object(sizeof(*c), mode, name, &spec);
   if (c == NULL)
     return NULL;
   c->shm = (struct cond_shm *)c->seg.hdr;
@@ -92,23 +102,20 @@ static mps_cond *cond_make(const char *name, bool create, mps__mutex *lock, bool
 
 mps_cond *mps_cond_new(mps_lock *lock)
 {
-  return cond_make(NULL, true, lock ? lock->mu : NULL, false);
+  return cond_make(MPS__SEG_ANON, NULL, lock ? lock->mu : NULL, false);
 }
 
 /* An RLock handle is a Lock handle with another C type (lock.c). */
 mps_cond *mps_cond_new_rlock(mps_rlock *lock)
 {
-  return cond_make(NULL, true, lock ? ((mps_lock *)lock)->mu : NULL, true);
+  return cond_make(MPS__SEG_ANON, NULL, lock ? ((mps_lock *)lock)->mu : NULL, true);
 }
 
 mps_cond *mps_cond_create(const char *name)
 {
-  return cond_make(name ? name : "", true, NULL, false);
+  return cond_make(MPS__SEG_CREATE, name, NULL, false);
 }
-mps_cond *mps_cond_open(const char *name)
-{
-  return cond_make(name ? name : "", false, NULL, false);
-}
+mps_cond *mps_cond_open(const char *name) { return cond_make(MPS__SEG_OPEN, name, NULL, false); }
 
 int mps_cond_close(mps_cond *c) { return mps__seg_free_handle(c); }
 
@@ -118,7 +125,10 @@ int mps_cond_acquire(mps_cond *c, double timeout)
   if (c == NULL)
     return -EINVAL;
   int err = mps__deadline_init(&d, timeout);
-  return err < 0 ? err : mps__mutex_lock(c->mu, &d);
+  err = err < 0 ? err : mps__mutex_lock(c->mu, &d);
+  if (err == MPS_OWNER_DIED)
+    mps__stat_recovered(&c->shm->hdr, MPS__REPAIR_LOCK);
+  return err;
 }
 
 int mps_cond_release(mps_cond *c) { return c == NULL ? -EINVAL : mps__mutex_unlock(c->mu); }
@@ -128,12 +138,13 @@ static uint32_t slots_used(const struct cond_shm *shm)
   return shm->hi < MPS_COND_MAX_WAITERS ? shm->hi : MPS_COND_MAX_WAITERS;
 }
 
-/* Takes slot i's mutex if nobody alive holds it. */
-static bool slot_take(struct cond_slot *s)
+/* Takes slot s's mutex if nobody alive holds it. */
+static bool slot_take(struct cond_shm *shm, struct cond_slot *s)
 {
   int err = pthread_mutex_trylock(&s->mu.m);
   if (err == EOWNERDEAD) { /* its waiter died; the slot is free again */
     pthread_mutex_consistent(&s->mu.m);
+    mps__stat_recovered(&shm->hdr, MPS__REPAIR_COND_SLOT);
     err = 0;
   }
   return err == 0;
@@ -144,7 +155,7 @@ static struct cond_slot *slot_claim(struct cond_shm *shm)
 {
   for (uint32_t i = 0; i < MPS_COND_MAX_WAITERS; i++) {
     struct cond_slot *s = &shm->slots[i];
-    if (!slot_take(s))
+    if (!slot_take(shm, s))
       continue;
     if (i >= shm->hi)
       shm->hi = i + 1;
@@ -163,9 +174,9 @@ static void slot_free(struct cond_slot *s)
 
 /* A WAITING slot whose waiter is alive: its mutex is held by someone else.
  * Slots of dead waiters are freed on the way. */
-static bool slot_alive(struct cond_slot *s)
+static bool slot_alive(struct cond_shm *shm, struct cond_slot *s)
 {
-  if (!slot_take(s))
+  if (!slot_take(shm, s))
     return true;
   slot_free(s);
   return false;
@@ -179,6 +190,7 @@ static int wait_until(mps_cond *c, const mps__deadline *d)
    * waiter leaves, so it gets its own code. */
   if (s == NULL)
     return -EUSERS;
+  mps__stat_inc(&c->shm->hdr, MPS__ST_WAITS);
   bool died = false;
   int r = 0;
   /* An RLock is released completely while we sleep, as Python's Condition
@@ -201,6 +213,10 @@ static int wait_until(mps_cond *c, const mps__deadline *d)
   if (atomic_load(&s->state) == SLOT_SIGNALED)
     r = 0;
   slot_free(s);
+  if (died)
+    mps__stat_recovered(&c->shm->hdr, MPS__REPAIR_LOCK);
+  else if (r < 0)
+    mps__stat_inc(&c->shm->hdr, MPS__ST_TIMEOUTS);
   return died ? MPS_OWNER_DIED : r;
 }
 
@@ -266,11 +282,13 @@ int mps_cond_notify(mps_cond *c, unsigned n)
   unsigned woken = 0;
   struct cond_slot *s;
   while (woken < n && (s = oldest_waiter(c->shm)) != NULL) {
-    if (!slot_alive(s))
+    if (!slot_alive(c->shm, s))
       continue; /* freed: the next oldest gets this notification */
     slot_signal(s);
     woken++;
   }
+  if (woken > 0)
+    mps__stat_inc(&c->shm->hdr, MPS__ST_WAKEUPS);
   return (int)woken;
 }
 
@@ -283,10 +301,33 @@ int mps_cond_notify_all(mps_cond *c)
   int woken = 0;
   for (uint32_t i = 0; i < slots_used(c->shm); i++) {
     struct cond_slot *s = &c->shm->slots[i];
-    if (atomic_load(&s->state) == SLOT_WAITING && slot_alive(s)) {
+    if (atomic_load(&s->state) == SLOT_WAITING && slot_alive(c->shm, s)) {
       slot_signal(s);
       woken++;
     }
   }
+  if (woken > 0)
+    mps__stat_inc(&c->shm->hdr, MPS__ST_WAKEUPS);
   return woken;
 }
+
+/* ---- inspection ----------------------------------------------------------- */
+
+/* Waiters are the WAITING slots; a dead waiter's slot counts until the
+ * next notify or wait frees it (a copy cannot try its mutex). */
+static int cond_describe(const void *copy, size_t size, mps_object_info *info)
+{
+  const struct cond_shm *shm = copy;
+  if (cond_validate(copy, size) < 0)
+    return -EPROTO;
+  int64_t waiting = 0;
+  for (uint32_t i = 0; i < slots_used(shm); i++)
+    waiting += atomic_load(&shm->slots[i].state) == SLOT_WAITING;
+  mps__info_num(info, "waiters", waiting);
+  mps__info_mutex(info, &shm->mu);
+  return 0;
+}
+
+const struct mps__kind_view mps__cond_view = {MPS__KIND_COND,   "condition",
+                                              COND_LAYOUT,      sizeof(struct cond_shm),
+                                              MPS__FAMILY_WAIT, cond_describe};

@@ -16,8 +16,10 @@
  */
 #include "config.h"
 
-#include "internal.h"
+#include "inspect.h"
+#include "stats.h"
 
+/* Shared: its size and key offsets are folded into EVENT_LAYOUT. */
 struct event_shm {
   struct mps__hdr hdr;
   mps__mutex mu;
@@ -25,6 +27,11 @@ struct event_shm {
   _Atomic uint32_t flag;
   _Atomic uint32_t gen;
 };
+
+/* Layout word: struct event_shm. */
+#define EVENT_LAYOUT                                                                               \
+  MPS__FOLD4(MPS__LAYOUT, sizeof(struct event_shm), offsetof(struct event_shm, wq),                \
+             offsetof(struct event_shm, flag), offsetof(struct event_shm, gen))
 
 struct mps_event {
   mps__seg seg;
@@ -45,19 +52,19 @@ static int event_validate(const void *shm, size_t size)
   return atomic_load(&((const struct event_shm *)shm)->flag) > 1 ? -EPROTO : 0;
 }
 
-static mps_event *event_make(const char *name, bool create)
+static mps_event *event_make(enum mps__seg_mode mode, const char *name)
 {
-  mps__seg_spec spec = {MPS__KIND_EVENT, sizeof(struct event_shm), event_init, event_validate,
-                        NULL};
-  mps_event *e = mps__seg_object(sizeof(*e), name, create, &spec);
+  mps__seg_spec spec = {MPS__KIND_EVENT, sizeof(struct event_shm), event_init, event_validate, NULL,
+                        EVENT_LAYOUT};
+  mps_event *e = mps__seg_object(sizeof(*e), mode, name, &spec);
   if (e != NULL)
     e->shm = (struct event_shm *)e->seg.hdr;
   return e;
 }
 
-mps_event *mps_event_new(void) { return event_make(NULL, true); }
-mps_event *mps_event_create(const char *name) { return event_make(name ? name : "", true); }
-mps_event *mps_event_open(const char *name) { return event_make(name ? name : "", false); }
+mps_event *mps_event_new(void) { return event_make(MPS__SEG_ANON, NULL); }
+mps_event *mps_event_create(const char *name) { return event_make(MPS__SEG_CREATE, name); }
+mps_event *mps_event_open(const char *name) { return event_make(MPS__SEG_OPEN, name); }
 
 int mps_event_close(mps_event *e) { return mps__seg_free_handle(e); }
 
@@ -65,9 +72,10 @@ int mps_event_set(mps_event *e)
 {
   if (e == NULL)
     return -EINVAL;
-  mps__waitq_enter(&e->shm->wq, &e->shm->mu);
+  mps__waitq_enter(&e->shm->wq, &e->shm->mu, &e->shm->hdr);
   /* Wake first, holding the mutex: see wait.c on a waker that dies. */
   mps__waitq_wake(&e->shm->wq, INT32_MAX);
+  mps__stat_inc(&e->shm->hdr, MPS__ST_WAKEUPS);
   atomic_store(&e->shm->flag, 1);
   atomic_fetch_add(&e->shm->gen, 1);
   mps__mutex_unlock(&e->shm->mu);
@@ -78,7 +86,7 @@ int mps_event_clear(mps_event *e)
 {
   if (e == NULL)
     return -EINVAL;
-  mps__waitq_enter(&e->shm->wq, &e->shm->mu);
+  mps__waitq_enter(&e->shm->wq, &e->shm->mu, &e->shm->hdr);
   atomic_store(&e->shm->flag, 0);
   mps__mutex_unlock(&e->shm->mu);
   return 0;
@@ -95,15 +103,33 @@ int mps_event_wait(mps_event *e, double timeout)
   if (r < 0)
     return r;
   struct event_shm *shm = e->shm;
-  mps__waitq_enter(&shm->wq, &shm->mu);
+  mps__waitq_enter(&shm->wq, &shm->mu, &shm->hdr);
   uint32_t gen = atomic_load(&shm->gen);
+  if (atomic_load(&shm->flag) == 0)
+    mps__stat_inc(&shm->hdr, MPS__ST_WAITS);
   while (atomic_load(&shm->flag) == 0 && atomic_load(&shm->gen) == gen && r >= 0) {
-    r = mps__waitq_wait(&shm->wq, &shm->mu, &d);
+    r = mps__waitq_wait(&shm->wq, &shm->mu, &d, &shm->hdr);
     if (r == MPS_OWNER_DIED)
       r = 0;
   }
   if (atomic_load(&shm->flag) != 0 || atomic_load(&shm->gen) != gen)
     r = 0;
+  if (r < 0)
+    mps__stat_inc(&shm->hdr, MPS__ST_TIMEOUTS);
   mps__mutex_unlock(&shm->mu);
   return r;
 }
+
+/* ---- inspection ----------------------------------------------------------- */
+
+static int event_describe(const void *copy, size_t size, mps_object_info *info)
+{
+  if (event_validate(copy, size) < 0)
+    return -EPROTO;
+  mps__info_bool(info, "set", atomic_load(&((const struct event_shm *)copy)->flag) != 0);
+  return 0;
+}
+
+const struct mps__kind_view mps__event_view = {MPS__KIND_EVENT,  "event",
+                                               EVENT_LAYOUT,     sizeof(struct event_shm),
+                                               MPS__FAMILY_WAIT, event_describe};

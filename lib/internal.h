@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include <mpshare.h>
@@ -61,15 +62,51 @@ bool mps__child_exited(pid_t pid);
  * -ETIMEDOUT (also for timeout 0 while it runs). */
 int mps__child_wait_exit(pid_t pid, int pidfd, const mps__deadline *d);
 
+/* ---- proc.c: what /proc says about processes ---------------------------- */
+
+/* This process's pid, cached (getpid is a system call); fork forgets it. */
+extern pid_t mps__self_pid_cache;
+pid_t mps__self_pid_slow(void);
+static inline pid_t mps__self_pid(void)
+{
+  pid_t p = mps__self_pid_cache;
+  return p != 0 ? p : mps__self_pid_slow();
+}
+
+/* The calling thread's id, cached per thread (gettid is a system call);
+ * fork forgets it. Initial-exec TLS: a plain load, no call. */
+extern __thread pid_t mps__self_tid_cache __attribute__((tls_model("initial-exec")));
+pid_t mps__self_tid_slow(void);
+static inline pid_t mps__self_tid(void)
+{
+  pid_t t = mps__self_tid_cache;
+  return t != 0 ? t : mps__self_tid_slow();
+}
+
+/* Field 22 of /proc/<pid>/stat, the process's start time in clock ticks
+ * after boot; 0 if there is no such process or it cannot be read. */
+uint64_t mps__proc_start(pid_t pid);
+
+/* Whether pid runs and is the process that started at `start` (so a
+ * reused pid is not taken for the one recorded). start 0: pid runs. */
+bool mps__proc_alive(pid_t pid, uint64_t start);
+
 /* ---- segment.c: every shared object's memory ---------------------------- */
 
 #define MPS__MAGIC UINT64_C(0x4d50534841524531) /* "MPSHARE1" */
-/* Layout version: bump MPS__LAYOUT_REV when any shared struct changes. The
- * sizes of the pthread types and of a pointer are part of it, so that builds
- * with different ABIs refuse each other's segments. */
+
+/* Layout words are derived, never remembered (LMDB's MDB_LOCK_FORMAT does
+ * the same): the sizes and key offsets of each shared struct are folded
+ * into a 32-bit word by the compiler, so changing a shared struct changes
+ * the word by itself, and builds that disagree refuse each other's
+ * segments with EPROTO. MPS__FOLD is one FNV-1a step. */
+#define MPS__FOLD(h, v)                 ((((uint32_t)(h)) ^ (uint32_t)(v)) * 16777619u)
+#define MPS__FOLD2(h, a, b)             MPS__FOLD(MPS__FOLD(h, a), b)
+#define MPS__FOLD3(h, a, b, c)          MPS__FOLD(MPS__FOLD2(h, a, b), c)
+#define MPS__FOLD4(h, a, b, c, d)       MPS__FOLD2(MPS__FOLD2(h, a, b), c, d)
+#define MPS__FOLD6(h, a, b, c, d, e, f) MPS__FOLD2(MPS__FOLD4(h, a, b, c, d), e, f)
+/* Only for a change of meaning that no size or offset shows. */
 #define MPS__LAYOUT_REV 2u
-#define MPS__LAYOUT                                                                                \
-  ((MPS__LAYOUT_REV << 24) | ((uint32_t)sizeof(pthread_mutex_t) << 8) | (uint32_t)sizeof(void *))
 
 enum mps__kind {
   MPS__KIND_LOCK = 1,
@@ -83,17 +120,71 @@ enum mps__kind {
   MPS__KIND_BARRIER,
   MPS__KIND_QUEUE,
   MPS__KIND_POOL,
+  MPS__KIND_END_
 };
 
-/* First bytes of every segment. `magic` is written last by the creator
- * (release), so an opener that sees it also sees an initialised object. */
+/* ---- the counters block of every header (stats.h has its calls) -------- */
+
+/* Every object's counters: MPS__STAT_N 64-bit counters whose meaning the
+ * kind gives (stats.h), in MPS__STAT_SHARDS cache lines. A thread adds to
+ * the line of its shard only (its thread id picks it), so that counting
+ * never moves a line between two processes that take turns on a lock. */
+#define MPS__STAT_N        8
+#define MPS__STAT_SHARDS   8
+#define MPS__RECOVERY_RING 16
+
+/* 128 bytes apart: the adjacent-line prefetcher moves lines in pairs, so
+ * two processes' shards in one pair would still pass it back and forth. */
+/* Shared: its size and key offsets are folded into MPS__LAYOUT. */
+struct mps__stat_shard {
+  alignas(2 * MPS__CACHELINE) _Atomic uint64_t c[MPS__STAT_N];
+};
+
+/* Shared: its size and key offsets are folded into MPS__LAYOUT. */
+struct mps__recovery {
+  int32_t pid;     /* the process that recovered */
+  uint32_t what;   /* enum mps__repair */
+  int64_t time_ns; /* CLOCK_REALTIME */
+};
+
+/* Shared layout: the shards, then the ring and the count of recoveries
+ * ever recorded (entry n % 16 is the n-th). */
+/* Shared: its size and key offsets are folded into MPS__LAYOUT. */
+struct mps__stats {
+  struct mps__stat_shard shard[MPS__STAT_SHARDS];
+  alignas(2 * MPS__CACHELINE) _Atomic uint64_t recoveries;
+  struct mps__recovery ring[MPS__RECOVERY_RING];
+};
+
+/* First bytes of every segment: what it is, who made it, its counters.
+ * `magic` is written last by the creator (release), so an opener that sees
+ * it also sees an initialised object. The first cache line is written once,
+ * by the creator; the counters have lines of their own. */
+/* Shared: its size and key offsets are folded into MPS__LAYOUT. */
 struct mps__hdr {
   _Atomic uint64_t magic;
-  uint32_t layout;
+  uint32_t layout; /* MPS__LAYOUT: this header's own format */
   uint32_t kind;
-  uint64_t size; /* bytes of the whole segment, header included */
-  uint8_t pad_[MPS__CACHELINE - 24];
+  uint64_t size;       /* bytes of the whole segment, header included */
+  uint32_t obj_layout; /* the kind's layout word (mps__seg_spec.layout) */
+  int32_t creator_pid;
+  uint64_t creator_start; /* field 22 of /proc/<pid>/stat: clock ticks after boot */
+  uint32_t creator_uid;
+  uint32_t version;   /* MPS_VERSION_NUMBER of the library that made it */
+  int64_t created_ns; /* CLOCK_REALTIME */
+  uint8_t pad_[8];
+  struct mps__stats stats;
 };
+
+/* Layout word of the header, the counters and the primitives every object
+ * embeds. */
+#define MPS__LAYOUT                                                                                \
+  MPS__FOLD6(MPS__FOLD6(MPS__LAYOUT_REV, sizeof(void *), sizeof(pthread_mutex_t),                  \
+                        sizeof(struct mps__hdr), offsetof(struct mps__hdr, obj_layout),            \
+                        offsetof(struct mps__hdr, created_ns), offsetof(struct mps__hdr, stats)),  \
+             sizeof(struct mps__stats), offsetof(struct mps__stats, recoveries),                   \
+             sizeof(struct mps__recovery), MPS__STAT_N, MPS__STAT_SHARDS,                          \
+             sizeof(mps__mutex) + sizeof(mps__waitq))
 
 /* One process's mapping of a segment. */
 typedef struct mps__seg {
@@ -107,7 +198,9 @@ typedef struct mps__seg {
 int mps__name_check(const char *name, char out[MPS_NAME_MAX + 2]);
 
 /* Maps a zeroed anonymous segment (inherited by fork) of `size` bytes, with
- * its header filled and published. 0, -EINVAL (size), -ENOMEM. */
+ * its header filled and published. 0, -EINVAL (size), -ENOMEM. Only the
+ * same build reaches it, through fork, so its kind's layout word (0 when
+ * called directly, as the pool does) is never compared. */
 int mps__seg_anon(mps__seg *s, enum mps__kind kind, size_t size);
 
 /* Creates the named segment (O_EXCL, mode 0600) zeroed, with its header
@@ -128,22 +221,30 @@ void mps__seg_close(mps__seg *s);
 /* How one kind of object makes or checks its segment. init fills a new,
  * zeroed object before it is published (NULL: nothing to fill); check
  * refuses a named one that an opener must not trust, with -EPROTO (NULL:
- * the header check is enough). */
+ * the header check is enough). layout is the kind's layout word, derived
+ * from its shared struct (MPS__FOLD), stored by the creator and compared by
+ * every opener. */
 typedef struct mps__seg_spec {
   enum mps__kind kind;
   size_t size; /* create: the segment's bytes; open: the least a valid one has */
   int (*init)(void *shm, const void *arg);
   int (*check)(const void *shm, size_t size);
   const void *arg; /* init's */
+  uint32_t layout;
 } mps__seg_spec;
 
+/* How mps__seg_object gets the segment. */
+enum mps__seg_mode { MPS__SEG_ANON, MPS__SEG_CREATE, MPS__SEG_OPEN };
+
 /* Allocates a zeroed handle of handle_size bytes, which starts with its
- * mps__seg (see MPS__SEG_HANDLE), and gives it its segment: anonymous when
- * create and name is NULL, created when create, else opened. Returns the
- * handle, or NULL with errno as mps__seg_anon, _create, _open, init or
- * check said; then nothing is left allocated or mapped, and a name this
- * call created is unlinked. */
-void *mps__seg_object(size_t handle_size, const char *name, bool create, const mps__seg_spec *spec);
+ * mps__seg (see MPS__SEG_HANDLE), and gives it its segment: a new anonymous
+ * one (name unused), a new named one, or the named one opened. A NULL name
+ * is a bad name (EINVAL) for CREATE and OPEN. Returns the handle, or NULL
+ * with errno as mps__seg_anon, _create, _open, init or check said; then
+ * nothing is left allocated or mapped, and a name this call created is
+ * unlinked. */
+void *mps__seg_object(size_t handle_size, enum mps__seg_mode mode, const char *name,
+                      const mps__seg_spec *spec);
 
 /* Closes the segment of a handle made by mps__seg_object and frees it.
  * NULL is a no-op. Returns 0. */
@@ -181,6 +282,7 @@ static inline void *mps__fail(int err)
 
 /* ---- mutex.c: robust process-shared mutex ------------------------------ */
 
+/* Shared: its size and key offsets are folded into MPS__LAYOUT. */
 typedef struct mps__mutex {
   alignas(MPS__CACHELINE) pthread_mutex_t m;
 } mps__mutex;
@@ -200,6 +302,9 @@ unsigned mps__mutex_depth(const mps__mutex *m);
  * spinner that only reads keeps the line shared instead of stealing it
  * from the holder on every try. */
 bool mps__mutex_looks_free(mps__mutex *m);
+/* The owner's thread id read from m's word (0: free), and whether the
+ * kernel marked the owner dead. Reads a copy too: no side effect. */
+int mps__mutex_owner(const mps__mutex *m, bool *died);
 /* Whether a thread holds m and is still alive (read without side effect:
  * the kernel marks a dead owner's word). A liveness token. */
 bool mps__mutex_owner_alive(mps__mutex *m);
@@ -210,6 +315,12 @@ int mps__mutex_result(mps__mutex *m, int err);
  * taking and releasing a contended lock is paid by every waiter, so the
  * wrapper adds no calls there. */
 int mps__mutex_lock_contended(mps__mutex *m);
+/* 0, MPS_OWNER_DIED, -EAGAIN (held), -EDEADLK. */
+static inline int mps__mutex_trylock(mps__mutex *m)
+{
+  int err = pthread_mutex_trylock(&m->m);
+  return err == 0 ? 0 : mps__mutex_result(m, err);
+}
 static inline int mps__mutex_lock_forever(mps__mutex *m)
 {
   int err = pthread_mutex_trylock(&m->m);
@@ -227,15 +338,31 @@ static inline int mps__mutex_unlock_fast(mps__mutex *m) { return -pthread_mutex_
 struct mps_lock {
   mps__seg seg;
   mps__mutex *mu;
+  struct mps__hdr *stats; /* the header holding the lock's counters */
 };
 
+/* Shared: its size and key offsets are folded into LOCK_LAYOUT (lock.c). */
 struct mps__lock_shm {
   struct mps__hdr hdr;
   mps__mutex mu;
 };
 
-/* A lock handle over a mutex that lives in another object's segment. */
-void mps__lock_borrow(mps_lock *l, mps__mutex *mu);
+/* The shared struct of a value, array or shared memory (value.c), here so
+ * that white-box tests can name its offsets. */
+/* Shared: its size and key offsets are folded into BLOCK_LAYOUT (value.c). */
+struct mps__block_shm {
+  struct mps__hdr hdr;
+  uint32_t type; /* an mps_type, or 0 for sized values and shared memory */
+  uint32_t has_lock;
+  uint64_t count; /* elements */
+  uint64_t data_size;
+  uint64_t data_off;
+  mps__mutex mu;
+};
+
+/* A lock handle over a mutex that lives in another object's segment,
+ * whose header h holds the lock's counters. */
+void mps__lock_borrow(mps_lock *l, mps__mutex *mu, struct mps__hdr *h);
 
 /* ---- wait.c: the one waiting mechanism --------------------------------- */
 
@@ -243,6 +370,7 @@ void mps__lock_borrow(mps_lock *l, mps__mutex *mu);
  * sleepers so that waking costs no syscall when nobody sleeps. A sleeper
  * killed while asleep leaves `sleepers` one too high; that costs a spurious
  * wake syscall later, never a lost wake-up. */
+/* Shared: its size and key offsets are folded into MPS__LAYOUT. */
 typedef struct mps__waitq {
   _Atomic uint32_t seq;
   _Atomic uint32_t sleepers;
@@ -259,7 +387,7 @@ void mps__futex_wake(_Atomic uint32_t *word, int n);
  * its predicate in a loop. Returns 0, -EAGAIN (timeout 0: does not sleep),
  * -ETIMEDOUT, or MPS_OWNER_DIED when reacquiring m found its owner dead (m
  * is held and consistent; the caller repairs what m protects). */
-int mps__waitq_wait(mps__waitq *w, mps__mutex *m, const mps__deadline *d);
+int mps__waitq_wait(mps__waitq *w, mps__mutex *m, const mps__deadline *d, struct mps__hdr *h);
 
 /* Wakes up to n sleepers (INT32_MAX for all). Callable with or without the
  * mutex held; costs no syscall when nobody sleeps. */
@@ -269,8 +397,9 @@ void mps__waitq_wake(mps__waitq *w, int n);
  * previous holder died inside the object, wake every sleeper so that all
  * recheck: a dead holder's change is then never left unannounced, whatever
  * it had done. Objects whose every change is one store need no other
- * repair. */
-void mps__waitq_enter(mps__waitq *w, mps__mutex *m);
+ * repair. Both record such a recovery in the ring of the object whose
+ * header is h (NULL: the caller records its own). */
+void mps__waitq_enter(mps__waitq *w, mps__mutex *m, struct mps__hdr *h);
 
 /* The same release-sleep-reacquire step on a word of the caller's: releases
  * m (held), sleeps while *word == expected, reacquires m. For objects that
@@ -320,6 +449,7 @@ void mps__future_release(mps_future *f);
 
 /* One heap entry: a message's priority, its put sequence number (FIFO among
  * equal priorities) and the slot holding its payload. */
+/* Shared: its size and key offsets are folded into QUEUE_LAYOUT (queue.c). */
 struct mps__qent {
   int32_t prio;
   uint32_t slot;
@@ -330,6 +460,7 @@ struct mps__qent {
  * first is made. Applying it twice gives the same heap, so a process that
  * finds it valid after an owner died simply applies it again. */
 #define MPS__QLOG_MAX 40
+/* Shared: its size and key offsets are folded into QUEUE_LAYOUT (queue.c). */
 struct mps__qlog {
   _Atomic uint32_t valid;
   uint32_t n;

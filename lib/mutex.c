@@ -42,9 +42,16 @@ __attribute__((constructor)) static void register_forget_tid(void)
  * that is the kernel's robust futex ABI, so reading it is safe on Linux;
  * where the word sits in pthread_mutex_t is glibc's, and only this
  * function knows it. */
-static int owner_word(mps__mutex *m)
+static int owner_word(const mps__mutex *m)
 {
   return __atomic_load_n(&m->m.__data.__lock, __ATOMIC_RELAXED);
+}
+
+int mps__mutex_owner(const mps__mutex *m, bool *died)
+{
+  int w = owner_word(m);
+  *died = (w & FUTEX_OWNER_DIED) != 0;
+  return w & FUTEX_TID_MASK;
 }
 
 /* A trylock cannot tell ownership without side effects (it would take, and

@@ -44,7 +44,21 @@
 
 #include <string.h>
 
+#include "inspect.h"
 #include "queue_internal.h"
+#include "stats.h"
+
+/* Layout word: struct mps__queue_shm, the FIFO core's tokens and
+ * counters, the heap entries, the redo records and the slots
+ * (queue_internal.h). */
+#define QUEUE_LAYOUT                                                                               \
+  MPS__FOLD6(                                                                                      \
+      MPS__FOLD6(MPS__LAYOUT, sizeof(struct mps__queue_shm),                                       \
+                 offsetof(struct mps__queue_shm, tok_off), offsetof(struct mps__queue_shm, mu),    \
+                 offsetof(struct mps__queue_shm, head), offsetof(struct mps__queue_shm, log),      \
+                 offsetof(struct mps__queue_shm, ring)),                                           \
+      sizeof(struct mps__qtok), sizeof(struct mps__ring), sizeof(struct mps__qent),                \
+      sizeof(struct mps__qlog), MPS__QTOK, sizeof(struct mps__slot))
 
 #define WAKE_ALL INT32_MAX
 
@@ -77,6 +91,7 @@ static void attach(mps_queue *q)
   struct mps__queue_shm *s = (struct mps__queue_shm *)q->seg.hdr;
   q->s = s;
   q->cap = s->maxsize;
+  q->cap_pow2 = (q->cap & (q->cap - 1)) == 0;
   q->max_msg = s->max_msg;
   q->slot_size = s->slot_size;
   q->order = (mps_order)s->order;
@@ -134,8 +149,9 @@ static int shm_validate(const void *shm, size_t size)
   return 0;
 }
 
-static mps_queue *q_make(const char *name, bool create, const mps_queue_opts *opts)
+static mps_queue *q_make(enum mps__seg_mode mode, const char *name, const mps_queue_opts *opts)
 {
+  bool create = mode != MPS__SEG_OPEN;
   struct q_plan p = {.o = opts ? *opts : (mps_queue_opts){0}};
   if (!mps__reserved_zero(p.o.reserved))
     return mps__fail(-EINVAL);
@@ -144,9 +160,13 @@ static mps_queue *q_make(const char *name, bool create, const mps_queue_opts *op
   int err = create ? layout_of(p.o.maxsize, p.o.max_msg, (uint64_t)p.o.order, &p.l) : 0;
   if (err < 0)
     return mps__fail(err);
-  mps__seg_spec spec = {MPS__KIND_QUEUE, create ? p.l.size : sizeof(struct mps__queue_shm),
-                        shm_init, shm_validate, &p};
-  mps_queue *q = mps__seg_object(sizeof(*q), name, create, &spec);
+  mps__seg_spec spec = {MPS__KIND_QUEUE,
+                        create ? p.l.size : sizeof(struct mps__queue_shm),
+                        shm_init,
+                        shm_validate,
+                        &p,
+                        QUEUE_LAYOUT};
+  mps_queue *q = mps__seg_object(sizeof(*q), mode, name, &spec);
   if (q != NULL) {
     attach(q);
     mps__qtok_register(q);
@@ -154,14 +174,14 @@ static mps_queue *q_make(const char *name, bool create, const mps_queue_opts *op
   return q;
 }
 
-mps_queue *mps_queue_new(const mps_queue_opts *opts) { return q_make(NULL, true, opts); }
+mps_queue *mps_queue_new(const mps_queue_opts *opts) { return q_make(MPS__SEG_ANON, NULL, opts); }
 
 mps_queue *mps_queue_create(const char *name, const mps_queue_opts *opts)
 {
-  return q_make(name ? name : "", true, opts);
+  return q_make(MPS__SEG_CREATE, name, opts);
 }
 
-mps_queue *mps_queue_open(const char *name) { return q_make(name ? name : "", false, NULL); }
+mps_queue *mps_queue_open(const char *name) { return q_make(MPS__SEG_OPEN, name, NULL); }
 
 int mps_queue_close(mps_queue *q)
 {
@@ -198,6 +218,7 @@ static int q_repair(mps_queue *q)
   mps__waitq_wake(&q->s->not_empty, WAKE_ALL);
   mps__waitq_wake(&q->s->not_full, WAKE_ALL);
   mps__waitq_wake(&q->s->all_done, WAKE_ALL);
+  mps__stat_recovered(&q->s->hdr, MPS__REPAIR_QUEUE_LOG);
   return err;
 }
 
@@ -243,7 +264,7 @@ static int q_wait(mps_queue *q, mps__waitq *w, const _Atomic uint64_t *word, uin
       return q_repair(q);
     return 0;
   }
-  int r = mps__waitq_wait(w, &q->s->mu, d);
+  int r = mps__waitq_wait(w, &q->s->mu, d, NULL);
   return r == MPS_OWNER_DIED ? q_repair(q) : r;
 }
 
@@ -387,6 +408,22 @@ static bool pre_spin(mps_queue *q, bool getter, const mps__deadline *d)
 
 /* ---- public calls ------------------------------------------------------- */
 
+/* Counts what a put or get did (mutex held): r messages moved (PUTS, GETS;
+ * a put also raises the peak from depth), or a wait that gave up
+ * (*_TIMEOUTS, when r is the deadline's error). */
+static void q_tally(mps_queue *q, unsigned id, ssize_t r, uint64_t depth)
+{
+  struct mps__hdr *h = &q->s->hdr;
+  if (id == MPS__ST_PUTS || id == MPS__ST_GETS) {
+    if (r > 0)
+      mps__stat_add(h, id, (uint64_t)r);
+    if (r > 0 && id == MPS__ST_PUTS)
+      mps__stat_max(h, MPS__ST_PEAK, depth + (uint64_t)r);
+  } else if (r == -ETIMEDOUT || r == -EAGAIN) {
+    mps__stat_inc(h, id);
+  }
+}
+
 static int check_msgs(mps_queue *q, const void *const *msgs, const size_t *lens, size_t n)
 {
   if (q == NULL || (n > 0 && (msgs == NULL || lens == NULL)))
@@ -423,10 +460,12 @@ static ssize_t put_common(mps_queue *q, int prio, const void *const *msgs, const
       break;
     if (tail - head < q->cap) {
       r = q_enqueue(q, prio, msgs, lens, n, head, tail);
+      q_tally(q, MPS__ST_PUTS, r, tail - head);
       break;
     }
     if (waited < 0) {
       r = waited; /* the deadline's error, or -EPROTO */
+      q_tally(q, MPS__ST_PUT_TIMEOUTS, r, 0);
       break;
     }
     waited = q_wait(q, &q->s->not_full, &q->s->head, head, &spun, &d);
@@ -474,6 +513,7 @@ ssize_t mps_queue_get_many(mps_queue *q, void *buf, size_t cap, size_t *lens, si
       break;
     if (tail != head) {
       r = q_dequeue(q, buf, cap, lens, max, head, tail);
+      q_tally(q, MPS__ST_GETS, r, 0);
       break;
     }
     if (atomic_load(&q->s->shut)) {
@@ -482,6 +522,7 @@ ssize_t mps_queue_get_many(mps_queue *q, void *buf, size_t cap, size_t *lens, si
     }
     if (waited < 0) {
       r = waited;
+      q_tally(q, MPS__ST_GET_TIMEOUTS, r, 0);
       break;
     }
     waited = q_wait(q, &q->s->not_empty, &q->s->tail, tail, &spun, &d);
@@ -558,7 +599,7 @@ int mps_queue_join(mps_queue *q, double timeout)
     }
     if (gave_up)
       break;
-    r = mps__waitq_wait(&q->s->all_done, &q->s->mu, &d);
+    r = mps__waitq_wait(&q->s->all_done, &q->s->mu, &d, NULL);
     if (r == MPS_OWNER_DIED)
       r = q_repair(q);
     gave_up = r < 0;
@@ -585,3 +626,48 @@ int mps_queue_shutdown(mps_queue *q)
   q_unlock(q);
   return 0;
 }
+
+/* ---- inspection ----------------------------------------------------------- */
+
+/* The FIFO core keeps flags in the high bits of head, tail and done, its
+ * own task count, and counts holes as done (queue_internal.h). */
+static void q_counts_of(const struct mps__queue_shm *s, uint64_t *depth, uint64_t *unfinished,
+                        bool *shut)
+{
+  uint64_t head = atomic_load(&s->head), tail = atomic_load(&s->tail);
+  if (s->order != MPS_FIFO) {
+    *depth = tail - head;
+    *unfinished = tail - atomic_load(&s->done);
+    *shut = atomic_load(&s->shut) != 0;
+    return;
+  }
+  uint64_t t = tail & MPS__TICKETS;
+  *depth = t - (head & MPS__TICKETS);
+  *unfinished = t - (atomic_load(&s->ring.done) & MPS__TICKETS) - atomic_load(&s->ring.skipped);
+  *shut = (tail & MPS__TAIL_CLOSED) != 0;
+}
+
+static int q_describe(const void *copy, size_t size, mps_object_info *info)
+{
+  static const char *const orders[] = {
+      [MPS_FIFO] = "fifo", [MPS_LIFO] = "lifo", [MPS_PRIORITY] = "priority"};
+  const struct mps__queue_shm *s = copy;
+  uint64_t depth, unfinished;
+  bool shut;
+  if (shm_validate(copy, size) < 0)
+    return -EPROTO;
+  q_counts_of(s, &depth, &unfinished, &shut);
+  if (depth > s->maxsize || unfinished > (UINT64_C(1) << 62))
+    return -EPROTO;
+  mps__info_num(info, "depth", (int64_t)depth);
+  mps__info_num(info, "maxsize", (int64_t)s->maxsize);
+  mps__info_num(info, "max_msg", (int64_t)s->max_msg);
+  mps__info_text(info, "order", orders[s->order]);
+  mps__info_num(info, "unfinished", (int64_t)unfinished);
+  mps__info_bool(info, "shutdown", shut);
+  return 0;
+}
+
+const struct mps__kind_view mps__queue_view = {MPS__KIND_QUEUE,   "queue",
+                                               QUEUE_LAYOUT,      sizeof(struct mps__queue_shm),
+                                               MPS__FAMILY_QUEUE, q_describe};

@@ -19,6 +19,7 @@
 #define MPS__QTOK       256
 #define MPS__INTENT_MAX 4095u /* tickets per claim */
 
+/* Shared: its size and key offsets are folded into QUEUE_LAYOUT (queue.c). */
 struct mps__qtok {
   mps__mutex mu;
   alignas(MPS__CACHELINE) _Atomic uint64_t intent;
@@ -26,6 +27,7 @@ struct mps__qtok {
 
 /* The FIFO repair's redo record: one ticket made a hole, and the value of
  * `skipped` once it is. Applying it twice is harmless. */
+/* Shared: its size and key offsets are folded into QUEUE_LAYOUT (queue.c). */
 struct mps__rlog {
   _Atomic uint32_t valid;
   uint32_t pad_;
@@ -35,6 +37,7 @@ struct mps__rlog {
 
 /* The FIFO core's own counters, each in its own 128-byte block (the
  * adjacent-line prefetcher pulls pairs of lines). */
+/* Shared: its size and key offsets are folded into QUEUE_LAYOUT (queue.c). */
 struct mps__ring {
   alignas(128) _Atomic uint64_t done;    /* task_done calls; bit 63: joiners sleep */
   alignas(128) _Atomic uint64_t skipped; /* holes, written under the mutex */
@@ -43,6 +46,7 @@ struct mps__ring {
   alignas(128) char end_[1];
 };
 
+/* Shared: its size and key offsets are folded into QUEUE_LAYOUT (queue.c). */
 struct mps__queue_shm {
   struct mps__hdr hdr;
   uint64_t maxsize;
@@ -70,10 +74,11 @@ struct mps__queue_shm {
 };
 
 /* A payload slot. `state` is the FIFO's per-slot word (unused otherwise):
- * lap << 4 | phase << 1 | W, where lap is 1 + the lap (ticket / maxsize)
- * of the last ticket published here, phase FULL or SKIP, and W says that
+ * seq << 3 | phase << 1 | W, where seq grows by maxsize with every ticket
+ * published here (mps__q_pos), phase is FULL or SKIP, and W says that
  * consumers sleep on it. Its low 32 bits, the futex word, change on every
  * publish. */
+/* Shared: its size and key offsets are folded into QUEUE_LAYOUT (queue.c). */
 struct mps__slot {
   _Atomic uint64_t state;
   uint64_t len;
@@ -99,6 +104,7 @@ struct mps_queue {
   unsigned char *slots;
   struct mps__qtok *tok; /* FIFO only */
   uint64_t cap, max_msg, slot_size;
+  bool cap_pow2;
   mps_order order;
   /* Process-local: a recent head, so that a put needs not read the
    * consumers' line every time; references (the open handle and each
@@ -115,20 +121,32 @@ static inline struct mps__slot *mps__q_slot(const mps_queue *q, uint64_t i)
   return (struct mps__slot *)(q->slots + i * q->slot_size);
 }
 
-/* The slot word's lap for ticket x, and the states of x's slot: before x
- * is published, and once it is (FULL or SKIP). */
-static inline uint64_t mps__lap(const mps_queue *q, uint64_t x) { return x / q->cap; }
-static inline uint64_t mps__st_unpub(const mps_queue *q, uint64_t x)
+/* Where ticket x lives: its slot, and the slot word's sequence before x
+ * is published (base: x minus its slot index, the ticket that starts its
+ * lap; 0 for the first lap, as the segment starts zeroed) and once it is
+ * (base + maxsize). No division when maxsize is a power of two: a put and
+ * a get each compute this once per message. */
+#define MPS__SEQ_MASK ((UINT64_C(1) << 61) - 1)
+struct mps__pos {
+  struct mps__slot *sl;
+  uint64_t base;
+};
+static inline struct mps__pos mps__q_pos(const mps_queue *q, uint64_t x)
 {
-  return mps__lap(q, x) << 4; /* + FULL/SKIP of the lap before */
+  uint64_t i = q->cap_pow2 ? x & (q->cap - 1) : x % q->cap;
+  return (struct mps__pos){mps__q_slot(q, i), x - i};
 }
-static inline bool mps__st_is_unpub(const mps_queue *q, uint64_t st, uint64_t x)
+static inline uint64_t mps__st_pub(const mps_queue *q, struct mps__pos p, unsigned phase)
 {
-  return st >> 4 == mps__lap(q, x);
+  return ((p.base + q->cap) & MPS__SEQ_MASK) << 3 | phase;
 }
-static inline bool mps__st_is_pub(const mps_queue *q, uint64_t st, uint64_t x)
+static inline bool mps__st_is_unpub(uint64_t st, struct mps__pos p)
 {
-  return st >> 4 == mps__lap(q, x) + 1;
+  return st >> 3 == (p.base & MPS__SEQ_MASK);
+}
+static inline bool mps__st_is_pub(const mps_queue *q, uint64_t st, struct mps__pos p)
+{
+  return st >> 3 == ((p.base + q->cap) & MPS__SEQ_MASK);
 }
 
 /* The futex word inside a 64-bit counter: its low half. */

@@ -31,6 +31,7 @@
 #include <limits.h>
 
 #include "queue_internal.h"
+#include "stats.h"
 
 #define M52 ((UINT64_C(1) << 52) - 1)
 
@@ -72,7 +73,7 @@ static bool live_claim(mps_queue *q, uint64_t x, unsigned self)
 
 void mps__ring_wake_slot(mps_queue *q, uint64_t x)
 {
-  mps__futex_wake(mps__lo32(&mps__q_slot(q, x % q->cap)->state), INT_MAX);
+  mps__futex_wake(mps__lo32(&mps__q_pos(q, x).sl->state), INT_MAX);
 }
 
 /* Applies the valid redo record (mutex held): idempotent. */
@@ -80,10 +81,11 @@ static void log_apply(mps_queue *q)
 {
   struct mps__rlog *log = &q->s->ring.log;
   uint64_t x = log->ticket;
-  _Atomic uint64_t *state = &mps__q_slot(q, x % q->cap)->state;
+  struct mps__pos p = mps__q_pos(q, x);
+  _Atomic uint64_t *state = &p.sl->state;
   uint64_t st = atomic_load(state);
-  uint64_t hole = (mps__lap(q, x) + 1) << 4 | MPS__ST_SKIP;
-  while (mps__st_is_unpub(q, st, x))
+  uint64_t hole = mps__st_pub(q, p, MPS__ST_SKIP);
+  while (mps__st_is_unpub(st, p))
     if (atomic_compare_exchange_weak(state, &st, hole)) {
       if (st & MPS__ST_W)
         mps__ring_wake_slot(q, x);
@@ -103,6 +105,8 @@ int mps__ring_lock(mps_queue *q, const mps__deadline *d)
   int r = d ? mps__mutex_lock(&q->s->mu, d) : mps__mutex_lock_forever(&q->s->mu);
   if (r < 0)
     return r;
+  if (r == MPS_OWNER_DIED)
+    mps__stat_recovered(&q->s->hdr, MPS__REPAIR_QUEUE_LOG);
   if (atomic_load(&q->s->ring.log.valid))
     log_apply(q); /* its repairer died */
   return 0;
@@ -123,7 +127,7 @@ static void make_hole(mps_queue *q, uint64_t x)
  * and its intent is cleared. Mutex held. */
 static void repair_intent(mps_queue *q, unsigned k)
 {
-  uint64_t iv = atomic_load(&q->tok[k].intent);
+  uint64_t iv = atomic_load(&q->tok[k].intent), holes = 0;
   if (iv == 0)
     return;
   MPS__CRASHPOINT(MPS__CP_REPAIR_TOKEN);
@@ -140,9 +144,13 @@ static void repair_intent(mps_queue *q, unsigned k)
      * published, so if its intent is gone the state read next shows it. */
     if (live_claim(q, x, k))
       continue;
-    uint64_t st = atomic_load(&mps__q_slot(q, x % q->cap)->state);
-    if (mps__st_is_unpub(q, st, x))
-      make_hole(q, x);
+    struct mps__pos p = mps__q_pos(q, x);
+    if (mps__st_is_unpub(atomic_load(&p.sl->state), p))
+      make_hole(q, x), holes++;
+  }
+  if (holes > 0) { /* stats.h: the mutex is held */
+    mps__stat_add(&q->s->hdr, MPS__ST_HOLES, holes);
+    mps__stat_recovered(&q->s->hdr, MPS__REPAIR_QUEUE_HOLES);
   }
   MPS__CRASHPOINT(MPS__CP_REPAIR_CLEAR);
   atomic_store(&q->tok[k].intent, 0);

@@ -46,16 +46,12 @@
 #include <string.h>
 
 #include "queue_internal.h"
+#include "stats.h"
 
 /* Sleeps are cut into slices this long: what a killed waker costs. */
 #define SLICE_NS (20 * 1000 * 1000L)
 #define M52      ((UINT64_C(1) << 52) - 1)
 #define PHASE    (3u << 1)
-
-static uint64_t st_pub(const mps_queue *q, uint64_t x, unsigned phase)
-{
-  return (mps__lap(q, x) + 1) << 4 | phase;
-}
 
 /* A sleep of one slice on a slot or on head. Wakers wake one sleeper
  * (waking every consumer of a slot for one message would make them all
@@ -94,17 +90,17 @@ static void publish(mps_queue *q, uint64_t t, uint64_t k, const void *const *msg
                     const size_t *lens)
 {
   for (uint64_t j = k - 1; j > 0; j--) {
-    struct mps__slot *sl = mps__q_slot(q, (t + j) % q->cap);
-    write_slot(sl, msgs[j], lens[j]);
-    atomic_store_explicit(&sl->state, st_pub(q, t + j, MPS__ST_FULL), memory_order_release);
+    struct mps__pos p = mps__q_pos(q, t + j);
+    write_slot(p.sl, msgs[j], lens[j]);
+    atomic_store_explicit(&p.sl->state, mps__st_pub(q, p, MPS__ST_FULL), memory_order_release);
     MPS__CRASHPOINT(MPS__CP_PUT_PUBLISH);
   }
-  struct mps__slot *sl = mps__q_slot(q, t % q->cap);
-  write_slot(sl, msgs[0], lens[0]);
-  uint64_t prev = atomic_exchange(&sl->state, st_pub(q, t, MPS__ST_FULL));
+  struct mps__pos p = mps__q_pos(q, t);
+  write_slot(p.sl, msgs[0], lens[0]);
+  uint64_t prev = atomic_exchange(&p.sl->state, mps__st_pub(q, p, MPS__ST_FULL));
   MPS__CRASHPOINT(MPS__CP_PUT_WAKE);
   if (prev & MPS__ST_W)
-    mps__futex_wake(mps__lo32(&sl->state), 1); /* the rest: sleep_chained */
+    mps__futex_wake(mps__lo32(&p.sl->state), 1); /* the rest: sleep_chained */
 }
 
 /* Claims up to n tickets: returns how many (at least 1) with *tp the
@@ -168,6 +164,29 @@ static int wait_room(mps_queue *q, uint64_t t, bool *spun, const mps__deadline *
   return 0;
 }
 
+/* The depth that c claimed tickets from t make, as this process last saw
+ * head: read before they are published, while head cannot pass t, so it
+ * is between c and maxsize (the claim checked the room). */
+static uint64_t depth_at(const mps_queue *q, uint64_t t, uint64_t c)
+{
+  uint64_t depth = t + c - atomic_load_explicit(&q->head_cache, memory_order_relaxed);
+  return depth < q->cap ? depth : q->cap;
+}
+
+/* The counters (stats.h; no mutex here), once c messages are published. */
+static void put_counted(mps_queue *q, uint64_t c, uint64_t depth)
+{
+  mps__stat_add_lockfree(&q->s->hdr, MPS__ST_PUTS, c);
+  mps__stat_max_lockfree(&q->s->hdr, MPS__ST_PEAK, depth);
+}
+
+static int timeout_counted(mps_queue *q, unsigned id, int r)
+{
+  if (r == -ETIMEDOUT || r == -EAGAIN)
+    mps__stat_add_lockfree(&q->s->hdr, id, 1);
+  return r;
+}
+
 ssize_t mps__ring_put(mps_queue *q, const void *const *msgs, const size_t *lens, size_t n,
                       const mps__deadline *d)
 {
@@ -181,8 +200,10 @@ ssize_t mps__ring_put(mps_queue *q, const void *const *msgs, const size_t *lens,
     uint64_t t;
     ssize_t c = claim(q, tok, n, &t);
     if (c > 0) {
+      uint64_t depth = depth_at(q, t, (uint64_t)c);
       MPS__CRASHPOINT(MPS__CP_PUT_CLAIMED);
       publish(q, t, (uint64_t)c, msgs, lens);
+      put_counted(q, (uint64_t)c, depth);
       MPS__CRASHPOINT(MPS__CP_PUT_CLEAR);
       atomic_store_explicit(&tok->intent, 0, memory_order_release);
       return c;
@@ -194,7 +215,7 @@ ssize_t mps__ring_put(mps_queue *q, const void *const *msgs, const size_t *lens,
       return c;
     int r = wait_room(q, t, &spun, d);
     if (r < 0)
-      return r;
+      return timeout_counted(q, MPS__ST_PUT_TIMEOUTS, r);
   }
 }
 
@@ -214,32 +235,33 @@ struct taken {
 static void take(mps_queue *q, uint64_t h, unsigned char *buf, size_t cap, size_t *lens, size_t max,
                  struct taken *tk)
 {
-  size_t off = 0;
-  memset(tk, 0, sizeof(*tk));
-  for (uint64_t x = h; x - h < q->cap; x++) {
-    struct mps__slot *sl = mps__q_slot(q, x % q->cap);
-    uint64_t st = atomic_load_explicit(&sl->state, memory_order_acquire);
-    if (!mps__st_is_pub(q, st, x)) {
-      tk->stale = !mps__st_is_unpub(q, st, x);
-      return;
+  size_t off = 0, nfull = 0;
+  uint64_t x = h;
+  bool stale = false, bad = false, toobig = false;
+  /* Stop at max before looking at the next slot: its line is the one
+   * the producers are writing now. */
+  for (; x - h < q->cap && nfull < max; x++) {
+    struct mps__pos p = mps__q_pos(q, x);
+    uint64_t st = atomic_load_explicit(&p.sl->state, memory_order_acquire);
+    if (!mps__st_is_pub(q, st, p)) {
+      stale = !mps__st_is_unpub(st, p);
+      break;
     }
-    if ((st & PHASE) == MPS__ST_SKIP) {
-      tk->j++;
+    if ((st & PHASE) == MPS__ST_SKIP)
       continue;
-    }
-    if (tk->nfull == max)
-      return;
-    uint64_t len = sl->len;
-    tk->bad = len > q->max_msg;
-    tk->toobig = !tk->bad && len > cap - off;
-    if (tk->bad || tk->toobig)
-      return;
+    uint64_t len = p.sl->len;
+    bad = len > q->max_msg;
+    toobig = !bad && len > cap - off;
+    if (bad || toobig)
+      break;
     if (len > 0)
-      memcpy(buf + off, sl->data, len);
-    lens[tk->nfull++] = len;
+      memcpy(buf + off, p.sl->data, len);
+    lens[nfull++] = len;
     off += len;
-    tk->j++;
   }
+  /* Filled once, from locals: byte flags stored one by one and read back
+   * together stall the store buffer. */
+  *tk = (struct taken){x - h, nfull, toobig, bad, stale};
 }
 
 /* Nothing published at h: h is empty, or claimed by a put that has not
@@ -247,9 +269,10 @@ static void take(mps_queue *q, uint64_t h, unsigned char *buf, size_t cap, size_
  * slice on the slot. 0 to retry, -EPIPE, or the deadline's error. */
 static int wait_msg(mps_queue *q, uint64_t h, bool *spun, const mps__deadline *d)
 {
-  struct mps__slot *sl = mps__q_slot(q, h % q->cap);
+  struct mps__pos p = mps__q_pos(q, h);
+  struct mps__slot *sl = p.sl;
   uint64_t st = atomic_load_explicit(&sl->state, memory_order_acquire);
-  if (!mps__st_is_unpub(q, st, h))
+  if (!mps__st_is_unpub(st, p))
     return 0;
   /* Spin before reading tail: a consumer that reads the producers' line
    * on every miss costs the next put a cache miss. A closed queue is
@@ -325,12 +348,14 @@ ssize_t mps__ring_get(mps_queue *q, void *buf, size_t cap, size_t *lens, size_t 
       }
       int r = wait_msg(q, h, &spun, d);
       if (r < 0)
-        return r;
+        return timeout_counted(q, MPS__ST_GET_TIMEOUTS, r);
       continue;
     }
     MPS__CRASHPOINT(MPS__CP_GET_COPIED);
-    if (commit(q, raw, h, tk.j) && tk.nfull > 0)
+    if (commit(q, raw, h, tk.j) && tk.nfull > 0) {
+      mps__stat_add_lockfree(&q->s->hdr, MPS__ST_GETS, tk.nfull);
       return (ssize_t)tk.nfull;
+    }
   }
 }
 
@@ -417,7 +442,7 @@ int mps__ring_shutdown(mps_queue *q)
    * cannot be waited for before it), producers on head. Both recheck the
    * closed bit after marking their word (seq_cst, as the fetch_or). */
   uint64_t h = atomic_load(&q->s->head) & MPS__TICKETS;
-  mps__futex_wake(mps__lo32(&mps__q_slot(q, h % q->cap)->state), INT_MAX);
+  mps__futex_wake(mps__lo32(&mps__q_pos(q, h).sl->state), INT_MAX);
   mps__futex_wake(mps__lo32(&q->s->head), INT_MAX);
   mps__mutex_unlock(&q->s->mu);
   return 0;

@@ -2,7 +2,9 @@
  *
  * A segment is one mapping, anonymous (MAP_SHARED|MAP_ANONYMOUS, inherited by
  * fork) or named (shm_open, reachable by unrelated processes). It starts
- * with struct mps__hdr: magic, layout version, object kind and size. The
+ * with struct mps__hdr: magic, layout words, object kind and size, the
+ * creator's identity (pid, its start time, uid, wall-clock creation time,
+ * library version) and the object's counters (stats.c). The
  * object's own shared struct follows in the same mapping and holds offsets,
  * never pointers, since each process maps it at its own address.
  *
@@ -58,11 +60,20 @@ static int map_fd(mps__seg *s, int fd, size_t size)
   return 0;
 }
 
+/* The header of a new segment: what it is and who made it, so that a
+ * reader of /dev/shm can tell (inspect.c) whether its creator still runs. */
 static void fill_hdr(struct mps__hdr *h, enum mps__kind kind, size_t size)
 {
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
   h->layout = MPS__LAYOUT;
   h->kind = kind;
   h->size = size;
+  h->creator_pid = mps__self_pid();
+  h->creator_start = mps__proc_start(h->creator_pid);
+  h->creator_uid = (uint32_t)getuid();
+  h->version = MPS_VERSION_NUMBER;
+  h->created_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 }
 
 int mps__seg_anon(mps__seg *s, enum mps__kind kind, size_t size)
@@ -204,12 +215,14 @@ void mps__seg_close(mps__seg *s)
  * once init succeeded, and unlinked if init failed. An anonymous one was
  * published by mps__seg_anon; nobody else maps it yet, and publishing again
  * stores the same magic. */
-static int object_make(mps__seg *s, const char *name, const mps__seg_spec *spec)
+static int object_make(mps__seg *s, enum mps__seg_mode mode, const char *name,
+                       const mps__seg_spec *spec)
 {
-  int err = name ? mps__seg_create(s, name, spec->kind, spec->size)
-                 : mps__seg_anon(s, spec->kind, spec->size);
+  int err = mode == MPS__SEG_CREATE ? mps__seg_create(s, name, spec->kind, spec->size)
+                                    : mps__seg_anon(s, spec->kind, spec->size);
   if (err < 0)
     return err;
+  s->hdr->obj_layout = spec->layout;
   err = spec->init ? spec->init(s->hdr, spec->arg) : 0;
   if (err < 0)
     mps__seg_abort(s);
@@ -221,17 +234,22 @@ static int object_make(mps__seg *s, const char *name, const mps__seg_spec *spec)
 static int object_open(mps__seg *s, const char *name, const mps__seg_spec *spec)
 {
   int err = mps__seg_open(s, name, spec->kind, spec->size);
+  if (err == 0 && s->hdr->obj_layout != spec->layout) {
+    mps__seg_close(s);
+    return -EPROTO;
+  }
   if (err == 0 && spec->check != NULL && (err = spec->check(s->hdr, s->size)) < 0)
     mps__seg_close(s);
   return err;
 }
 
-void *mps__seg_object(size_t handle_size, const char *name, bool create, const mps__seg_spec *spec)
+void *mps__seg_object(size_t handle_size, enum mps__seg_mode mode, const char *name,
+                      const mps__seg_spec *spec)
 {
   mps__seg *s = calloc(1, handle_size);
   if (s == NULL)
     return mps__fail(-ENOMEM);
-  int err = create ? object_make(s, name, spec) : object_open(s, name, spec);
+  int err = mode == MPS__SEG_OPEN ? object_open(s, name, spec) : object_make(s, mode, name, spec);
   if (err < 0) {
     free(s);
     return mps__fail(err);

@@ -18,8 +18,10 @@
  */
 #include "config.h"
 
-#include "internal.h"
+#include "inspect.h"
+#include "stats.h"
 
+/* Shared: its size and key offsets are folded into SEM_LAYOUT. */
 struct sem_shm {
   struct mps__hdr hdr;
   mps__mutex mu;
@@ -28,6 +30,11 @@ struct sem_shm {
   uint32_t bounded; /* 0 or 1 */
   uint32_t bound;   /* bounded only: the largest value release may reach */
 };
+
+/* Layout word: struct sem_shm. */
+#define SEM_LAYOUT                                                                                 \
+  MPS__FOLD4(MPS__LAYOUT, sizeof(struct sem_shm), offsetof(struct sem_shm, wq),                    \
+             offsetof(struct sem_shm, value), offsetof(struct sem_shm, bound))
 
 struct mps_semaphore {
   mps__seg seg;
@@ -62,37 +69,43 @@ static int sem_validate(const void *p, size_t size)
   return 0;
 }
 
-static mps_semaphore *sem_make(const char *name, bool create, unsigned value, bool bounded)
+static mps_semaphore *sem_make(enum mps__seg_mode mode, const char *name, unsigned value,
+                               bool bounded)
 {
-  if (create && value > MPS_SEMAPHORE_MAX)
+  if (mode != MPS__SEG_OPEN && value > MPS_SEMAPHORE_MAX)
     return mps__fail(-EINVAL);
   struct sem_start st = {value, bounded};
-  mps__seg_spec spec = {MPS__KIND_SEMAPHORE, sizeof(struct sem_shm), sem_init, sem_validate, &st};
-  mps_semaphore *s = mps__seg_object(sizeof(*s), name, create, &spec);
+  mps__seg_spec spec = {MPS__KIND_SEMAPHORE, sizeof(struct sem_shm), sem_init, sem_validate, &st,
+                        SEM_LAYOUT};
+  mps_semaphore *s = mps__seg_object(sizeof(*s), mode, name, &spec);
   if (s != NULL)
     s->shm = (struct sem_shm *)s->seg.hdr;
   return s;
 }
 
-mps_semaphore *mps_semaphore_new(unsigned value) { return sem_make(NULL, true, value, false); }
+mps_semaphore *mps_semaphore_new(unsigned value)
+{
+  return sem_make(MPS__SEG_ANON, NULL, value, false);
+}
+
 mps_semaphore *mps_bounded_semaphore_new(unsigned value)
 {
-  return sem_make(NULL, true, value, true);
+  return sem_make(MPS__SEG_ANON, NULL, value, true);
 }
 
 mps_semaphore *mps_semaphore_create(const char *name, unsigned value)
 {
-  return sem_make(name ? name : "", true, value, false);
+  return sem_make(MPS__SEG_CREATE, name, value, false);
 }
 
 mps_semaphore *mps_bounded_semaphore_create(const char *name, unsigned value)
 {
-  return sem_make(name ? name : "", true, value, true);
+  return sem_make(MPS__SEG_CREATE, name, value, true);
 }
 
 mps_semaphore *mps_semaphore_open(const char *name)
 {
-  return sem_make(name ? name : "", false, 0, false);
+  return sem_make(MPS__SEG_OPEN, name, 0, false);
 }
 
 int mps_semaphore_close(mps_semaphore *s) { return mps__seg_free_handle(s); }
@@ -106,17 +119,21 @@ int mps_semaphore_acquire(mps_semaphore *s, double timeout)
   if (r < 0)
     return r;
   struct sem_shm *shm = s->shm;
-  mps__waitq_enter(&shm->wq, &shm->mu);
-  for (;;) {
+  mps__waitq_enter(&shm->wq, &shm->mu, &shm->hdr);
+  for (bool waited = false;; waited = true) {
     uint32_t v = atomic_load(&shm->value);
     if (v > 0) {
       atomic_store(&shm->value, v - 1);
       r = 0;
       break;
     }
-    if (r < 0) /* timed out, and no unit came in the meantime */
+    if (!waited)
+      mps__stat_inc(&shm->hdr, MPS__ST_WAITS);
+    if (r < 0) { /* timed out, and no unit came in the meantime */
+      mps__stat_inc(&shm->hdr, MPS__ST_TIMEOUTS);
       break;
-    r = mps__waitq_wait(&shm->wq, &shm->mu, &d);
+    }
+    r = mps__waitq_wait(&shm->wq, &shm->mu, &d, &shm->hdr);
     if (r == MPS_OWNER_DIED)
       r = 0;
   }
@@ -130,13 +147,14 @@ int mps_semaphore_release(mps_semaphore *s)
     return -EINVAL;
   struct sem_shm *shm = s->shm;
   int r = 0;
-  mps__waitq_enter(&shm->wq, &shm->mu);
+  mps__waitq_enter(&shm->wq, &shm->mu, &shm->hdr);
   uint32_t v = atomic_load(&shm->value);
   if (v >= shm->bound || v >= MPS_SEMAPHORE_MAX) {
     r = -EOVERFLOW;
   } else {
     /* Wake first, holding the mutex: see wait.c on a waker that dies. */
     mps__waitq_wake(&shm->wq, INT32_MAX);
+    mps__stat_inc(&shm->hdr, MPS__ST_WAKEUPS);
     atomic_store(&shm->value, v + 1);
   }
   mps__mutex_unlock(&shm->mu);
@@ -147,3 +165,21 @@ int mps_semaphore_value(const mps_semaphore *s)
 {
   return s == NULL ? -EINVAL : (int)atomic_load(&s->shm->value);
 }
+
+/* ---- inspection ----------------------------------------------------------- */
+
+static int sem_describe(const void *copy, size_t size, mps_object_info *info)
+{
+  const struct sem_shm *shm = copy;
+  if (sem_validate(copy, size) < 0)
+    return -EPROTO;
+  if (shm->bounded)
+    info->kind = "bounded_semaphore";
+  mps__info_num(info, "value", atomic_load(&shm->value));
+  mps__info_num(info, "bound", shm->bound);
+  return 0;
+}
+
+const struct mps__kind_view mps__semaphore_view = {MPS__KIND_SEMAPHORE, "semaphore",
+                                                   SEM_LAYOUT,          sizeof(struct sem_shm),
+                                                   MPS__FAMILY_WAIT,    sem_describe};

@@ -14,17 +14,13 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "internal.h"
+#include "inspect.h"
+#include "stats.h"
 
-struct mps__block_shm {
-  struct mps__hdr hdr;
-  uint32_t type; /* an mps_type, or 0 for sized values and shared memory */
-  uint32_t has_lock;
-  uint64_t count; /* elements */
-  uint64_t data_size;
-  uint64_t data_off;
-  mps__mutex mu;
-};
+/* Layout word: struct mps__block_shm (internal.h). */
+#define BLOCK_LAYOUT                                                                               \
+  MPS__FOLD4(MPS__LAYOUT, sizeof(struct mps__block_shm), offsetof(struct mps__block_shm, count),   \
+             offsetof(struct mps__block_shm, data_off), offsetof(struct mps__block_shm, mu))
 
 #define MPS__BLOCK_DATA_OFF MPS__ALIGN_UP(sizeof(struct mps__block_shm), MPS__CACHELINE)
 /* Where a small locked value goes: in the rest of its mutex's cache line. */
@@ -109,7 +105,7 @@ static void block_attach(struct mps__block *b)
   b->shm = (struct mps__block_shm *)b->seg.hdr;
   b->data = (char *)b->seg.hdr + b->shm->data_off;
   if (b->shm->has_lock)
-    mps__lock_borrow(&b->lock, &b->shm->mu);
+    mps__lock_borrow(&b->lock, &b->shm->mu, &b->shm->hdr);
 }
 
 static int block_init(void *p, const void *arg)
@@ -146,19 +142,20 @@ static int block_validate(const void *p, size_t size)
   return 0;
 }
 
-/* Allocates the handle and makes (sp != NULL) or opens the block. */
-static void *block_new(size_t handle_size, const char *name, struct block_spec *sp,
-                       enum mps__kind kind)
+/* Allocates the handle and makes (sp != NULL: ANON or CREATE) or opens
+ * the block. */
+static void *block_new(size_t handle_size, enum mps__seg_mode mode, const char *name,
+                       struct block_spec *sp, enum mps__kind kind)
 {
-  mps__seg_spec spec = {kind, MPS__BLOCK_DATA_OFF, NULL, block_validate, NULL};
+  mps__seg_spec spec = {kind, MPS__BLOCK_DATA_OFF, NULL, block_validate, NULL, BLOCK_LAYOUT};
   if (sp != NULL) {
     int err = spec_check(sp);
     if (err < 0)
       return mps__fail(err);
-    spec =
-        (mps__seg_spec){sp->kind, MPS__BLOCK_DATA_OFF + sp->count * sp->elem, block_init, NULL, sp};
+    spec = (mps__seg_spec){
+        sp->kind, MPS__BLOCK_DATA_OFF + sp->count * sp->elem, block_init, NULL, sp, BLOCK_LAYOUT};
   }
-  struct mps__block *b = mps__seg_object(handle_size, name, sp != NULL, &spec);
+  struct mps__block *b = mps__seg_object(handle_size, mode, name, &spec);
   if (b != NULL)
     block_attach(b);
   return b;
@@ -173,10 +170,6 @@ static mps_lock *block_lock(const struct mps__block *b)
   return b != NULL && b->shm->has_lock ? (mps_lock *)&b->lock : NULL;
 }
 
-/* A named constructor never falls back to an anonymous block: NULL is a
- * bad name like "". */
-static const char *named(const char *name) { return name ? name : ""; }
-
 /* ---- Value -------------------------------------------------------------- */
 
 mps_value *mps_value_new(mps_type type, bool lock)
@@ -184,7 +177,7 @@ mps_value *mps_value_new(mps_type type, bool lock)
   struct block_spec sp = {MPS__KIND_VALUE, type, 1, 0, lock, NULL};
   if (type == MPS_TYPE_NONE)
     return mps__fail(-EINVAL);
-  return block_new(sizeof(mps_value), NULL, &sp, 0);
+  return block_new(sizeof(mps_value), MPS__SEG_ANON, NULL, &sp, 0);
 }
 
 mps_value *mps_value_new_init(mps_type type, const void *init, bool lock)
@@ -192,7 +185,7 @@ mps_value *mps_value_new_init(mps_type type, const void *init, bool lock)
   struct block_spec sp = {MPS__KIND_VALUE, type, 1, 0, lock, init};
   if (type == MPS_TYPE_NONE)
     return mps__fail(-EINVAL);
-  return block_new(sizeof(mps_value), NULL, &sp, 0);
+  return block_new(sizeof(mps_value), MPS__SEG_ANON, NULL, &sp, 0);
 }
 
 mps_value *mps_value_create_init(const char *name, mps_type type, const void *init, bool lock)
@@ -200,13 +193,13 @@ mps_value *mps_value_create_init(const char *name, mps_type type, const void *in
   struct block_spec sp = {MPS__KIND_VALUE, type, 1, 0, lock, init};
   if (type == MPS_TYPE_NONE)
     return mps__fail(-EINVAL);
-  return block_new(sizeof(mps_value), named(name), &sp, 0);
+  return block_new(sizeof(mps_value), MPS__SEG_CREATE, name, &sp, 0);
 }
 
 mps_value *mps_value_new_sized(size_t size, bool lock)
 {
   struct block_spec sp = {MPS__KIND_VALUE, 0, size, 1, lock, NULL};
-  return block_new(sizeof(mps_value), NULL, &sp, 0);
+  return block_new(sizeof(mps_value), MPS__SEG_ANON, NULL, &sp, 0);
 }
 
 mps_value *mps_value_create(const char *name, mps_type type, bool lock)
@@ -214,18 +207,18 @@ mps_value *mps_value_create(const char *name, mps_type type, bool lock)
   struct block_spec sp = {MPS__KIND_VALUE, type, 1, 0, lock, NULL};
   if (type == MPS_TYPE_NONE)
     return mps__fail(-EINVAL);
-  return block_new(sizeof(mps_value), named(name), &sp, 0);
+  return block_new(sizeof(mps_value), MPS__SEG_CREATE, name, &sp, 0);
 }
 
 mps_value *mps_value_create_sized(const char *name, size_t size, bool lock)
 {
   struct block_spec sp = {MPS__KIND_VALUE, 0, size, 1, lock, NULL};
-  return block_new(sizeof(mps_value), named(name), &sp, 0);
+  return block_new(sizeof(mps_value), MPS__SEG_CREATE, name, &sp, 0);
 }
 
 mps_value *mps_value_open(const char *name)
 {
-  return block_new(sizeof(mps_value), named(name), NULL, MPS__KIND_VALUE);
+  return block_new(sizeof(mps_value), MPS__SEG_OPEN, name, NULL, MPS__KIND_VALUE);
 }
 
 int mps_value_close(mps_value *v) { return block_close((struct mps__block *)v); }
@@ -244,7 +237,7 @@ mps_array *mps_array_new(mps_type type, size_t n, bool lock)
   struct block_spec sp = {MPS__KIND_ARRAY, type, n, 0, lock, NULL};
   if (type == MPS_TYPE_NONE)
     return mps__fail(-EINVAL);
-  return block_new(sizeof(mps_array), NULL, &sp, 0);
+  return block_new(sizeof(mps_array), MPS__SEG_ANON, NULL, &sp, 0);
 }
 
 mps_array *mps_array_new_init(mps_type type, size_t n, const void *init, bool lock)
@@ -252,7 +245,7 @@ mps_array *mps_array_new_init(mps_type type, size_t n, const void *init, bool lo
   struct block_spec sp = {MPS__KIND_ARRAY, type, n, 0, lock, init};
   if (type == MPS_TYPE_NONE)
     return mps__fail(-EINVAL);
-  return block_new(sizeof(mps_array), NULL, &sp, 0);
+  return block_new(sizeof(mps_array), MPS__SEG_ANON, NULL, &sp, 0);
 }
 
 mps_array *mps_array_create_init(const char *name, mps_type type, size_t n, const void *init,
@@ -261,7 +254,7 @@ mps_array *mps_array_create_init(const char *name, mps_type type, size_t n, cons
   struct block_spec sp = {MPS__KIND_ARRAY, type, n, 0, lock, init};
   if (type == MPS_TYPE_NONE)
     return mps__fail(-EINVAL);
-  return block_new(sizeof(mps_array), named(name), &sp, 0);
+  return block_new(sizeof(mps_array), MPS__SEG_CREATE, name, &sp, 0);
 }
 
 mps_array *mps_array_create(const char *name, mps_type type, size_t n, bool lock)
@@ -269,12 +262,12 @@ mps_array *mps_array_create(const char *name, mps_type type, size_t n, bool lock
   struct block_spec sp = {MPS__KIND_ARRAY, type, n, 0, lock, NULL};
   if (type == MPS_TYPE_NONE)
     return mps__fail(-EINVAL);
-  return block_new(sizeof(mps_array), named(name), &sp, 0);
+  return block_new(sizeof(mps_array), MPS__SEG_CREATE, name, &sp, 0);
 }
 
 mps_array *mps_array_open(const char *name)
 {
-  return block_new(sizeof(mps_array), named(name), NULL, MPS__KIND_ARRAY);
+  return block_new(sizeof(mps_array), MPS__SEG_OPEN, name, NULL, MPS__KIND_ARRAY);
 }
 
 int mps_array_close(mps_array *a) { return block_close((struct mps__block *)a); }
@@ -291,14 +284,45 @@ mps_lock *mps_array_get_lock(const mps_array *a)
 mps_shm *mps_shm_create(const char *name, size_t size)
 {
   struct block_spec sp = {MPS__KIND_SHM, 0, size, 1, false, NULL};
-  return block_new(sizeof(mps_shm), named(name), &sp, 0);
+  return block_new(sizeof(mps_shm), MPS__SEG_CREATE, name, &sp, 0);
 }
 
 mps_shm *mps_shm_open(const char *name)
 {
-  return block_new(sizeof(mps_shm), named(name), NULL, MPS__KIND_SHM);
+  return block_new(sizeof(mps_shm), MPS__SEG_OPEN, name, NULL, MPS__KIND_SHM);
 }
 
 int mps_shm_close(mps_shm *s) { return block_close((struct mps__block *)s); }
 void *mps_shm_data(const mps_shm *s) { return s ? s->b.data : NULL; }
 size_t mps_shm_size(const mps_shm *s) { return s ? s->b.shm->data_size : 0; }
+
+/* ---- inspection ----------------------------------------------------------- */
+
+static int block_describe(const void *copy, size_t size, mps_object_info *info)
+{
+  const struct mps__block_shm *shm = copy;
+  if (block_validate(copy, size) < 0)
+    return -EPROTO;
+  static const char *const type_names[] = {
+      [MPS_CHAR] = "char",     [MPS_INT8] = "int8",     [MPS_UINT8] = "uint8",
+      [MPS_INT16] = "int16",   [MPS_UINT16] = "uint16", [MPS_INT] = "int",
+      [MPS_UINT] = "uint",     [MPS_LONG] = "long",     [MPS_ULONG] = "ulong",
+      [MPS_INT64] = "int64",   [MPS_UINT64] = "uint64", [MPS_FLOAT] = "float",
+      [MPS_DOUBLE] = "double",
+  };
+  mps__info_text(info, "type", shm->type == 0 ? "bytes" : type_names[shm->type]);
+  mps__info_num(info, "length", (int64_t)shm->count);
+  mps__info_num(info, "data_size", (int64_t)shm->data_size);
+  mps__info_bool(info, "has_lock", shm->has_lock != 0);
+  if (shm->has_lock)
+    mps__info_mutex(info, &shm->mu);
+  return 0;
+}
+
+#define BLOCK_VIEW(k, n)                                                                           \
+  {                                                                                                \
+    k, n, BLOCK_LAYOUT, sizeof(struct mps__block_shm), MPS__FAMILY_LOCK, block_describe            \
+  }
+const struct mps__kind_view mps__value_view = BLOCK_VIEW(MPS__KIND_VALUE, "value");
+const struct mps__kind_view mps__array_view = BLOCK_VIEW(MPS__KIND_ARRAY, "array");
+const struct mps__kind_view mps__shm_view = BLOCK_VIEW(MPS__KIND_SHM, "shm");

@@ -43,7 +43,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "stats.h"
 
 int mps__futex_wait(_Atomic uint32_t *word, uint32_t expected, const mps__deadline *d)
 {
@@ -63,13 +63,21 @@ void mps__futex_wake(_Atomic uint32_t *word, int n)
   syscall(SYS_futex, word, FUTEX_WAKE, n, NULL, NULL, 0);
 }
 
-void mps__waitq_enter(mps__waitq *w, mps__mutex *m)
+/* The sleepers are woken, then the recovery recorded (stats.c). */
+static void recover(mps__waitq *w, struct mps__hdr *h)
 {
-  if (mps__mutex_lock_forever(m) == MPS_OWNER_DIED)
-    mps__waitq_wake(w, INT32_MAX);
+  mps__waitq_wake(w, INT32_MAX);
+  if (h != NULL)
+    mps__stat_recovered(h, MPS__REPAIR_WAKE);
 }
 
-int mps__waitq_wait(mps__waitq *w, mps__mutex *m, const mps__deadline *d)
+void mps__waitq_enter(mps__waitq *w, mps__mutex *m, struct mps__hdr *h)
+{
+  if (mps__mutex_lock_forever(m) == MPS_OWNER_DIED)
+    recover(w, h);
+}
+
+int mps__waitq_wait(mps__waitq *w, mps__mutex *m, const mps__deadline *d, struct mps__hdr *h)
 {
   if (d->kind == MPS__ONCE)
     return -EAGAIN;
@@ -80,7 +88,7 @@ int mps__waitq_wait(mps__waitq *w, mps__mutex *m, const mps__deadline *d)
   atomic_fetch_sub(&w->sleepers, 1);
   int relock = mps__mutex_lock_forever(m);
   if (relock == MPS_OWNER_DIED)
-    mps__waitq_wake(w, INT32_MAX); /* the dead holder may not have woken them */
+    recover(w, h); /* the dead holder may not have woken them */
   return relock == MPS_OWNER_DIED ? relock : r;
 }
 

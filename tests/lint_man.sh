@@ -14,7 +14,7 @@ if [ -z "$mandoc" ] || ! command -v "$mandoc" >/dev/null 2>&1; then
   exit 1
 fi
 status=0
-for page in "$srcdir"/man/*.[37]; do
+for page in "$srcdir"/man/*.[137]; do
   out=$("$mandoc" -Tlint -Wwarning "$page" 2>&1) || true
   if [ -n "$out" ]; then
     echo "FAIL: $page:" >&2
@@ -32,7 +32,7 @@ for page in "$srcdir"/man/*.[37]; do
     done ;;
   esac
 done
-for page in "$srcdir"/man/*.[37]; do
+for page in "$srcdir"/man/*.[137]; do
   src=$work/$(basename "$page").c
   sed -n '/^\.SH EXAMPLES/,/^\.SH SEE/p' "$page" | sed -n '/^\.EX$/,/^\.EE$/p' | sed '1d;$d' |
     sed -e 's/\\e/\\/g' -e 's/\\-/-/g' -e 's/\\&//g' -e 's/\\(aq/'"'"'/g' >"$src"

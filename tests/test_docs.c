@@ -49,3 +49,26 @@ Test(docs, man_pages_lint_clean_and_their_examples_run, .timeout = 240)
            env("MPS_CC"), env("MPS_MANDOC"));
   run_script("lint_man.sh", args);
 }
+
+/* MPS_WITH_LOCK only writes its rc: GCC then warns about a caller that
+ * never reads it, the promise lock.h makes. */
+Test(docs, with_lock_unread_rc_is_a_gcc_warning, .timeout = 60)
+{
+  char cmd[4096];
+  snprintf(cmd, sizeof(cmd), "%s --version 2>&1 | grep -q 'Free Software Foundation'",
+           env("MPS_CC"));
+  if (system(cmd) != 0)
+    cr_skip_test("not GCC: Clang does not warn through the macro (lock.h says so)");
+  snprintf(cmd, sizeof(cmd),
+           "printf '#include <mpshare.h>\\nint f(mps_lock *l);\\n"
+           "int f(mps_lock *l) { int n = 0, rc; MPS_WITH_LOCK(l, rc) n++; return n; }\\n' | "
+           "%s -Wall -fsyntax-only -I'%s/include' -I'%s/include' -x c - 2>&1",
+           env("MPS_CC"), env("MPS_SRCDIR"), env("MPS_BUILDDIR"));
+  FILE *p = popen(cmd, "r");
+  cr_assert_not_null(p);
+  char out[4096];
+  size_t len = fread(out, 1, sizeof(out) - 1, p);
+  out[len] = '\0';
+  pclose(p);
+  cr_assert_not_null(strstr(out, "set but not used"), "no warning for an unread rc:\n%s", out);
+}

@@ -3,6 +3,7 @@
  * process, batch calls, and 4 producers x 4 consumers delivering every
  * message exactly once. The SIGKILL torture is in test_queue_torture.c. */
 #include "helpers.h"
+#include "queue_internal.h" /* white-box: offsets of the shared structs */
 
 #include <math.h>
 #include <stdint.h>
@@ -546,24 +547,25 @@ Test(queue, forged_segments_are_refused, .timeout = 10)
   cr_assert_not_null(a);
   size_t size;
   uint64_t *raw = map_raw(name, &size);
-  /* The configuration follows the 64-byte header: maxsize, then max_msg. */
-  cr_assert_eq(raw[8], 4);
-  cr_assert_eq(raw[9], 8);
-  raw[8] = 1u << 30;
+  const size_t maxsize = offsetof(struct mps__queue_shm, maxsize) / 8;
+  const size_t max_msg = offsetof(struct mps__queue_shm, max_msg) / 8;
+  const size_t tail = offsetof(struct mps__queue_shm, tail) / 8;
+  cr_assert_eq(raw[maxsize], 4);
+  cr_assert_eq(raw[max_msg], 8);
+  raw[maxsize] = 1u << 30;
   cr_assert_null(mps_queue_open(name));
   cr_assert_eq(errno, EPROTO, "a maxsize that does not match the file");
-  raw[8] = 4;
-  raw[9] = 4096;
+  raw[maxsize] = 4;
+  raw[max_msg] = 4096;
   cr_assert_null(mps_queue_open(name));
   cr_assert_eq(errno, EPROTO);
-  raw[9] = 8;
+  raw[max_msg] = 8;
   mps_queue *b = mps_queue_open(name);
   cr_assert_not_null(b, "the repaired configuration is accepted");
   /* Counters claiming more messages than fit: refused, not followed. */
   put_int(a, 1);
-  /* header, configuration, mutex and head take the first four lines */
-  cr_assert_eq(raw[256 / 8], 1, "the tail counter");
-  raw[256 / 8] = 1000;
+  cr_assert_eq(raw[tail], 1, "the tail counter");
+  raw[tail] = 1000;
   int v;
   cr_assert_eq(mps_queue_get(b, &v, sizeof(v), 0), -EPROTO);
   munmap(raw, size);

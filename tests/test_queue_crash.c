@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "queue_internal.h"
+#include "stats.h"
 
 #define MAX_MSG 40
 #define MSGS    8 /* messages a producer victim tries to put */
@@ -268,6 +269,13 @@ static void producer_case(enum mps__crash cp, unsigned hit, unsigned cap, bool b
   uint64_t holes = mps__queue_skipped(q);
   cr_assert(holes >= lo && holes <= hi, "%s: %llu holes of %llu claimed", what,
             (unsigned long long)holes, (unsigned long long)claimed);
+  /* The live counters (stats.h) agree: each hole counted once, and each
+   * repair that made holes is in the recovery ring. */
+  struct mps__hdr *h = &q->s->hdr;
+  cr_assert_eq(mps__stat_read(h, MPS__ST_HOLES, false), holes, "%s: holes counter", what);
+  cr_assert_eq(atomic_load(&h->stats.recoveries) > 0, holes > 0, "%s: recovery ring", what);
+  if (holes > 0)
+    cr_assert_eq(h->stats.ring[0].what, MPS__REPAIR_QUEUE_HOLES, "%s", what);
   teardown();
 }
 

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "helpers.h"
+#include "internal.h" /* white-box: offsets of the shared structs */
 
 /* Writes `len` bytes of `data` as /dev/shm/<name without '/'>. */
 static void forge(const char *name, const void *data, size_t len)
@@ -100,9 +101,25 @@ Test(segment, other_layout_version_is_refused, .timeout = 10)
   mps_lock *l = mps_lock_create(name);
   cr_assert_not_null(l);
   mps_lock_close(l);
-  uint32_t other = 0xdeadbeef; /* the layout word follows the 8-byte magic */
-  poke(name, 8, &other, sizeof(other));
+  uint32_t other = 0xdeadbeef;
+  poke(name, offsetof(struct mps__hdr, layout), &other, sizeof(other));
   expect_open_fails(name, EPROTO);
+  cr_assert_eq(mps_unlink(name), 0);
+}
+
+/* The kind's own layout word is checked too: a lock of another build. */
+Test(segment, other_object_layout_is_refused, .timeout = 10)
+{
+  char name[64];
+  test_name(name, "objlayout");
+  mps_lock *l = mps_lock_create(name);
+  cr_assert_not_null(l);
+  mps_lock_close(l);
+  uint32_t other = 0x12345678;
+  poke(name, offsetof(struct mps__hdr, obj_layout), &other, sizeof(other));
+  errno = 0;
+  cr_expect_null(mps_lock_open(name));
+  cr_expect_eq(errno, EPROTO);
   cr_assert_eq(mps_unlink(name), 0);
 }
 
@@ -115,7 +132,7 @@ Test(segment, forged_sizes_are_refused, .timeout = 10)
   mps_array_close(a);
   /* Claim a huge element count: the array must not believe it. */
   uint64_t count = UINT64_C(1) << 40;
-  poke(name, 64 + 8, &count, sizeof(count));
+  poke(name, offsetof(struct mps__block_shm, count), &count, sizeof(count));
   cr_expect_null(mps_array_open(name));
   cr_expect_eq(errno, EPROTO);
   cr_assert_eq(mps_unlink(name), 0);

@@ -93,14 +93,15 @@ MPS_API int mps_rlock_release(mps_rlock *l);
  *
  * The block runs when the acquire succeeded (0 or MPS_OWNER_DIED, which the
  * block sees in rc) and is skipped otherwise: a NULL lock (the lock of a raw
- * value) gives -EINVAL, a lock this thread holds already -EDEADLK. A caller
- * that never reads rc gets a "set but not used" warning (-Wall), so a
- * failure cannot pass unnoticed. The lock is released when the block is
+ * value) gives -EINVAL, a lock this thread holds already -EDEADLK. The
+ * macro only writes rc, so a caller that never reads it gets GCC's "set but
+ * not used" warning (-Wall; Clang 14 does not warn through the macro). The
+ * lock is released when the block is
  * left in any way, including break, continue, return and goto. l is
  * evaluated once. Needs GCC or Clang (the cleanup attribute). */
 #define MPS_WITH_LOCK(l, rc)                                                                       \
   for (struct mps__with _mps_with __attribute__((cleanup(mps__with_exit))) = {(l), 0};             \
-       _mps_with.state == 0 && ((rc) = mps__with_enter(&_mps_with)) >= 0;                          \
+       _mps_with.state == 0 && ((rc) = mps__with_enter(&_mps_with), _mps_with.state == 1);         \
        mps__with_exit(&_mps_with))
 
 /* state: 0 not tried yet, 1 held, 2 released or never taken. */

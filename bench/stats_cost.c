@@ -1,0 +1,117 @@
+/* One round of the counters' cost benchmark: the lock and queue loops that
+ * the live counters touch, timed once each. Built twice from this file,
+ * against the library with counters (stats_cost_on) and without
+ * (stats_cost_off, MPS_WITHOUT_STATS), both linked the same way;
+ * bench/stats_cost.sh alternates the two and compares medians.
+ *
+ *   stats_cost_on|off [lock ops] [queue messages]
+ *
+ * Prints "lock_ns <ns per locked op, 2 processes>", "lock1_ns <ns per
+ * acquire/release, 1 process>", "queue11 <msgs/s>" and "queue22 <msgs/s>".
+ */
+#include <mpshare.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int reap_all(void)
+{
+  int status, bad = 0;
+  while (wait(&status) > 0)
+    bad |= !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+  return bad;
+}
+
+/* 2 processes, one adding 1 and one subtracting 1, n times each under a
+ * Value's lock (as bench/lock_bench). ns per locked op, or -1. */
+static double lock_round(long n)
+{
+  mps_value *v = mps_value_new(MPS_LONG, true);
+  double t0 = now();
+  for (int c = 0; c < 2; c++)
+    if (fork() == 0) {
+      long *x = mps_value_ptr(v);
+      mps_lock *l = mps_value_get_lock(v);
+      for (long i = 0; i < n; i++) {
+        if (mps_lock_acquire(l, MPS_FOREVER) < 0)
+          _exit(1);
+        *x += c ? -1 : 1;
+        if (mps_lock_release(l) < 0)
+          _exit(1);
+      }
+      _exit(0);
+    }
+  int bad = reap_all();
+  double ns = (now() - t0) * 1e9 / (2.0 * (double)n);
+  bad |= *(long *)mps_value_ptr(v) != 0;
+  mps_value_close(v);
+  return bad ? -1 : ns;
+}
+
+/* One process, n acquire/release pairs on a Value's lock that nobody else
+ * wants: the shortest path the counters are on. ns per pair. */
+static double lock_alone(long n)
+{
+  mps_value *v = mps_value_new(MPS_LONG, true);
+  long *x = mps_value_ptr(v);
+  mps_lock *l = mps_value_get_lock(v);
+  double t0 = now();
+  for (long i = 0; i < n; i++) {
+    if (mps_lock_acquire(l, MPS_FOREVER) < 0)
+      return -1;
+    ++*x;
+    if (mps_lock_release(l) < 0)
+      return -1;
+  }
+  double ns = (now() - t0) * 1e9 / (double)n;
+  mps_value_close(v);
+  return ns;
+}
+
+/* np producers -> np consumers, n 64-byte messages through a 1024-slot
+ * queue. msgs/s, or -1. */
+static double queue_round(int np, long n)
+{
+  mps_queue_opts o = {.maxsize = 1024, .max_msg = 64};
+  mps_queue *q = mps_queue_new(&o);
+  long each = n / np;
+  double t0 = now();
+  for (int c = 0; c < 2 * np; c++)
+    if (fork() == 0) {
+      char msg[64] = {0};
+      for (long i = 0; i < each; i++) {
+        if (c < np ? mps_queue_put(q, msg, sizeof(msg), MPS_FOREVER) < 0
+                   : mps_queue_get(q, msg, sizeof(msg), MPS_FOREVER) < 0)
+          _exit(1);
+      }
+      _exit(0);
+    }
+  int bad = reap_all();
+  double rate = (double)(each * np) / (now() - t0);
+  mps_queue_close(q);
+  return bad ? -1 : rate;
+}
+
+int main(int argc, char **argv)
+{
+  long ops = argc > 1 ? atol(argv[1]) : 1000000;
+  long msgs = argc > 2 ? atol(argv[2]) : 1000000;
+  if (ops < 1 || msgs < 2)
+    return 2;
+  printf("lock_ns %.2f\n", lock_round(ops));
+  printf("lock1_ns %.2f\n", lock_alone(ops));
+  printf("queue11 %.0f\n", queue_round(1, msgs));
+  printf("queue22 %.0f\n", queue_round(2, msgs));
+  return 0;
+}

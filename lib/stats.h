@@ -1,0 +1,108 @@
+/* The live counters and the recovery ring of every object: the calls that
+ * the objects make. The block itself sits in every segment header
+ * (struct mps__stats in internal.h); stats.c reads it back for inspect.c.
+ *
+ * The plain calls are made with the object's mutex held, which orders all
+ * updates of one object's counters: an increment is a relaxed load and
+ * store, no locked instruction, on a cache line of the caller's shard that
+ * the object's hot path does not otherwise write. Lock-free paths use the
+ * _lockfree calls, on counters that no mutex holder writes. Built with
+ * MPS_WITHOUT_STATS (configure --disable-stats), the calls compile to
+ * nothing and the block stays zero; its layout does not change.
+ */
+#ifndef MPSHARE_STATS_H
+#define MPSHARE_STATS_H
+
+#include "internal.h"
+
+#if defined(MPS_WITHOUT_STATS)
+#define MPS__STATS 0
+#else
+#define MPS__STATS 1
+#endif
+
+/* Counter ids. Lock-like objects (lock, rlock, a value's or array's lock): */
+enum { MPS__ST_ACQUIRED, MPS__ST_CONTENDED, MPS__ST_OWNER_DIED };
+/* Queues (PEAK is a maximum, not a sum; HOLES: slots of dead producers,
+ * which gets skip): */
+enum {
+  MPS__ST_PUTS,
+  MPS__ST_GETS,
+  MPS__ST_PUT_TIMEOUTS,
+  MPS__ST_GET_TIMEOUTS,
+  MPS__ST_PEAK,
+  MPS__ST_HOLES
+};
+/* Semaphores, events, conditions, barriers: calls that waited, waits that
+ * gave up, and calls that woke waiters (release, set, notify, a round's end). */
+enum { MPS__ST_WAITS, MPS__ST_TIMEOUTS, MPS__ST_WAKEUPS };
+
+/* What a recovery repaired (the ring's `what`). */
+enum mps__repair {
+  MPS__REPAIR_LOCK = 1,    /* a lock's owner died: made consistent, MPS_OWNER_DIED returned */
+  MPS__REPAIR_WAKE,        /* an internal mutex's owner died: every sleeper woken */
+  MPS__REPAIR_QUEUE_LOG,   /* a queue's holder died: its redo record checked, sleepers woken */
+  MPS__REPAIR_COND_SLOT,   /* a condition's waiter died: its slot freed */
+  MPS__REPAIR_QUEUE_HOLES, /* a producer died mid-put: its unpublished slots made holes */
+  MPS__REPAIR_END_
+};
+
+static inline _Atomic uint64_t *mps__stat_at(struct mps__hdr *h, unsigned id)
+{
+  return &h->stats.shard[(unsigned)mps__self_tid() % MPS__STAT_SHARDS].c[id];
+}
+
+/* Adds n to counter id of the object whose header is h (mutex held). */
+static inline void mps__stat_add(struct mps__hdr *h, unsigned id, uint64_t n)
+{
+#if MPS__STATS
+  _Atomic uint64_t *c = mps__stat_at(h, id);
+  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
+#else
+  (void)h, (void)id, (void)n;
+#endif
+}
+
+static inline void mps__stat_inc(struct mps__hdr *h, unsigned id) { mps__stat_add(h, id, 1); }
+
+/* Raises counter id to v if it is lower (a peak; mutex held). */
+static inline void mps__stat_max(struct mps__hdr *h, unsigned id, uint64_t v)
+{
+#if MPS__STATS
+  _Atomic uint64_t *c = mps__stat_at(h, id);
+  if (atomic_load_explicit(c, memory_order_relaxed) < v)
+    atomic_store_explicit(c, v, memory_order_relaxed);
+#else
+  (void)h, (void)id, (void)v;
+#endif
+}
+
+/* For a lock-free path (the FIFO queue), where no mutex orders the
+ * updates: the same relaxed load and store on the calling thread's shard.
+ * A locked read-modify-write would cost a few percent of a put or get;
+ * this one is exact unless two threads whose ids share a shard (equal
+ * modulo MPS__STAT_SHARDS) count on the same object at the same instant,
+ * when one count can be lost. */
+static inline void mps__stat_add_lockfree(struct mps__hdr *h, unsigned id, uint64_t n)
+{
+  mps__stat_add(h, id, n);
+}
+
+static inline void mps__stat_max_lockfree(struct mps__hdr *h, unsigned id, uint64_t v)
+{
+  mps__stat_max(h, id, v);
+}
+
+/* Records a crash recovery in the object's ring: this process, now, what
+ * (mutex held). Recorded even without counters: recoveries are rare. */
+void mps__stat_recovered(struct mps__hdr *h, enum mps__repair what);
+
+/* ---- reading, for inspect.c, from a copy of a header ------------------- */
+
+/* Counter id summed over the shards (PEAK: their maximum). */
+uint64_t mps__stat_read(const struct mps__hdr *h, unsigned id, bool is_max);
+
+/* What a repair code means, in words; NULL for an unknown code. */
+const char *mps__repair_name(uint32_t what);
+
+#endif
