@@ -102,7 +102,17 @@ static void unref(mps_future *f)
   }
 }
 
-mps_future *mps__future_new(int (*cancel)(void *, mps_future *), void *arg)
+mps_future *mps__future_new(void) { return mps__future_new_cancel(NULL, NULL); }
+
+void mps__future_set_cancel(mps_future *f, int (*cancel)(void *, mps_future *), void *arg)
+{
+  hub_lock();
+  f->cancel = cancel;
+  f->cancel_arg = arg;
+  pthread_mutex_unlock(&hub.mu);
+}
+
+mps_future *mps__future_new_cancel(int (*cancel)(void *, mps_future *), void *arg)
 {
   mps_future *f = calloc(1, sizeof(*f));
   if (f == NULL)
@@ -146,6 +156,15 @@ static void finish(mps_future *f, int status, int64_t value, void *data)
 }
 
 void mps__future_complete(mps_future *f, int status, int64_t value, const void *data, size_t len)
+{
+  hub_lock();
+  f->refs++; /* the runner keeps its own, dropped by mps__future_release */
+  pthread_mutex_unlock(&hub.mu);
+  mps__future_complete_release(f, status, value, data, len);
+}
+
+void mps__future_complete_release(mps_future *f, int status, int64_t value, const void *data,
+                                  size_t len)
 {
   /* Copied before the lock; a small result needs no allocation. */
   void *copy = NULL;

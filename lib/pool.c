@@ -341,7 +341,7 @@ mps_future *mps_pool_submit_timeout(mps_pool *p, mps_task_fn fn, const void *arg
   if (len > p->opts.max_arg)
     return mps__fail(-EMSGSIZE);
   struct mps__pool_job *j = mps__pool_job_new(p, fn, arg, 1, len);
-  mps_future *f = j != NULL ? mps__future_new(cancel_task, j) : NULL;
+  mps_future *f = j != NULL ? mps__future_new_cancel(cancel_task, j) : NULL;
   if (f == NULL) {
     free(j);
     return mps__fail(-ENOMEM);

@@ -140,9 +140,9 @@ void mps__pool_complete_finished(struct mps__pool_job *fin)
     struct mps__pool_job *j = fin;
     fin = j->next;
     if (j->reported)
-      mps__future_complete(j->f, j->status, j->value, j->data, j->len);
+      mps__future_complete_release(j->f, j->status, j->value, j->data, j->len);
     else
-      mps__future_complete(j->f, -ECHILD, 0, NULL, 0);
+      mps__future_complete_release(j->f, -ECHILD, 0, NULL, 0);
     free(j);
   }
 }
