@@ -86,6 +86,13 @@ void mps__info_mutex(mps_object_info *info, const mps__mutex *m)
   mps__info_bool(info, "owner_died", died);
 }
 
+void mps__info_counter(mps_object_info *info, const char *key, int64_t v)
+{
+  for (size_t i = 0; i < info->n_counters; i++)
+    if (strcmp(info->counters[i].key, key) == 0)
+      info->counters[i].value = v;
+}
+
 const mps_info_field *mps_info_get(const mps_info_field *fields, size_t n, const char *key)
 {
   for (size_t i = 0; fields != NULL && key != NULL && i < n; i++)
@@ -170,11 +177,12 @@ static int describe_fd(int fd, uint64_t file_size, mps_object_info *info)
   if (err == 0 && check_hdr(copy, file_size) != v)
     err = -EPROTO;
   info->kind = v->name;
-  if (err == 0)
+  if (err == 0) {
+    read_counters(copy, v->family, info);
     err = v->describe(copy, file_size, info);
+  }
   if (err == 0) {
     fill_identity(copy, info);
-    read_counters(copy, v->family, info);
     read_recoveries(copy, info);
   }
   free(copy);

@@ -16,8 +16,9 @@ struct mps__kind_view {
   size_t fixed;    /* bytes of its fixed shared struct, header included */
   enum mps__counter_family family;
   /* Checks a copy of the first `fixed` bytes of a segment of `size` bytes
-   * (the kind's own open-time check) and adds the state fields to info.
-   * 0 or -EPROTO. Reads nothing outside the copy. */
+   * (the kind's own open-time check) and adds the state fields to info,
+   * whose counters are already read. 0 or -EPROTO. Reads nothing outside
+   * the copy. */
   int (*describe)(const void *copy, size_t size, mps_object_info *info);
 };
 
@@ -29,6 +30,10 @@ extern const struct mps__kind_view mps__lock_view, mps__rlock_view, mps__value_v
 void mps__info_num(mps_object_info *info, const char *key, int64_t v);
 void mps__info_bool(mps_object_info *info, const char *key, bool v);
 void mps__info_text(mps_object_info *info, const char *key, const char *text);
+
+/* Sets the counter key that inspect.c read from the shards, for a kind
+ * that keeps that count elsewhere (the FIFO queue's puts and gets). */
+void mps__info_counter(mps_object_info *info, const char *key, int64_t v);
 
 /* A mutex's state, for a lock's view: held or free, owner and whether it
  * runs (mutex.c reads the word; inspect.c checks the process). */

@@ -629,6 +629,19 @@ int mps_queue_shutdown(mps_queue *q)
 
 /* ---- inspection ----------------------------------------------------------- */
 
+/* The FIFO core's tail and head count its puts and gets already, holes
+ * included (claims of dead producers, which gets pass): puts are the
+ * tickets claimed less the holes, gets the tickets passed less the holes.
+ * A claim whose put is still copying counts as put, and a hole made but
+ * not yet passed makes gets one short until a get passes it. */
+static void fifo_counters(const struct mps__queue_shm *s, mps_object_info *info)
+{
+  uint64_t t = atomic_load(&s->tail) & MPS__TICKETS, h = atomic_load(&s->head) & MPS__TICKETS;
+  uint64_t holes = atomic_load(&s->ring.skipped);
+  mps__info_counter(info, "puts", (int64_t)(t > holes ? t - holes : 0));
+  mps__info_counter(info, "gets", (int64_t)(h > holes ? h - holes : 0));
+}
+
 /* The FIFO core keeps flags in the high bits of head, tail and done, its
  * own task count, and counts holes as done (queue_internal.h). */
 static void q_counts_of(const struct mps__queue_shm *s, uint64_t *depth, uint64_t *unfinished,
@@ -665,6 +678,8 @@ static int q_describe(const void *copy, size_t size, mps_object_info *info)
   mps__info_text(info, "order", orders[s->order]);
   mps__info_num(info, "unfinished", (int64_t)unfinished);
   mps__info_bool(info, "shutdown", shut);
+  if (s->order == MPS_FIFO)
+    fifo_counters(s, info);
   return 0;
 }
 

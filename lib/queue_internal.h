@@ -111,6 +111,9 @@ struct mps_queue {
    * thread that used it), the last of which unmaps; the list of handles,
    * for the atfork child. (The handle comes from calloc: no alignas.) */
   _Atomic uint64_t head_cache;
+  /* Process-local: the deepest this process has counted (stats.h), so
+   * that a put touches the shared counter only when it beats it. */
+  _Atomic uint64_t peak_seen;
   _Atomic unsigned refs;
   bool closed;
   struct mps_queue *next_open, **prev_open;

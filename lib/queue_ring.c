@@ -169,14 +169,20 @@ static int wait_room(mps_queue *q, uint64_t t, bool *spun, const mps__deadline *
  * is between c and maxsize (the claim checked the room). */
 static uint64_t depth_at(const mps_queue *q, uint64_t t, uint64_t c)
 {
-  uint64_t depth = t + c - atomic_load_explicit(&q->head_cache, memory_order_relaxed);
-  return depth < q->cap ? depth : q->cap;
+  int64_t depth = (int64_t)(t + c - atomic_load_explicit(&q->head_cache, memory_order_relaxed));
+  /* Never negative, should another thread's cached head be past ours. */
+  return depth <= 0 ? 0 : (uint64_t)depth < q->cap ? (uint64_t)depth : q->cap;
 }
 
-/* The counters (stats.h; no mutex here), once c messages are published. */
-static void put_counted(mps_queue *q, uint64_t c, uint64_t depth)
+/* The peak counter (stats.h; no mutex here), written only when this
+ * process sees a new peak. Puts and gets are not counted here: tail and
+ * head already count them (queue.c derives them for mps_inspect), so the
+ * hot path pays one compare for the counters. */
+static void peak_counted(mps_queue *q, uint64_t depth)
 {
-  mps__stat_add_lockfree(&q->s->hdr, MPS__ST_PUTS, c);
+  if (depth <= atomic_load_explicit(&q->peak_seen, memory_order_relaxed))
+    return;
+  atomic_store_explicit(&q->peak_seen, depth, memory_order_relaxed);
   mps__stat_max_lockfree(&q->s->hdr, MPS__ST_PEAK, depth);
 }
 
@@ -203,7 +209,7 @@ ssize_t mps__ring_put(mps_queue *q, const void *const *msgs, const size_t *lens,
       uint64_t depth = depth_at(q, t, (uint64_t)c);
       MPS__CRASHPOINT(MPS__CP_PUT_CLAIMED);
       publish(q, t, (uint64_t)c, msgs, lens);
-      put_counted(q, (uint64_t)c, depth);
+      peak_counted(q, depth);
       MPS__CRASHPOINT(MPS__CP_PUT_CLEAR);
       atomic_store_explicit(&tok->intent, 0, memory_order_release);
       return c;
@@ -352,10 +358,8 @@ ssize_t mps__ring_get(mps_queue *q, void *buf, size_t cap, size_t *lens, size_t 
       continue;
     }
     MPS__CRASHPOINT(MPS__CP_GET_COPIED);
-    if (commit(q, raw, h, tk.j) && tk.nfull > 0) {
-      mps__stat_add_lockfree(&q->s->hdr, MPS__ST_GETS, tk.nfull);
+    if (commit(q, raw, h, tk.j) && tk.nfull > 0)
       return (ssize_t)tk.nfull;
-    }
   }
 }
 

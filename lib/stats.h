@@ -77,12 +77,12 @@ static inline void mps__stat_max(struct mps__hdr *h, unsigned id, uint64_t v)
 #endif
 }
 
-/* For a lock-free path (the FIFO queue), where no mutex orders the
- * updates: the same relaxed load and store on the calling thread's shard.
- * A locked read-modify-write would cost a few percent of a put or get;
- * this one is exact unless two threads whose ids share a shard (equal
- * modulo MPS__STAT_SHARDS) count on the same object at the same instant,
- * when one count can be lost. */
+/* For a lock-free path (the FIFO queue's timeouts and peak), where no
+ * mutex orders the updates: the same relaxed load and store on the calling
+ * thread's shard. A locked read-modify-write would cost a few percent of a
+ * put or get; this one is exact unless two threads whose ids share a shard
+ * (equal modulo MPS__STAT_SHARDS) count on the same object at the same
+ * instant, when one count can be lost. */
 static inline void mps__stat_add_lockfree(struct mps__hdr *h, unsigned id, uint64_t n)
 {
   mps__stat_add(h, id, n);

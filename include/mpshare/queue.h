@@ -72,89 +72,111 @@ typedef struct mps_queue_opts {
 typedef struct mps_queue mps_queue;
 
 /* Makes an anonymous queue, shared with the children forked after it. opts
- * may be NULL (all defaults). Returns the handle, or NULL with errno EINVAL
- * (unknown order, maxsize above MPS_QUEUE_MAXSIZE_MAX, segment too big,
- * a non-zero reserved word) or
- * ENOMEM. Release with mps_queue_close in every process. */
+ * may be NULL (all defaults).
+ * Returns: the handle.
+ * Errors: NULL with errno EINVAL (unknown order, maxsize above
+ * MPS_QUEUE_MAXSIZE_MAX, a segment above MPS_SIZE_MAX, a non-zero reserved
+ * word), ENOMEM.
+ * Owns: the caller owns the handle: mps_queue_close in every process. */
 MPS_API mps_queue *mps_queue_new(const mps_queue_opts *opts);
 
-/* Makes a named queue that unrelated processes open with mps_queue_open.
- * NULL with errno EINVAL (bad name or opts), EEXIST, ENOMEM, EACCES. The
- * name stays until mps_unlink(name). */
+/* Makes a named queue (mode 0600) that unrelated processes open with
+ * mps_queue_open.
+ * Returns: the handle; the name stays until mps_unlink(name).
+ * Errors: NULL with errno EINVAL (bad name or opts), EEXIST, EACCES, ENOMEM.
+ * Owns: the caller owns the handle (mps_queue_close). */
 MPS_API mps_queue *mps_queue_create(const char *name, const mps_queue_opts *opts);
 
-/* Opens a named queue. NULL with errno EINVAL (bad name), ENOENT, EACCES,
- * EPROTO (not a queue, another layout version, or a damaged segment). */
+/* Opens a named queue.
+ * Returns: the handle.
+ * Errors: NULL with errno EINVAL (bad name), ENOENT, EACCES, EPROTO (not a
+ * queue, another layout version, or a damaged segment), ENOMEM.
+ * Owns: the caller owns the handle (mps_queue_close). */
 MPS_API mps_queue *mps_queue_open(const char *name);
 
 /* Releases this process's handle; the queue lives on for the others. Other
  * threads of the process that are inside a call on q, or that put into it
  * earlier, keep the mapping until they return from their last call on q
- * and exit; the last one unmaps it. Do not use q after close. NULL is
- * accepted. Returns 0. */
+ * and exit; the last one unmaps it.
+ * Returns: 0; 0 for NULL.
+ * Owns: q is released: do not use it after close. */
 MPS_API int mps_queue_close(mps_queue *q);
 
 /* Copies len bytes of msg into the queue, waiting up to `timeout` for room.
- * For a priority queue it is put_prio with prio 0. Returns 0 (the message is
- * in the queue), -EMSGSIZE (len > max_msg; nothing queued), -EAGAIN
- * (timeout 0 and full), -ETIMEDOUT, -EPIPE (shut down), -EINVAL (NULL q,
- * NULL msg with len > 0, NaN timeout), -EPROTO (damaged segment). */
+ * For a priority queue it is put_prio with prio 0.
+ * Returns: 0 (the message is in the queue).
+ * Errors: -EMSGSIZE (len > max_msg; nothing queued), -EAGAIN (timeout 0 and
+ * full), -ETIMEDOUT, -EPIPE (shut down), -EINVAL (NULL q, NULL msg with
+ * len > 0, NaN timeout), -EPROTO (damaged segment).
+ * Owns: msg stays the caller's; the queue holds a copy. */
 MPS_API MPS_NODISCARD int mps_queue_put(mps_queue *q, const void *msg, size_t len, double timeout);
 
 /* Like mps_queue_put, with a priority: smaller prio is got first, equal
- * prio in put order. On a FIFO or LIFO queue prio is ignored. */
+ * prio in put order. On a FIFO or LIFO queue prio is ignored.
+ * Returns, Errors, Owns: as mps_queue_put. */
 MPS_API MPS_NODISCARD int mps_queue_put_prio(mps_queue *q, int prio, const void *msg, size_t len,
                                              double timeout);
 
 /* Moves the next message into buf (cap bytes), waiting up to `timeout` for
- * one. Returns its length (0..max_msg), -EMSGSIZE (longer than cap: the
- * message stays queued), -EAGAIN (timeout 0 and empty), -ETIMEDOUT, -EPIPE
- * (shut down and empty), -EINVAL (NULL q, NULL buf with cap > 0, NaN). */
+ * one.
+ * Returns: its length (0..max_msg).
+ * Errors: -EMSGSIZE (longer than cap: the message stays queued), -EAGAIN
+ * (timeout 0 and empty), -ETIMEDOUT, -EPIPE (shut down and empty), -EINVAL
+ * (NULL q, NULL buf with cap > 0, NaN), -EPROTO (damaged segment). */
 MPS_API MPS_NODISCARD ssize_t mps_queue_get(mps_queue *q, void *buf, size_t cap, double timeout);
 
 /* Puts up to n messages (msgs[i] of lens[i] bytes) at once, in order
  * (FIFO: one claim of up to 4095 places; LIFO, priority: one lock
- * acquisition). Waits up to `timeout` for room for the first, then
- * puts as many as fit without waiting again, like write(2). Returns how many
- * were put (1..n; the caller puts the rest again), or the errors of
- * mps_queue_put; -EMSGSIZE if any lens[i] > max_msg (nothing queued).
- * n == 0 returns 0. A priority queue puts them with prio 0. */
+ * acquisition). Waits up to `timeout` for room for the first, then puts as
+ * many as fit without waiting again, like write(2). A priority queue puts
+ * them with prio 0.
+ * Returns: how many were put (1..n; the caller puts the rest again); 0 for
+ * n == 0.
+ * Errors: those of mps_queue_put; -EMSGSIZE if any lens[i] > max_msg
+ * (nothing queued).
+ * Owns: the messages stay the caller's; the queue holds copies. */
 MPS_API MPS_NODISCARD ssize_t mps_queue_put_many(mps_queue *q, const void *const *msgs,
                                                  const size_t *lens, size_t n, double timeout);
 
 /* Gets up to max messages at once (FIFO: one commit; LIFO, priority: one
- * lock acquisition), waiting up to
- * `timeout` for the first. They are stored back to back in buf (cap bytes):
- * message i starts at buf + lens[0] + ... + lens[i-1] and is lens[i] bytes
- * long. Stops early at the first message that does not fit in what is left
- * of buf. Returns how many were got (1..max), or the errors of
- * mps_queue_get (-EMSGSIZE: the first message does not fit; it stays).
- * max == 0 returns 0. */
+ * lock acquisition), waiting up to `timeout` for the first. They are stored
+ * back to back in buf (cap bytes): message i starts at buf + lens[0] + ...
+ * + lens[i-1] and is lens[i] bytes long. Stops early at the first message
+ * that does not fit in what is left of buf.
+ * Returns: how many were got (1..max); 0 for max == 0.
+ * Errors: those of mps_queue_get (-EMSGSIZE: the first message does not
+ * fit; it stays). */
 MPS_API MPS_NODISCARD ssize_t mps_queue_get_many(mps_queue *q, void *buf, size_t cap, size_t *lens,
                                                  size_t max, double timeout);
 
-/* Messages in the queue now (0 for NULL); may change at once. For a FIFO
- * it counts puts in progress and holes not yet skipped too. */
+/* Snapshots that may change at once: the messages in the queue (for a FIFO
+ * it counts puts in progress and holes not yet skipped too), whether that
+ * is 0 or maxsize, and the capacity and largest message size the queue was
+ * made with.
+ * Returns: the count, size or state; 0 or false for NULL (the NULL rule of
+ * common.h: mps_queue_empty(NULL) is false). */
 MPS_API size_t mps_queue_qsize(const mps_queue *q);
-/* qsize == 0 (false for NULL: see the NULL rule in common.h). */
 MPS_API bool mps_queue_empty(const mps_queue *q);
-/* qsize == maxsize (false for NULL). */
 MPS_API bool mps_queue_full(const mps_queue *q);
-/* The capacity and largest message size it was made with (0 for NULL). */
 MPS_API size_t mps_queue_maxsize(const mps_queue *q);
 MPS_API size_t mps_queue_max_msg(const mps_queue *q);
 
-/* Marks one message that was got as processed. Returns 0, -EINVAL if called
- * more times than there were puts (or NULL q). */
+/* Marks one message that was got as processed.
+ * Returns: 0.
+ * Errors: -EINVAL (called more times than there were puts, or NULL q). */
 MPS_API int mps_queue_task_done(mps_queue *q);
 
 /* Waits until every message ever put has been marked with task_done.
- * Returns 0, -EAGAIN (timeout 0 and tasks pending), -ETIMEDOUT, -EINVAL. */
+ * Returns: 0.
+ * Errors: -EAGAIN (timeout 0 and tasks pending), -ETIMEDOUT, -EINVAL (NULL,
+ * NaN). */
 MPS_API MPS_NODISCARD int mps_queue_join(mps_queue *q, double timeout);
 
 /* Shuts the queue down for every process: puts fail with -EPIPE, gets drain
  * what is left then fail with -EPIPE, and blocked putters and getters wake.
- * It cannot be undone. Returns 0 or -EINVAL. */
+ * It cannot be undone.
+ * Returns: 0.
+ * Errors: -EINVAL (NULL). */
 MPS_API int mps_queue_shutdown(mps_queue *q);
 
 #ifdef __cplusplus
