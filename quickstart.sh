@@ -17,6 +17,9 @@ have_cmd pkg-config || need_pkgs="$need_pkgs pkg-config"
 have_cmd make || need_pkgs="$need_pkgs make"
 have_cmd cc || need_pkgs="$need_pkgs gcc libc6-dev"
 pkg-config --exists criterion 2>/dev/null || need_pkgs="$need_pkgs libcriterion-dev"
+# The Redis backend (redis:// queue names) and the server its tests start.
+pkg-config --exists hiredis 2>/dev/null || need_pkgs="$need_pkgs libhiredis-dev"
+have_cmd redis-server || [ -x /usr/bin/redis-server ] || need_pkgs="$need_pkgs redis-server"
 have_cmd mandoc || need_pkgs="$need_pkgs mandoc" # make check lints the man pages
 # CI (.ci/run) also builds with clang and checks the layout with clang-format.
 if [ "${MPS_CI_TOOLS:-0}" = 1 ]; then

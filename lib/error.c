@@ -49,9 +49,10 @@
   X(EFAULT, "bad address")                                                                         \
   X(EIO, "input/output error")                                                                     \
   X(ENAMETOOLONG, "name too long")                                                                 \
-  X(ENOTSUP, "operation not supported")                                                            \
-  X(ECONNREFUSED, "connection refused")                                                            \
-  X(ECONNRESET, "connection reset by peer")                                                        \
+  X(ENOTSUP, "not supported (a redis:// name in a build without hiredis)")                         \
+  X(ECONNREFUSED, "the server refused the connection")                                             \
+  X(EHOSTUNREACH, "the server's host cannot be reached or does not answer")                        \
+  X(ECONNRESET, "the connection to the server was lost during the call")                           \
   X(ENOTCONN, "not connected")                                                                     \
   X(EOWNERDEAD, "the owner died")                                                                  \
   X(ENOTRECOVERABLE, "state not recoverable")

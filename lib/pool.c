@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "pool_internal.h"
+#include "remote.h"
 
 /* The cancel step of a submitted task's future (futures' lock held). On
  * success the future's runner reference passes to future.c. */
@@ -246,6 +247,8 @@ int mps_pool_shutdown(mps_pool *p, bool wait, bool cancel_pending)
     return -EINVAL;
   if (mps__pool_owned(p) < 0)
     return -EPERM;
+  if (p->remote != NULL)
+    return mps__rpool_shutdown(p, wait, cancel_pending);
   return pool_stop(p, wait, cancel_pending, false);
 }
 
@@ -255,6 +258,8 @@ int mps_pool_terminate(mps_pool *p)
     return -EINVAL;
   if (mps__pool_owned(p) < 0)
     return -EPERM;
+  if (p->remote != NULL)
+    return mps__rpool_shutdown(p, true, true);
   return pool_stop(p, true, true, true);
 }
 
@@ -284,6 +289,10 @@ void mps_pool_free(mps_pool *p)
 {
   if (p == NULL)
     return;
+  if (p->remote != NULL) {
+    mps__rpool_free(p);
+    return;
+  }
   if (mps__pool_owned(p) < 0) {
     pool_free_copy(p);
     return;
@@ -300,6 +309,8 @@ ssize_t mps_pool_workers(mps_pool *p, pid_t *pids, size_t n)
     return -EINVAL;
   if (mps__pool_owned(p) < 0)
     return -EPERM;
+  if (p->remote != NULL)
+    return 0; /* its workers are other hosts' */
   size_t k = 0;
   pthread_mutex_lock(&p->mu);
   for (unsigned i = 0; i < p->nworkers; i++)
@@ -338,6 +349,8 @@ mps_future *mps_pool_submit_timeout(mps_pool *p, mps_task_fn fn, const void *arg
     return mps__fail(-EINVAL);
   if (mps__pool_owned(p) < 0)
     return mps__fail(-EPERM);
+  if (p->remote != NULL)
+    return mps__rpool_submit(p, fn, NULL, arg, len, &d);
   if (len > p->opts.max_arg)
     return mps__fail(-EMSGSIZE);
   struct mps__pool_job *j = mps__pool_job_new(p, fn, arg, 1, len);

@@ -155,7 +155,8 @@ struct mps_pool {
   unsigned room_waiters; /* submitters waiting for pending < queue_size */
   unsigned live;
   bool ready, shutting, terminating, finished;
-  int fail_err; /* terminating: what unfinished tasks get */
+  int fail_err;              /* terminating: what unfinished tasks get */
+  struct mps__rpool *remote; /* a pool across hosts (pool_remote.c); NULL: local */
 };
 
 static inline struct mps__pool_slot *mps__pool_slot(const mps_pool *p, unsigned i)

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "pool_internal.h"
+#include "remote.h"
 
 /* ---- map --------------------------------------------------------------- */
 
@@ -126,6 +127,8 @@ int mps_pool_map(mps_pool *p, mps_task_fn fn, const void *args, size_t nargs, si
     return -EINVAL;
   if (mps__pool_owned(p) < 0)
     return -EPERM;
+  if (p->remote != NULL)
+    return mps__rpool_map(p, fn, args, nargs, arg_size, results, result_size, &d);
   if (arg_size > p->opts.max_arg)
     return -EMSGSIZE;
   struct mps__map *m = map_new(nargs, results, result_size);
@@ -184,6 +187,8 @@ mps_pool_stream *mps_pool_imap_unordered(mps_pool *p, mps_task_fn fn, const void
     return mps__fail(-EINVAL);
   if (mps__pool_owned(p) < 0)
     return mps__fail(-EPERM);
+  if (p->remote != NULL)
+    return mps__fail(-ENOTSUP); /* a remote pool streams nothing yet */
   if (arg_size > p->opts.max_arg || result_size > p->opts.max_result)
     return mps__fail(-EMSGSIZE);
   mps_pool_stream *s = calloc(1, sizeof(*s));

@@ -42,10 +42,12 @@
  */
 #include "config.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "inspect.h"
 #include "queue_internal.h"
+#include "remote.h"
 #include "stats.h"
 
 /* Layout word: struct mps__queue_shm, the FIFO core's tokens and
@@ -61,6 +63,15 @@
       sizeof(struct mps__qlog), MPS__QTOK, sizeof(struct mps__slot))
 
 #define WAKE_ALL INT32_MAX
+
+/* A remote queue's handle (a redis:// name) has only `remote`, `cap` and
+ * `max_msg` set: every public call below starts with REMOTE(), which sends
+ * it to queue_redis.c, so the local paths pay one test. */
+#define REMOTE(q, call)                                                                            \
+  do {                                                                                             \
+    if (__builtin_expect((q) != NULL && (q)->remote != NULL, 0))                                   \
+      return call;                                                                                 \
+  } while (0)
 
 /* ---- layout ----------------------------------------------------------- */
 
@@ -149,8 +160,27 @@ static int shm_validate(const void *shm, size_t size)
   return 0;
 }
 
+static mps_queue *remote_make(const char *name, bool create, const mps_queue_opts *opts)
+{
+  int err;
+  struct mps__rq *r = create ? mps__rq_create(name, opts, &err) : mps__rq_open(name, &err);
+  if (r == NULL)
+    return mps__fail(err);
+  mps_queue *q = calloc(1, sizeof(*q));
+  if (q == NULL) {
+    mps__rq_close(r);
+    return mps__fail(-ENOMEM);
+  }
+  q->remote = r;
+  q->cap = mps__rq_maxsize(r);
+  q->max_msg = mps__rq_max_msg(r); /* check_msgs reads it */
+  return q;
+}
+
 static mps_queue *q_make(enum mps__seg_mode mode, const char *name, const mps_queue_opts *opts)
 {
+  if (mode != MPS__SEG_ANON && mps__is_remote_name(name))
+    return remote_make(name, mode == MPS__SEG_CREATE, opts);
   bool create = mode != MPS__SEG_OPEN;
   struct q_plan p = {.o = opts ? *opts : (mps_queue_opts){0}};
   if (!mps__reserved_zero(p.o.reserved))
@@ -185,6 +215,11 @@ mps_queue *mps_queue_open(const char *name) { return q_make(MPS__SEG_OPEN, name,
 
 int mps_queue_close(mps_queue *q)
 {
+  if (q != NULL && q->remote != NULL) {
+    mps__rq_close(q->remote);
+    free(q);
+    return 0;
+  }
   if (q != NULL)
     mps__qtok_close(q);
   return 0;
@@ -442,7 +477,10 @@ static ssize_t put_common(mps_queue *q, int prio, const void *const *msgs, const
 {
   mps__deadline d;
   ssize_t r = check_msgs(q, msgs, lens, n);
-  if (r < 0 || (r = mps__deadline_init(&d, timeout)) < 0 || n == 0 || (r = mps__qtok_use(q)) < 0)
+  if (r < 0)
+    return r;
+  REMOTE(q, mps__rq_put_many(q->remote, msgs, lens, n, timeout));
+  if ((r = mps__deadline_init(&d, timeout)) < 0 || n == 0 || (r = mps__qtok_use(q)) < 0)
     return r;
   if (q->order == MPS_FIFO)
     return mps__ring_put(q, msgs, lens, n, &d);
@@ -498,6 +536,7 @@ ssize_t mps_queue_get_many(mps_queue *q, void *buf, size_t cap, size_t *lens, si
   mps__deadline d;
   if (q == NULL || (buf == NULL && cap > 0) || (lens == NULL && max > 0))
     return -EINVAL;
+  REMOTE(q, mps__rq_get_many(q->remote, buf, cap, lens, max, timeout));
   ssize_t r = mps__deadline_init(&d, timeout);
   if (r < 0 || max == 0 || (r = mps__qtok_use(q)) < 0)
     return r;
@@ -538,10 +577,19 @@ ssize_t mps_queue_get(mps_queue *q, void *buf, size_t cap, double timeout)
   return r < 0 ? r : (ssize_t)len;
 }
 
+/* qsize cannot report an error: a remote queue that cannot be reached
+ * counts as empty. */
+static size_t remote_qsize(const mps_queue *q)
+{
+  ssize_t n = mps__rq_qsize(q->remote);
+  return n < 0 ? 0 : (size_t)n;
+}
+
 size_t mps_queue_qsize(const mps_queue *q)
 {
   if (q == NULL)
     return 0;
+  REMOTE(q, remote_qsize(q));
   if (q->order == MPS_FIFO)
     return mps__ring_qsize(q);
   /* head first: the tail read after it is at least as new, so no wrap. */
@@ -555,10 +603,27 @@ bool mps_queue_full(const mps_queue *q) { return q != NULL && mps_queue_qsize(q)
 size_t mps_queue_maxsize(const mps_queue *q) { return q ? q->cap : 0; }
 size_t mps_queue_max_msg(const mps_queue *q) { return q ? q->max_msg : 0; }
 
+int mps_queue_msg_id(const mps_queue *q, size_t i, char *buf, size_t cap)
+{
+  if (q == NULL || buf == NULL)
+    return -EINVAL;
+  REMOTE(q, mps__rq_msg_id(q->remote, i, buf, cap));
+  return -ENOTSUP;
+}
+
+int mps_queue_redelivered(const mps_queue *q, size_t i)
+{
+  if (q == NULL)
+    return -EINVAL;
+  REMOTE(q, mps__rq_redelivered(q->remote, i));
+  return 0; /* a local queue delivers each message once */
+}
+
 int mps_queue_task_done(mps_queue *q)
 {
   if (q == NULL)
     return -EINVAL;
+  REMOTE(q, mps__rq_task_done(q->remote));
   int r = mps__qtok_use(q);
   if (r < 0)
     return r;
@@ -583,6 +648,7 @@ int mps_queue_join(mps_queue *q, double timeout)
   mps__deadline d;
   if (q == NULL)
     return -EINVAL;
+  REMOTE(q, mps__rq_join(q->remote, timeout));
   int r = mps__deadline_init(&d, timeout);
   if (r < 0 || (r = mps__qtok_use(q)) < 0)
     return r;
@@ -612,6 +678,7 @@ int mps_queue_shutdown(mps_queue *q)
 {
   if (q == NULL)
     return -EINVAL;
+  REMOTE(q, mps__rq_shutdown(q->remote));
   int r = mps__qtok_use(q);
   if (r < 0)
     return r;

@@ -117,6 +117,7 @@ struct mps_queue {
   _Atomic unsigned refs;
   bool closed;
   struct mps_queue *next_open, **prev_open;
+  struct mps__rq *remote; /* a redis:// queue (queue_redis.c); NULL: local */
 };
 
 static inline struct mps__slot *mps__q_slot(const mps_queue *q, uint64_t i)

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "remote.h"
 
 /* How long an opener waits for a creator to publish a new segment. */
 #define MPS__PUBLISH_WAIT_NS (200 * 1000 * 1000L)
@@ -268,6 +269,8 @@ int mps__seg_free_handle(void *handle)
 
 int mps_unlink(const char *name)
 {
+  if (mps__is_remote_name(name))
+    return mps__rq_unlink(name);
   char path[MPS_NAME_MAX + 2];
   int err = mps__name_check(name, path);
   if (err < 0)

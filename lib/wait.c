@@ -29,17 +29,21 @@
  * two syscalls and a context switch. The spin is bounded in time, shrinks
  * when it does not pay off, and is skipped on a single CPU (of the
  * process's affinity mask), where the process being waited for cannot run
- * while we spin. A spin that finds itself descheduled half-way (the
- * machine is oversubscribed) turns the next spins of that thread off for
- * a while, so that waiters sleep at once and leave the CPU to the process
- * they wait for.
+ * while we spin. Nor does it spin while the machine is oversubscribed:
+ * more threads runnable than CPUs (the kernel's count, sampled every
+ * 50 ms), or a spin that found itself descheduled half-way, which turns
+ * that thread's next spins off for a while. Waiters then sleep at once
+ * and leave the CPU to the process they wait for.
  */
 #include "config.h"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <sched.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -150,10 +154,12 @@ static inline void cpu_relax(void)
 
 /* The CPUs this process may run on (its affinity mask, which may be
  * narrower than the machine), read once. */
+static _Atomic int ncpu_seen;
+
 static bool single_cpu(void)
 {
-  static _Atomic int ncpu;
-  int n = atomic_load_explicit(&ncpu, memory_order_relaxed);
+  _Atomic int *ncpu = &ncpu_seen;
+  int n = atomic_load_explicit(ncpu, memory_order_relaxed);
   if (n == 0) {
     cpu_set_t set;
     long r = sysconf(_SC_NPROCESSORS_ONLN);
@@ -161,7 +167,7 @@ static bool single_cpu(void)
     if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) < n)
       n = CPU_COUNT(&set);
     n = n > 0 ? n : 1;
-    atomic_store_explicit(&ncpu, n, memory_order_relaxed);
+    atomic_store_explicit(ncpu, n, memory_order_relaxed);
   }
   return n == 1;
 }
@@ -171,6 +177,44 @@ static int64_t now_ns(void)
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* How often the machine's count of runnable threads is read. */
+#define MPS__LOAD_SAMPLE_NS (50 * 1000 * 1000)
+
+static int ncpus(void)
+{
+  single_cpu();
+  return atomic_load_explicit(&ncpu_seen, memory_order_relaxed);
+}
+
+/* Whether more threads want to run than this process has CPUs, from the
+ * kernel's count of runnable threads (/proc/loadavg, 4th field), read at
+ * most every 50 ms by one thread of the process. Then a spinner only
+ * keeps the process it waits for off a CPU: waiters sleep at once. */
+static bool oversubscribed(int64_t now)
+{
+  static _Atomic int64_t next_sample;
+  static _Atomic bool over;
+  int64_t next = atomic_load_explicit(&next_sample, memory_order_relaxed);
+  if (now < next || !atomic_compare_exchange_strong(&next_sample, &next, now + MPS__LOAD_SAMPLE_NS))
+    return atomic_load_explicit(&over, memory_order_relaxed);
+  int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+  char buf[128];
+  ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+  if (fd >= 0)
+    close(fd);
+  int running = 0;
+  if (n > 0) {
+    buf[n] = '\0';
+    const char *p = buf;
+    for (int field = 0; field < 3 && p != NULL; field++)
+      p = strchr(p + 1, ' ');
+    running = p != NULL ? atoi(p + 1) : 0;
+  }
+  bool o = running > ncpus();
+  atomic_store_explicit(&over, o, memory_order_relaxed);
+  return o;
 }
 
 bool mps__spin_while_eq2(const _Atomic uint64_t *a, uint64_t olda, const _Atomic uint64_t *b,
@@ -183,6 +227,8 @@ bool mps__spin_while_eq2(const _Atomic uint64_t *a, uint64_t olda, const _Atomic
     return false;
   }
   int64_t last = now_ns(), end = last + spin_budget_ns;
+  if (oversubscribed(last))
+    return false;
   for (unsigned i = 1;; i++) {
     if (atomic_load_explicit(a, memory_order_relaxed) != olda ||
         atomic_load_explicit(b, memory_order_relaxed) != oldb) {
@@ -213,7 +259,7 @@ bool mps__spin_while_eq(const _Atomic uint64_t *word, uint64_t old)
 int mps__mutex_lock_spin(mps__mutex *m)
 {
   static const mps__deadline once = {.kind = MPS__ONCE};
-  if (!single_cpu()) {
+  if (!single_cpu() && !oversubscribed(now_ns())) {
     int64_t end = 0;
     for (unsigned i = 1;; i++) {
       if (mps__mutex_looks_free(m)) { /* test before test-and-set */

@@ -97,7 +97,11 @@ MPS_API unsigned mps_version_number(void);
 /* Removes the named object so that it can no longer be opened; processes
  * that have it open keep using it until they close it.
  * Returns: 0.
- * Errors: -EINVAL (bad name), -ENOENT (no such name), -EACCES. */
+ * Errors: -EINVAL (bad name), -ENOENT (no such name), -EACCES.
+ * A redis:// name (see <mpshare/queue.h>) deletes that remote queue and
+ * its messages on the server at once; its handles then fail with -ENOENT.
+ * More errors then: -EPROTO (the key is not an mpshare queue), -ENOTSUP,
+ * and the connection errors of a remote queue. */
 MPS_API int mps_unlink(const char *name);
 
 #ifdef __cplusplus

@@ -230,6 +230,77 @@ MPS_API ssize_t mps_pool_workers(mps_pool *p, pid_t *pids, size_t n);
  * no-op. */
 MPS_API void mps_pool_free(mps_pool *p);
 
+/* ---- the pool across hosts ------------------------------------------------
+ *
+ * A pool whose tasks travel through a remote queue (a redis:// URL, see
+ * <mpshare/queue.h>) to worker hosts. A function pointer does not cross
+ * hosts, so tasks are named: every program registers its task functions
+ * with mps_task_register() under the same names. Each worker host runs
+ * mps_pool_serve(url, opts), which executes the tasks in a local pool of
+ * opts.workers processes; the submitting program calls mps_pool_connect(url)
+ * and uses the returned pool like a local one (mps_pool_submit with a
+ * registered function, or mps_pool_submit_named; mps_future_result,
+ * mps_pool_wait_any, mps_pool_map, mps_pool_shutdown, mps_pool_free).
+ *
+ * Crash semantics: a worker process that dies running a task fails that
+ * task's future with -ECHILD, as locally. A worker host that dies (or
+ * stops, or loses the network) leaves its tasks leased: after the queue's
+ * lease (?lease=, default 30 s) another host runs them again (at least
+ * once), or, for a pool connected with opts.at_most_once, reports them
+ * failed with -ECHILD without running them. A task may thus run twice
+ * without at_most_once; the future keeps the first result.
+ *
+ * Differences from a local pool: mps_future_cancel of a remote task is
+ * -EBUSY (it cannot be called back); mps_pool_terminate stops waiting
+ * (pending futures fail with -ECANCELED) but cannot kill other hosts'
+ * workers; mps_pool_workers gives 0; max_tasks_per_child and init belong
+ * to the serving side. Results reach
+ * the submitter through a queue of its own on the same server, removed by
+ * mps_pool_free.
+ */
+
+/* Defaults for 0 fields of mps_remote_opts. */
+#define MPS_REMOTE_NAME_MAX 63 /* longest task name */
+
+typedef struct mps_remote_opts {
+  unsigned workers;  /* mps_pool_serve: local worker processes; 0: online CPUs */
+  size_t max_arg;    /* largest argument; 0: MPS_POOL_DEFAULT_MAX_ARG */
+  size_t max_result; /* largest result; 0: MPS_POOL_DEFAULT_MAX_RESULT */
+  size_t queue_size; /* tasks queued on the server before submit blocks; 0: default */
+  bool at_most_once; /* connect: a task whose host died fails (-ECHILD), never reruns */
+  unsigned long long reserved[MPS_OPTS_RESERVED]; /* must be zero (see common.h) */
+} mps_remote_opts;
+
+/* Registers fn under name (1..MPS_REMOTE_NAME_MAX bytes) in this process,
+ * before connecting or serving; a worker process forked later inherits the
+ * table. Registering the same name again replaces it. Returns 0, -EINVAL
+ * (NULL fn, bad name), -ENOMEM (more than 256 names), -ENOTSUP (built
+ * without hiredis). */
+MPS_API int mps_task_register(const char *name, mps_task_fn fn);
+
+/* Connects to the pool served at url (the task queue's URL; made if
+ * missing). Returns a pool handle for mps_pool_submit etc., owned by the
+ * caller (mps_pool_free), or NULL with errno EINVAL (bad URL or opts),
+ * EPROTO (the key is something else), ENOTSUP, and the connection errors
+ * of a remote queue (ECONNREFUSED, EHOSTUNREACH, EACCES...). */
+MPS_API MPS_NODISCARD mps_pool *mps_pool_connect(const char *url, const mps_remote_opts *opts);
+
+/* mps_pool_submit by task name, for a pool made by mps_pool_connect (the
+ * name need not be registered in the submitting program; a worker host
+ * that does not know it fails the task with -ENOSYS). NULL with errno as
+ * mps_pool_submit, or EINVAL (a local pool, a bad name). */
+MPS_API MPS_NODISCARD mps_future *mps_pool_submit_named(mps_pool *p, const char *name,
+                                                        const void *arg, size_t len);
+
+/* Serves the pool at url on this host: runs its tasks in opts->workers
+ * local worker processes (a local mps_pool, so a crash of one fails only
+ * that task, -ECHILD) and sends each result back to its submitter, then
+ * acknowledges the task. Returns 0 once the queue is shut down (or removed)
+ * and every task taken has finished; or -EINVAL, -ENOTSUP, a connection
+ * error that persisted for 10 s, or the errors of mps_pool_new_opts. A
+ * task with a name not registered here gives its submitter -ENOSYS. */
+MPS_API MPS_NODISCARD int mps_pool_serve(const char *url, const mps_remote_opts *opts);
+
 #ifdef __cplusplus
 }
 #endif

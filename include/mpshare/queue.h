@@ -39,6 +39,36 @@
  * draining what is left and fails with -EPIPE once the queue is empty
  * (Python 3.13's shutdown(immediate=False)). Blocked putters and getters
  * wake up. join is not ended by shutdown: it still waits for task_done.
+ *
+ * Remote queues: a name of the form
+ *   redis://HOST[:PORT][/DB]/NAME[?lease=SECONDS&password=PASS]
+ * given to mps_queue_create, mps_queue_open or mps_unlink names a queue
+ * held by that Redis server (7.0 or newer) in a stream with a consumer
+ * group, reachable from any host. Every call below keeps its meaning, with
+ * these differences (README "Beyond one machine"):
+ * - Only MPS_FIFO: create refuses MPS_LIFO and MPS_PRIORITY with EINVAL;
+ *   put_prio ignores prio, as on a local FIFO queue.
+ * - Delivery is at least once: a message got stays leased to the handle
+ *   that got it until that handle's task_done (which acknowledges the
+ *   oldest message it holds). The handle renews its leases while it lives;
+ *   if its process dies, its host vanishes, or it holds a message longer
+ *   than the lease (default 30 s, ?lease=) without renewing, the message is
+ *   delivered again to another get, so join completes. A message can thus
+ *   be processed twice: mps_queue_msg_id gives its id (the same on every
+ *   delivery) for idempotent work, mps_queue_redelivered says whether it
+ *   was delivered before. task_done on a handle that holds no message is
+ *   -EINVAL.
+ * - A put that returned 0 is on the server (and survives its restart when
+ *   it runs with appendonly yes and appendfsync always).
+ * - More errors: -ECONNREFUSED or -EHOSTUNREACH (server unreachable; within
+ *   the call's timeout, at most 10 s), -ECONNRESET (connection lost during
+ *   the call: the call may or may not have taken effect on the server; the
+ *   next call connects again), -ETIMEDOUT also when the server does not
+ *   answer in time, -EACCES (password refused), -EBUSY (server loading its
+ *   data). Constructors: EINVAL (malformed URL), EPROTO (the key exists and
+ *   is not an mpshare queue), ENOTSUP (built without hiredis). qsize,
+ *   empty and full cost a round trip; an unreachable server reads as empty.
+ * - A blocked get sees a shutdown within 0.1 s.
  */
 #ifndef MPSHARE_QUEUE_H
 #define MPSHARE_QUEUE_H
@@ -178,6 +208,19 @@ MPS_API MPS_NODISCARD int mps_queue_join(mps_queue *q, double timeout);
  * Returns: 0.
  * Errors: -EINVAL (NULL). */
 MPS_API int mps_queue_shutdown(mps_queue *q);
+
+/* The id of message i (0-based) of this handle's last successful get or
+ * get_many, as a NUL-terminated string in buf ("1700000000000-0" for a
+ * remote queue): the same on every delivery of that message, so a
+ * consumer can make its work idempotent. Returns the id's length, -EINVAL
+ * (NULL q or buf, i beyond the last get), -EMSGSIZE (cap too small),
+ * -ENOTSUP (a local queue: it delivers each message once). */
+MPS_API int mps_queue_msg_id(const mps_queue *q, size_t i, char *buf, size_t cap);
+
+/* 1 if message i of this handle's last get was delivered before (to a
+ * consumer whose lease ran out), 0 if not (always 0 on a local queue),
+ * -EINVAL. */
+MPS_API int mps_queue_redelivered(const mps_queue *q, size_t i);
 
 #ifdef __cplusplus
 }
