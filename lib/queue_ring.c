@@ -391,6 +391,9 @@ size_t mps__ring_qsize(const mps_queue *q)
   return n > q->cap ? (size_t)q->cap : (size_t)n;
 }
 
+uint64_t mps__ring_head(const mps_queue *q) { return atomic_load(&q->s->head) & MPS__TICKETS; }
+uint64_t mps__ring_tail(const mps_queue *q) { return atomic_load(&q->s->tail) & MPS__TICKETS; }
+
 int mps__ring_task_done(mps_queue *q)
 {
   _Atomic uint64_t *done = &q->s->ring.done;
