@@ -177,6 +177,36 @@ MPS_API MPS_NODISCARD int mps_pool_map(mps_pool *p, mps_task_fn fn, const void *
                                        size_t arg_size, void *results, size_t result_size,
                                        double timeout);
 
+/* Streaming unordered map (multiprocessing.Pool.imap_unordered): starts
+ * fn over nargs arguments of arg_size bytes (copied now: the caller may
+ * reuse args at once), in chunks of `chunksize` tasks (0: four chunks per
+ * worker, as mps_pool_map), and returns at once. Each task's result, of at
+ * most result_size bytes, is read with mps_pool_stream_next() as soon as
+ * its chunk posts it, in completion order. Returns the stream, which the
+ * caller frees with mps_pool_stream_free() before the pool, or NULL with
+ * errno EINVAL, EMSGSIZE (arg_size above max_arg, result_size above
+ * max_result), EPIPE (shut down), EPERM (not the pool's process), ENOMEM. */
+typedef struct mps_pool_stream mps_pool_stream;
+MPS_API MPS_NODISCARD mps_pool_stream *mps_pool_imap_unordered(mps_pool *p, mps_task_fn fn,
+                                                               const void *args, size_t nargs,
+                                                               size_t arg_size, size_t result_size,
+                                                               size_t chunksize);
+
+/* Waits at most `timeout` seconds for the next finished task of s. *index
+ * gets its input index and *value what it returned (either may be NULL),
+ * as mps_future_result() does: returns 0 when the task returned (its
+ * result bytes copied into out), or that task's library error (-ECHILD:
+ * its worker died running it; -ECANCELED; -EMSGSIZE: the result was longer
+ * than result_size, or than cap, in which case it stays to be read again
+ * with more room). Past the task: -ENOENT (every task was read), -EAGAIN
+ * (timeout 0), -ETIMEDOUT, -EPERM, -EINVAL. */
+MPS_API MPS_NODISCARD int mps_pool_stream_next(mps_pool_stream *s, size_t *index, ssize_t *value,
+                                               void *out, size_t cap, double timeout);
+
+/* Frees the stream; its tasks not started yet are cancelled and results
+ * not read are dropped. NULL is a no-op. */
+MPS_API void mps_pool_stream_free(mps_pool_stream *s);
+
 /* Stops accepting tasks (submit then fails with EPIPE). cancel_pending:
  * tasks not yet started are cancelled (-ECANCELED). Tasks already queued
  * otherwise still run. wait: returns once every task is finished and every

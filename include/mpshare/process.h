@@ -111,6 +111,23 @@ MPS_API bool mps_process_daemon(const mps_process *p);
 MPS_API int mps_process_terminate(mps_process *p);
 MPS_API int mps_process_kill(mps_process *p);
 
+/* A descriptor that becomes readable (POLLIN) when the child exits, for
+ * the caller's poll()/epoll loop (Python's Process.sentinel): the child's
+ * pidfd. The handle owns it: do not close or read it; it stays valid until
+ * the handle is released. After it polls readable, mps_process_join(p, 0)
+ * reaps the child. Returns the descriptor, -ENOSYS (no pidfd on this
+ * system: Linux < 5.3, or refused by seccomp; use a timed join), -EINVAL
+ * (NULL or never started), -ECHILD (not the parent). */
+MPS_API MPS_NODISCARD int mps_process_sentinel(const mps_process *p);
+
+/* Releases the handle without waiting for the child, which goes on
+ * running: for a daemon meant to live as long as this process (it is still
+ * killed when this process exits). A child that already exited is reaped;
+ * one that exits later is not (nobody holds its handle), so it stays a
+ * zombie until this process exits: detach only children that live that
+ * long. NULL is a no-op. Returns 0. */
+MPS_API int mps_process_detach(mps_process *p);
+
 /* Releases the handle. In the parent, a child that is still running is not
  * touched and -EBUSY is returned, the handle staying valid (join, or
  * terminate then join, first); a child that has exited is reaped. In any
