@@ -11,9 +11,15 @@ on=$1 off=$2 rounds=${3:-31} ops=${4:-200000} msgs=${5:-300000}
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
 i=0
+# Each round runs both, in turns of order, so that neither always goes
+# first after the other's caches and frequency.
 while [ "$i" -lt "$rounds" ]; do
-  ./"$on" "$ops" "$msgs" | sed 's/^/on /' >>"$tmp"
-  ./"$off" "$ops" "$msgs" | sed 's/^/off /' >>"$tmp"
+  if [ $((i % 2)) -eq 0 ]; then first=$on second=$off; else first=$off second=$on; fi
+  for prog in "$first" "$second"; do
+    side=on
+    [ "$prog" = "$off" ] && side=off
+    ./"$prog" "$ops" "$msgs" | sed "s/^/$side /" >>"$tmp"
+  done
   i=$((i + 1))
 done
 # stat FILE SIDE WHAT: "median best" of that figure (best: lowest ns, highest rate)

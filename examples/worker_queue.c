@@ -64,5 +64,8 @@ int main(void)
     return 1;
   }
   printf("main done\n");
+  for (int i = 0; i < WORKERS; i++)
+    mps_process_detach(workers[i]); /* the handles; the daemons go on */
+  mps_queue_close(q);
   return 0; /* the daemon workers are killed as we exit */
 }

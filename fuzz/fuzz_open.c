@@ -1,36 +1,40 @@
-/* libFuzzer target: opening a forged segment never crashes.
+/* libFuzzer target: inspecting or opening a forged segment never crashes.
  *
- * Each input becomes a named segment whose header is valid (magic, layout,
- * the kind chosen by the first input byte, the real size), followed by the
- * input's bytes where the object's own fields are: the opener must refuse
- * it with EPROTO or accept it and then survive a few calls on it.
- * `make fuzz` builds it with clang; see CONTRIBUTING.md.
+ * Each input becomes a named segment whose header is valid (magic, layout
+ * words, the kind chosen by the first input byte, the real size), followed
+ * by the input's bytes where the object's own fields are: mps_inspect must
+ * describe it or refuse it with EPROTO, and the opener must refuse it with
+ * EPROTO or accept it and then survive a few calls on it.
+ * `make fuzz` builds it with clang; see CONTRIBUTING.md. With
+ * MPS_FUZZ_INSPECT_ONLY set in the environment it checks mps_inspect only.
  */
 #include "config.h"
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "inspect.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const enum mps__kind kinds[] = {
-    MPS__KIND_LOCK,      MPS__KIND_RLOCK, MPS__KIND_VALUE, MPS__KIND_ARRAY,
-    MPS__KIND_SHM,       MPS__KIND_SEMAPHORE, MPS__KIND_EVENT, MPS__KIND_COND,
-    MPS__KIND_BARRIER,   MPS__KIND_QUEUE,
+/* Each kind with its layout word (inspect.h). */
+static const struct mps__kind_view *const views[] = {
+    &mps__lock_view,      &mps__rlock_view, &mps__value_view, &mps__array_view,   &mps__shm_view,
+    &mps__semaphore_view, &mps__event_view, &mps__cond_view,  &mps__barrier_view, &mps__queue_view,
 };
 
-static int forge(const char *name, enum mps__kind kind, const uint8_t *body, size_t len)
+static int forge(const char *name, const struct mps__kind_view *v, const uint8_t *body, size_t len)
 {
   size_t size = sizeof(struct mps__hdr) + len;
   int fd = shm_open(name, O_RDWR | O_CREAT | O_TRUNC, 0600);
   if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
     return -1;
-  struct mps__hdr h = {.layout = MPS__LAYOUT, .kind = kind, .size = size};
+  struct mps__hdr h = {
+      .layout = MPS__LAYOUT, .kind = v->kind, .size = size, .obj_layout = v->layout};
   atomic_init(&h.magic, MPS__MAGIC);
   int ok = pwrite(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
            pwrite(fd, body, len, sizeof(h)) == (ssize_t)len;
@@ -103,11 +107,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   if (size < 1)
     return 0;
-  enum mps__kind kind = kinds[data[0] % (sizeof(kinds) / sizeof(kinds[0]))];
+  const struct mps__kind_view *v = views[data[0] % (sizeof(views) / sizeof(views[0]))];
   char name[64];
   snprintf(name, sizeof(name), "/mps-fuzz-%d", (int)getpid());
-  if (forge(name, kind, data + 1, size - 1) == 0)
-    poke(kind, name);
+  if (forge(name, v, data + 1, size - 1) == 0) {
+    mps_object_info info;
+    int err = mps_inspect(name, &info);
+    if (err != 0 && err != -EPROTO)
+      __builtin_trap();
+    if (getenv("MPS_FUZZ_INSPECT_ONLY") == NULL)
+      poke(v->kind, name);
+  }
   shm_unlink(name);
   return 0;
 }

@@ -39,4 +39,4 @@ void mps__crashpoint(enum mps__crash id)
 
 uint64_t mps__queue_skipped(mps_queue *q) { return atomic_load(&q->s->ring.skipped); }
 
-uint64_t mps__queue_tickets(mps_queue *q) { return atomic_load(&q->s->tail) & MPS__TICKETS; }
+uint64_t mps__queue_tickets(mps_queue *q) { return mps__ring_tail(q); }

@@ -25,11 +25,13 @@
 
 struct mps_future {
   int refs;
+  int waiters; /* threads in mps_future_result() on it */
   bool done;
   int status;    /* once done: 0 (the task returned) or a library error */
   int64_t value; /* the task's own return value */
-  void *data;    /* its result bytes (value of them) */
-  pid_t owner;   /* only this process may wait for it while pending */
+  void *data;    /* its result bytes (value of them): small, or malloc'd */
+  unsigned char small[16];
+  pid_t owner; /* only this process may wait for it while pending */
   int (*cancel)(void *arg, mps_future *f);
   void *cancel_arg;
   void (*cb)(mps_future *f, void *arg);
@@ -48,6 +50,7 @@ struct mps_future_set {
 static struct {
   pthread_mutex_t mu;
   pthread_cond_t cv;
+  int any_waiters; /* threads waiting on several futures at once */
 } hub = {.mu = PTHREAD_MUTEX_INITIALIZER};
 static pthread_once_t hub_once = PTHREAD_ONCE_INIT;
 
@@ -94,22 +97,13 @@ static void set_leave(mps_future *f)
 static void unref(mps_future *f)
 {
   if (--f->refs == 0) {
-    free(f->data);
+    if (f->data != f->small)
+      free(f->data);
     free(f);
   }
 }
 
-mps_future *mps__future_new(void)
-{
-  mps_future *f = calloc(1, sizeof(*f));
-  if (f == NULL)
-    return NULL;
-  f->refs = 2;
-  f->magic = MPS__LIVE;
-  f->owner = getpid();
-  pthread_once(&hub_once, hub_setup);
-  return f;
-}
+mps_future *mps__future_new(void) { return mps__future_new_cancel(NULL, NULL); }
 
 void mps__future_set_cancel(mps_future *f, int (*cancel)(void *, mps_future *), void *arg)
 {
@@ -117,6 +111,20 @@ void mps__future_set_cancel(mps_future *f, int (*cancel)(void *, mps_future *), 
   f->cancel = cancel;
   f->cancel_arg = arg;
   pthread_mutex_unlock(&hub.mu);
+}
+
+mps_future *mps__future_new_cancel(int (*cancel)(void *, mps_future *), void *arg)
+{
+  mps_future *f = calloc(1, sizeof(*f));
+  if (f == NULL)
+    return NULL;
+  f->refs = 2;
+  f->magic = MPS__LIVE;
+  f->owner = getpid();
+  f->cancel = cancel; /* nobody else sees f yet: no lock */
+  f->cancel_arg = arg;
+  pthread_once(&hub_once, hub_setup);
+  return f;
 }
 
 void mps__future_release(mps_future *f)
@@ -144,33 +152,55 @@ static void finish(mps_future *f, int status, int64_t value, void *data)
       f->set->head = f;
     f->set->tail = f;
   }
-  pthread_cond_broadcast(&hub.cv);
+  /* A wake-up costs a syscall per sleeper: only when one may care. */
+  if (f->waiters > 0 || hub.any_waiters > 0)
+    pthread_cond_broadcast(&hub.cv);
 }
 
 void mps__future_complete(mps_future *f, int status, int64_t value, const void *data, size_t len)
 {
+  hub_lock();
+  f->refs++; /* the runner keeps its own, dropped by mps__future_release */
+  pthread_mutex_unlock(&hub.mu);
+  mps__future_complete_release(f, status, value, data, len);
+}
+
+void mps__future_complete_release(mps_future *f, int status, int64_t value, const void *data,
+                                  size_t len)
+{
+  /* Copied before the lock; a small result needs no allocation. */
   void *copy = NULL;
-  if (status == 0 && value > 0) {
-    copy = (size_t)value <= len ? malloc((size_t)value) : NULL;
+  unsigned char small[sizeof(f->small)];
+  if (status == 0 && value > 0 && (size_t)value > len) {
+    status = -EPROTO;
+  } else if (status == 0 && value > 0) {
+    copy = (size_t)value <= sizeof(small) ? small : malloc((size_t)value);
     if (copy == NULL)
-      status = (size_t)value > len ? -EPROTO : -ENOMEM;
+      status = -ENOMEM;
     else
       memcpy(copy, data, (size_t)value);
   }
   hub_lock();
+  void (*cb)(mps_future *, void *) = NULL;
+  void *cb_arg = NULL;
   if (f->done) {
+    if (copy != small)
+      free(copy);
+  } else {
+    if (copy == small)
+      copy = memcpy(f->small, small, (size_t)value);
+    finish(f, status, value, copy);
+    cb = f->cb;
+    cb_arg = f->cb_arg;
+  }
+  if (cb == NULL) {
+    unref(f); /* the runner's */
     pthread_mutex_unlock(&hub.mu);
-    free(copy);
     return;
   }
-  finish(f, status, value, copy);
-  void (*cb)(mps_future *, void *) = f->cb;
-  void *cb_arg = f->cb_arg;
-  f->refs++; /* the callback's */
   pthread_mutex_unlock(&hub.mu);
-  if (cb != NULL)
-    cb(f, cb_arg);
-  mps__future_release(f);
+  cb(f, cb_arg);
+  mps__future_release(f); /* the runner's, kept for the callback */
 }
 
 /* ---- waiting --------------------------------------------------------------- */
@@ -214,8 +244,10 @@ int mps_future_result(mps_future *f, ssize_t *value, void *out, size_t cap, doub
     return -EINVAL;
   hub_lock();
   int r = may_wait(f);
+  f->waiters++;
   if (r == 0)
     r = hub_wait(future_is_done, f, &d);
+  f->waiters--;
   if (r == 0)
     r = copy_result(f, value, out, cap);
   pthread_mutex_unlock(&hub.mu);
@@ -324,8 +356,10 @@ ssize_t mps_pool_wait_any(mps_future *const *fs, size_t n, double timeout)
   for (size_t i = 0; i < n && r == 0; i++)
     if (fs[i] != NULL)
       r = may_wait(fs[i]);
+  hub.any_waiters++;
   if (r == 0)
     r = hub_wait(any_done, &a, &d);
+  hub.any_waiters--;
   pthread_mutex_unlock(&hub.mu);
   return r < 0 ? r : a.found;
 }
@@ -372,7 +406,9 @@ mps_future *mps_future_set_next(mps_future_set *s, double timeout)
   if (s == NULL || mps__deadline_init(&d, timeout) < 0)
     return mps__fail(-EINVAL);
   hub_lock();
+  hub.any_waiters++;
   int r = hub_wait(set_ready, s, &d);
+  hub.any_waiters--;
   mps_future *f = NULL;
   if (r == 0 && s->head == NULL)
     r = -ENOENT;

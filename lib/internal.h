@@ -385,18 +385,24 @@ bool mps__spin_while_eq2(const _Atomic uint64_t *a, uint64_t olda, const _Atomic
 /* ---- future.c: futures, a leaf that knows nothing of pools ------------- */
 
 /* A pending future with two references: the caller's and the runner's
- * (dropped with mps__future_release). NULL when out of memory. */
+ * (dropped with mps__future_release, or by mps__future_complete_release).
+ * cancel(arg, f) is the step that cancels its task: it returns 0 if the
+ * task will not run (f then completes with -ECANCELED and the runner's
+ * reference passes to future.c), or -EBUSY. It is called with the futures'
+ * lock held: it may take the runner's own lock, never complete a future.
+ * NULL when out of memory. mps__future_new() has no cancel step until
+ * mps__future_set_cancel(); mps__future_new_cancel() sets it at once. */
 mps_future *mps__future_new(void);
-/* Registers the step that cancels f's task: cancel(arg, f) returns 0 if the
- * task will not run (f then completes with -ECANCELED), or -EBUSY. It is
- * called with the futures' lock held: it may take the runner's own lock,
- * never complete a future. */
+mps_future *mps__future_new_cancel(int (*cancel)(void *arg, mps_future *f), void *arg);
 void mps__future_set_cancel(mps_future *f, int (*cancel)(void *arg, mps_future *f), void *arg);
 /* Completes f once (later calls are ignored): status 0 with the task's
- * value (and value bytes of data when value > 0), or a library error.
- * Runs f's done callback. Never call it holding a lock the cancel step
- * takes. */
+ * value (and value bytes of data when value > 0), or a library error, and
+ * runs f's done callback. mps__future_complete_release also drops the
+ * runner's reference, under the same lock. Never call them holding a lock
+ * the cancel step takes. */
 void mps__future_complete(mps_future *f, int status, int64_t value, const void *data, size_t len);
+void mps__future_complete_release(mps_future *f, int status, int64_t value, const void *data,
+                                  size_t len);
 void mps__future_release(mps_future *f);
 
 /* ---- queue_heap.c: the priority queue's heap --------------------------- */

@@ -40,6 +40,7 @@
  */
 #include "config.h"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <sched.h>
@@ -146,9 +147,10 @@ bool mps__mutex_looks_free(const mps__mutex *m) { return owner_word(m) == 0; }
 
 /* The CPUs this process may run on (its affinity mask, which may be
  * narrower than the machine), read once. */
+static _Atomic int ncpu;
+
 bool mps__single_cpu(void)
 {
-  static _Atomic int ncpu;
   int n = atomic_load_explicit(&ncpu, memory_order_relaxed);
   if (n == 0) {
     cpu_set_t set;
@@ -197,6 +199,37 @@ int mps__mutex_unlock(mps__mutex *m)
   if (!counted && !linked_by_me(m))
     return -EPERM;
   return -pthread_mutex_unlock(&m->m);
+}
+
+/* How often the machine's count of runnable threads is read. */
+#define MPS__LOAD_SAMPLE_NS (50 * 1000 * 1000)
+
+/* From the kernel's count of runnable threads (/proc/loadavg, 4th field),
+ * read at most every 50 ms by one thread of the process. */
+bool mps__oversubscribed(int64_t now)
+{
+  static _Atomic int64_t next_sample;
+  static _Atomic bool over;
+  int64_t next = atomic_load_explicit(&next_sample, memory_order_relaxed);
+  if (now < next || !atomic_compare_exchange_strong(&next_sample, &next, now + MPS__LOAD_SAMPLE_NS))
+    return atomic_load_explicit(&over, memory_order_relaxed);
+  int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+  char buf[128];
+  ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+  if (fd >= 0)
+    close(fd);
+  int running = 0;
+  if (n > 0) {
+    buf[n] = '\0';
+    const char *p = buf;
+    for (int field = 0; field < 3 && p != NULL; field++)
+      p = strchr(p + 1, ' ');
+    running = p != NULL ? atoi(p + 1) : 0;
+  }
+  mps__single_cpu(); /* counts the CPUs */
+  bool o = running > atomic_load_explicit(&ncpu, memory_order_relaxed);
+  atomic_store_explicit(&over, o, memory_order_relaxed);
+  return o;
 }
 
 int mps__mutex_init(mps__mutex *m, bool recursive)
@@ -382,7 +415,8 @@ int mps__mutex_trylock(mps__mutex *m)
 
 int mps__mutex_lock_spin(mps__mutex *m, const mps__deadline *d)
 {
-  if (d->kind != MPS__ONCE && !mps__single_cpu() && kind_ok(m)) {
+  if (d->kind != MPS__ONCE && !mps__single_cpu() && !mps__oversubscribed(mps__now_ns()) &&
+      kind_ok(m)) {
     int64_t end = 0;
     for (unsigned i = 1;; i++) {
       if (mps__mutex_looks_free(m)) { /* test before test-and-set */

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdalign.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "deadline.h"
 
@@ -86,6 +87,10 @@ bool mps__mutex_looks_free(const mps__mutex *m);
 /* For spinners: whether this machine has a single online CPU (then the
  * process being waited for cannot run while we spin), and one pause. */
 bool mps__single_cpu(void);
+/* Whether more threads want to run than this process has CPUs (now: the
+ * time from mps__now_ns()). Then a spinner only keeps the process it
+ * waits for off a CPU: waiters sleep at once. */
+bool mps__oversubscribed(int64_t now);
 
 static inline void mps__cpu_relax(void)
 {

@@ -12,8 +12,10 @@
  * one submitted task with its future, or a chunk of a map. Jobs wait in a
  * pending list until a worker's inbox has room (at most `depth` batches per
  * worker, the least loaded first); each worker's record lists the jobs fed
- * to it, by seq, until their results are in. The manager and collector
- * threads are pool_manager.c's; the worker's side is pool_worker.c's.
+ * to it, by seq, until their results are in. This file makes, feeds and
+ * stops pools; the maps are pool_map.c's, the manager and collector
+ * threads pool_manager.c's, jobs and dispatch pool_jobs.c's, the worker's
+ * side pool_worker.c's; each calls only the ones after it.
  *
  * Crash semantics: a worker killed at any instruction costs only the task
  * it was running (-ECHILD); its finished tasks keep their results and its
@@ -35,294 +37,6 @@
 #include "pool_internal.h"
 #include "remote.h"
 
-/* ---- jobs -------------------------------------------------------------- */
-
-static struct mps__pool_job *job_new(mps_pool *p, mps_task_fn fn, const void *args, uint32_t n,
-                                     size_t arg_size)
-{
-  size_t bytes = (size_t)n * arg_size;
-  struct mps__pool_job *j = malloc(sizeof(*j) + bytes);
-  if (j == NULL)
-    return NULL;
-  *j = (struct mps__pool_job){.pool = p, .msg_len = sizeof(j->msg) + bytes};
-  j->msg = (struct mps__pool_batch){.fn = (uint64_t)(uintptr_t)fn, .n = n, .arg_size = arg_size};
-  if (bytes > 0)
-    memcpy(j->msg.args, args, bytes);
-  return j;
-}
-
-static void map_unref(struct mps__map *m)
-{
-  if (--m->refs == 0) {
-    free(m->status);
-    free(m->value);
-    free(m);
-  }
-}
-
-static void pend_push(mps_pool *p, struct mps__pool_job *j, bool front)
-{
-  j->dispatched = false;
-  p->pending += j->f != NULL;
-  if (front) {
-    j->next = p->pend_head;
-    p->pend_head = j;
-    if (p->pend_tail == NULL)
-      p->pend_tail = j;
-    return;
-  }
-  j->next = NULL;
-  if (p->pend_tail != NULL)
-    p->pend_tail->next = j;
-  else
-    p->pend_head = j;
-  p->pend_tail = j;
-}
-
-static void pend_remove(mps_pool *p, struct mps__pool_job *j)
-{
-  struct mps__pool_job **pp = &p->pend_head, *prev = NULL;
-  while (*pp != NULL && *pp != j) {
-    prev = *pp;
-    pp = &(*pp)->next;
-  }
-  if (*pp == NULL)
-    return;
-  *pp = j->next;
-  if (p->pend_tail == j)
-    p->pend_tail = prev;
-  j->next = NULL;
-  p->pending -= j->f != NULL;
-}
-
-void mps__pool_report(mps_pool *p, struct mps__pool_job *j, size_t k, int status, int64_t value,
-                      const void *data, size_t len)
-{
-  struct mps__map *m = j->map;
-  if (m == NULL) {
-    if (j->f != NULL && !j->reported) {
-      j->reported = true;
-      j->status = status;
-      j->value = value;
-      j->data = data;
-      j->len = len;
-    }
-    return;
-  }
-  size_t i = j->lo + k;
-  if (m->abandoned || i >= m->n || m->status[i] != 1)
-    return;
-  if (status == 0 && m->results != NULL) {
-    char *dst = m->results + i * m->result_size;
-    if (len > m->result_size) {
-      status = -EMSGSIZE;
-    } else {
-      memcpy(dst, data, len);
-      memset(dst + len, 0, m->result_size - len);
-    }
-  }
-  m->status[i] = status;
-  m->value[i] = value;
-  if (--m->left == 0)
-    pthread_cond_broadcast(&p->cv);
-}
-
-void mps__pool_job_done(mps_pool *p, struct mps__pool_job *j)
-{
-  if (j->f != NULL) {
-    j->next = p->fin;
-    p->fin = j;
-    return;
-  }
-  if (j->map != NULL)
-    map_unref(j->map);
-  free(j);
-}
-
-struct mps__pool_job *mps__pool_take_finished(mps_pool *p)
-{
-  struct mps__pool_job *fin = p->fin;
-  p->fin = NULL;
-  return fin;
-}
-
-void mps__pool_complete_finished(struct mps__pool_job *fin)
-{
-  while (fin != NULL) {
-    struct mps__pool_job *j = fin;
-    fin = j->next;
-    if (j->reported)
-      mps__future_complete(j->f, j->status, j->value, j->data, j->len);
-    else
-      mps__future_complete(j->f, -ECHILD, 0, NULL, 0);
-    mps__future_release(j->f);
-    free(j);
-  }
-}
-
-void mps__pool_requeue_from(mps_pool *p, struct mps__pool_job *j, size_t from)
-{
-  if (p->terminating) {
-    for (size_t k = from; k < j->msg.n; k++)
-      mps__pool_report(p, j, k, p->fail_err, 0, NULL, 0);
-    mps__pool_job_done(p, j);
-    return;
-  }
-  if (from == 0) {
-    pend_push(p, j, true);
-    return;
-  }
-  /* A map chunk cut short: its tasks that never started, as a new job. */
-  struct mps__pool_job *rest =
-      job_new(p, (mps_task_fn)(uintptr_t)j->msg.fn, j->msg.args + from * j->msg.arg_size,
-              (uint32_t)(j->msg.n - from), j->msg.arg_size);
-  if (rest == NULL) {
-    for (size_t k = from; k < j->msg.n; k++)
-      mps__pool_report(p, j, k, -ENOMEM, 0, NULL, 0);
-  } else {
-    rest->map = j->map;
-    rest->lo = j->lo + from;
-    j->map->refs++;
-    pend_push(p, rest, true);
-  }
-  mps__pool_job_done(p, j);
-}
-
-/* ---- dispatch ---------------------------------------------------------- */
-
-/* The accepting worker with the fewest batches, if it has room. */
-static struct mps__pool_worker *least_loaded(mps_pool *p, unsigned *idx)
-{
-  struct mps__pool_worker *best = NULL;
-  for (unsigned i = 0; i < p->nworkers; i++) {
-    struct mps__pool_worker *w = &p->w[i];
-    if (w->accepting && !w->stop_sent && w->queued < p->depth &&
-        (best == NULL || w->queued < best->queued)) {
-      best = w;
-      *idx = i;
-    }
-  }
-  return best;
-}
-
-static void record_push(struct mps__pool_worker *w, struct mps__pool_job *j)
-{
-  j->next = NULL;
-  j->dispatched = true;
-  if (w->tail != NULL)
-    w->tail->next = j;
-  else
-    w->head = j;
-  w->tail = j;
-  w->queued++;
-}
-
-static void send_stops(mps_pool *p)
-{
-  for (unsigned i = 0; i < p->nworkers; i++) {
-    struct mps__pool_worker *w = &p->w[i];
-    if (!w->accepting || w->stop_sent)
-      continue;
-    struct mps__pool_batch stop = {.seq = w->next_seq + 1, .flags = MPS__BATCH_STOP};
-    if (mps_queue_put(w->inbox, &stop, sizeof(stop), 0) == 0) {
-      w->next_seq++;
-      w->stop_sent = true;
-    }
-  }
-}
-
-/* Moves one batch not yet taken from the busiest worker's inbox back to
- * the pending ones, for an idle worker. Only batches still in the inbox
- * are taken (a get like the worker's own), under p->mu, so a dead
- * worker's DEATH record never counts a stolen batch as its own. */
-static bool steal(mps_pool *p)
-{
-  bool idle = false;
-  struct mps__pool_worker *v = NULL;
-  for (unsigned i = 0; i < p->nworkers; i++) {
-    struct mps__pool_worker *w = &p->w[i];
-    if (!w->accepting || w->stop_sent)
-      continue;
-    idle |= w->queued == 0;
-    if (w->queued >= 2 && (v == NULL || w->queued > v->queued))
-      v = w;
-  }
-  if (!idle || v == NULL || p->steal_buf == NULL)
-    return false;
-  if (mps_queue_get(v->inbox, p->steal_buf, sizeof(struct mps__pool_batch) + p->batch_max, 0) <
-      (ssize_t)sizeof(struct mps__pool_batch))
-    return false;
-  struct mps__pool_job *j = v->head, *prev = NULL;
-  while (j != NULL && j->msg.seq != p->steal_buf->seq) {
-    prev = j;
-    j = j->next;
-  }
-  if (j == NULL)
-    return false;
-  if (prev != NULL)
-    prev->next = j->next;
-  else
-    v->head = j->next;
-  if (v->tail == j)
-    v->tail = prev;
-  v->queued--;
-  pend_push(p, j, true);
-  return true;
-}
-
-void mps__pool_dispatch(mps_pool *p)
-{
-  unsigned i = 0;
-  struct mps__pool_worker *w;
-  while (p->pend_head != NULL || steal(p)) {
-    if ((w = least_loaded(p, &i)) == NULL)
-      break;
-    struct mps__pool_job *j = p->pend_head;
-    j->msg.seq = w->next_seq + 1;
-    /* Never blocks: the inbox holds depth batches and a STOP. */
-    if (mps_queue_put(w->inbox, &j->msg, j->msg_len, 0) < 0)
-      break;
-    w->next_seq++;
-    pend_remove(p, j);
-    j->worker = i;
-    record_push(w, j);
-  }
-  if (p->shutting && p->pend_head == NULL)
-    send_stops(p);
-  pthread_cond_broadcast(&p->cv); /* room for blocked submitters */
-}
-
-void mps__pool_fail_pending(mps_pool *p, int err)
-{
-  pthread_mutex_lock(&p->mu);
-  while (p->pend_head != NULL) {
-    struct mps__pool_job *j = p->pend_head;
-    pend_remove(p, j);
-    for (size_t k = 0; k < j->msg.n; k++)
-      mps__pool_report(p, j, k, err, 0, NULL, 0);
-    mps__pool_job_done(p, j);
-  }
-  mps__pool_dispatch(p);
-  struct mps__pool_job *fin = mps__pool_take_finished(p);
-  pthread_mutex_unlock(&p->mu);
-  mps__pool_complete_finished(fin);
-}
-
-/* Cancels j if it has not started (p->mu held): 0 or -EBUSY. */
-static int job_cancel(mps_pool *p, struct mps__pool_job *j)
-{
-  if (j->cancelled)
-    return 0;
-  if (!j->dispatched) {
-    pend_remove(p, j);
-  } else if (!mps__pool_claim(mps__pool_slot(p, j->worker), 2 * p->depth, j->msg.seq,
-                              MPS__CLAIM_CANCEL)) {
-    return -EBUSY;
-  }
-  j->cancelled = true;
-  return 0;
-}
-
 /* The cancel step of a submitted task's future (futures' lock held). On
  * success the future's runner reference passes to future.c. */
 static int cancel_task(void *arg, mps_future *f)
@@ -331,7 +45,7 @@ static int cancel_task(void *arg, mps_future *f)
   mps_pool *p = j->pool;
   (void)f;
   pthread_mutex_lock(&p->mu);
-  int r = j->reported ? -EBUSY : job_cancel(p, j);
+  int r = j->reported ? -EBUSY : mps__pool_job_cancel(p, j);
   if (r == 0) {
     j->f = NULL;
     if (!j->dispatched)
@@ -384,8 +98,10 @@ static int make_queues(mps_pool *p)
   for (unsigned i = 0; i < p->nworkers; i++)
     if ((p->w[i].inbox = mps_queue_new(&qi)) == NULL)
       return -errno;
-  size_t n = 2 * (size_t)p->nworkers + 8;
-  mps_queue_opts qr = {.maxsize = n < p->opts.queue_size ? n : p->opts.queue_size,
+  /* Room for many results: a worker that finds it full sleeps, and every
+   * such sleep is a context switch on the hot path. */
+  size_t n = 4 * (size_t)p->nworkers;
+  mps_queue_opts qr = {.maxsize = n < MPS__POOL_RESULTS_MIN ? MPS__POOL_RESULTS_MIN : n,
                        .max_msg = p->area_size};
   p->results = mps_queue_new(&qr);
   return p->results == NULL ? -errno : 0;
@@ -490,40 +206,13 @@ mps_pool *mps_pool_new(unsigned workers)
 
 /* ---- ownership, shutdown, terminate, free ------------------------------- */
 
-static int owned(const mps_pool *p) { return p->owner == getpid() ? 0 : -EPERM; }
+int mps__pool_owned(const mps_pool *p) { return p->owner == getpid() ? 0 : -EPERM; }
 
 static void poke_manager(mps_pool *p)
 {
   uint64_t one = 1;
   if (write(p->evfd, &one, sizeof(one)) < 0)
     one = 0; /* the counter is full: the manager is awake anyway */
-}
-
-/* Cancels every job that has not started (p->mu held). */
-static void cancel_unstarted(mps_pool *p)
-{
-  while (p->pend_head != NULL) {
-    struct mps__pool_job *j = p->pend_head;
-    pend_remove(p, j);
-    for (size_t k = 0; k < j->msg.n; k++)
-      mps__pool_report(p, j, k, -ECANCELED, 0, NULL, 0);
-    mps__pool_job_done(p, j);
-  }
-  for (unsigned i = 0; i < p->nworkers; i++)
-    for (struct mps__pool_job *j = p->w[i].head; j != NULL; j = j->next)
-      if (!j->cancelled && !j->reported && job_cancel(p, j) == 0) {
-        for (size_t k = 0; k < j->msg.n; k++)
-          mps__pool_report(p, j, k, -ECANCELED, 0, NULL, 0);
-        if (j->f != NULL) { /* completed now; the record keeps the job */
-          struct mps__pool_job *c = malloc(sizeof(*c));
-          if (c != NULL) {
-            *c = *j;
-            c->next = p->fin;
-            p->fin = c;
-            j->f = NULL;
-          }
-        }
-      }
 }
 
 static int pool_stop(mps_pool *p, bool wait, bool cancel, bool kill_now)
@@ -535,7 +224,7 @@ static int pool_stop(mps_pool *p, bool wait, bool cancel, bool kill_now)
     p->fail_err = -ECANCELED;
   }
   if (cancel || kill_now)
-    cancel_unstarted(p);
+    mps__pool_cancel_unstarted(p);
   for (unsigned i = 0; kill_now && i < p->nworkers; i++)
     if (p->w[i].pid > 0) /* not reaped yet (on_exit_of clears it first) */
       kill(p->w[i].pid, SIGKILL);
@@ -557,7 +246,7 @@ int mps_pool_shutdown(mps_pool *p, bool wait, bool cancel_pending)
 {
   if (!MPS__OPEN(p))
     return -EINVAL;
-  if (owned(p) < 0)
+  if (mps__pool_owned(p) < 0)
     return -EPERM;
   if (p->remote != NULL)
     return mps__rpool_shutdown(p, wait, cancel_pending);
@@ -568,7 +257,7 @@ int mps_pool_terminate(mps_pool *p)
 {
   if (!MPS__OPEN(p))
     return -EINVAL;
-  if (owned(p) < 0)
+  if (mps__pool_owned(p) < 0)
     return -EPERM;
   if (p->remote != NULL)
     return mps__rpool_shutdown(p, true, true);
@@ -601,18 +290,16 @@ void mps_pool_free(mps_pool *p)
 {
   if (!MPS__OPEN(p))
     return;
+  p->magic = MPS__DEAD; /* nothing below calls back in through the API */
   if (p->remote != NULL) {
-    p->magic = MPS__DEAD;
     mps__rpool_free(p);
     return;
   }
-  if (owned(p) < 0) {
-    p->magic = MPS__DEAD;
+  if (mps__pool_owned(p) < 0) {
     pool_free_copy(p);
     return;
   }
   pool_stop(p, true, false, false);
-  p->magic = MPS__DEAD;
   pthread_join(p->manager, NULL);
   pthread_join(p->collector, NULL);
   pool_release(p);
@@ -622,7 +309,7 @@ ssize_t mps_pool_workers(mps_pool *p, pid_t *pids, size_t n)
 {
   if (!MPS__OPEN(p) || (pids == NULL && n > 0))
     return -EINVAL;
-  if (owned(p) < 0)
+  if (mps__pool_owned(p) < 0)
     return -EPERM;
   if (p->remote != NULL)
     return 0; /* its workers are other hosts' */
@@ -646,8 +333,10 @@ static int wait_room(mps_pool *p, const mps__deadline *d)
   while (!p->shutting && p->pending >= p->opts.queue_size) {
     if (d->kind == MPS__ONCE)
       return -EAGAIN;
+    p->room_waiters++;
     int r = d->kind == MPS__TIMED ? pthread_cond_timedwait(&p->cv, &p->mu, &d->at)
                                   : pthread_cond_wait(&p->cv, &p->mu);
+    p->room_waiters--;
     if (r == ETIMEDOUT && !p->shutting && p->pending >= p->opts.queue_size)
       return -ETIMEDOUT;
   }
@@ -661,24 +350,23 @@ mps_future *mps_pool_submit_timeout(mps_pool *p, mps_task_fn fn, const void *arg
   if (!MPS__OPEN(p) || fn == NULL || (arg == NULL && len > 0) ||
       mps__deadline_init(&d, timeout) < 0)
     return mps__fail(-EINVAL);
-  if (owned(p) < 0)
+  if (mps__pool_owned(p) < 0)
     return mps__fail(-EPERM);
   if (p->remote != NULL)
     return mps__rpool_submit(p, fn, NULL, arg, len, &d);
   if (len > p->opts.max_arg)
     return mps__fail(-EMSGSIZE);
-  struct mps__pool_job *j = job_new(p, fn, arg, 1, len);
-  mps_future *f = j != NULL ? mps__future_new() : NULL;
+  struct mps__pool_job *j = mps__pool_job_new(p, fn, arg, 1, len);
+  mps_future *f = j != NULL ? mps__future_new_cancel(cancel_task, j) : NULL;
   if (f == NULL) {
     free(j);
     return mps__fail(-ENOMEM);
   }
   j->f = f;
-  mps__future_set_cancel(f, cancel_task, j);
   pthread_mutex_lock(&p->mu);
   int err = wait_room(p, &d);
   if (err == 0) {
-    pend_push(p, j, false);
+    mps__pool_pend_push(p, j, false);
     mps__pool_dispatch(p);
   }
   pthread_mutex_unlock(&p->mu);
@@ -693,141 +381,4 @@ mps_future *mps_pool_submit_timeout(mps_pool *p, mps_task_fn fn, const void *arg
 mps_future *mps_pool_submit(mps_pool *p, mps_task_fn fn, const void *arg, size_t len)
 {
   return mps_pool_submit_timeout(p, fn, arg, len, MPS_FOREVER);
-}
-
-/* ---- map --------------------------------------------------------------- */
-
-static struct mps__map *map_new(size_t n, void *results, size_t result_size)
-{
-  struct mps__map *m = calloc(1, sizeof(*m));
-  if (m == NULL)
-    return NULL;
-  m->status = malloc((n ? n : 1) * sizeof(*m->status));
-  m->value = calloc(n ? n : 1, sizeof(*m->value));
-  if (m->status == NULL || m->value == NULL) {
-    free(m->status);
-    free(m->value);
-    free(m);
-    return NULL;
-  }
-  for (size_t i = 0; i < n; i++)
-    m->status[i] = 1;
-  *m = (struct mps__map){.refs = 1,
-                         .n = n,
-                         .left = n,
-                         .results = results,
-                         .result_size = result_size,
-                         .status = m->status,
-                         .value = m->value};
-  return m;
-}
-
-/* Tasks per batch, as multiprocessing.Pool.map chooses its chunksize (four
- * chunks per worker), within the batch limits. */
-static size_t map_chunk(const mps_pool *p, size_t n, size_t arg_size)
-{
-  size_t c = (n + 4 * (size_t)p->nworkers - 1) / (4 * (size_t)p->nworkers);
-  if (c > MPS__POOL_BATCH_TASKS)
-    c = MPS__POOL_BATCH_TASKS;
-  if (arg_size > 0 && c > p->batch_max / arg_size)
-    c = p->batch_max / arg_size;
-  return c > 0 ? c : 1;
-}
-
-/* Makes the map's jobs and queues them (p->mu held). */
-static int map_queue(mps_pool *p, struct mps__map *m, mps_task_fn fn, const char *args,
-                     size_t arg_size)
-{
-  size_t c = map_chunk(p, m->n, arg_size);
-  struct mps__pool_job *head = NULL, **tail = &head;
-  for (size_t lo = 0; lo < m->n; lo += c) {
-    uint32_t k = (uint32_t)(m->n - lo < c ? m->n - lo : c);
-    struct mps__pool_job *j = job_new(p, fn, args ? args + lo * arg_size : NULL, k, arg_size);
-    if (j == NULL) {
-      while (head != NULL) {
-        j = head;
-        head = j->next;
-        free(j);
-      }
-      return -ENOMEM;
-    }
-    j->map = m;
-    j->lo = lo;
-    *tail = j;
-    tail = &j->next;
-  }
-  while (head != NULL) {
-    struct mps__pool_job *j = head;
-    head = j->next;
-    m->refs++;
-    pend_push(p, j, false);
-  }
-  mps__pool_dispatch(p);
-  return 0;
-}
-
-/* The caller leaves: jobs not started are cancelled, results dropped. */
-static void map_abandon(mps_pool *p, struct mps__map *m)
-{
-  m->abandoned = true;
-  for (struct mps__pool_job *j = p->pend_head, *next; j != NULL; j = next) {
-    next = j->next;
-    if (j->map == m) {
-      pend_remove(p, j);
-      mps__pool_job_done(p, j);
-    }
-  }
-  for (unsigned i = 0; i < p->nworkers; i++)
-    for (struct mps__pool_job *j = p->w[i].head; j != NULL; j = j->next)
-      if (j->map == m)
-        (void)job_cancel(p, j);
-}
-
-/* The map's outcome: the first failing task in input order. */
-static int map_outcome(const struct mps__map *m)
-{
-  for (size_t i = 0; i < m->n; i++) {
-    if (m->status[i] != 0)
-      return m->status[i];
-    if (m->value[i] < 0)
-      return m->value[i] < INT_MIN ? -EOVERFLOW : (int)m->value[i];
-  }
-  return 0;
-}
-
-int mps_pool_map(mps_pool *p, mps_task_fn fn, const void *args, size_t nargs, size_t arg_size,
-                 void *results, size_t result_size, double timeout)
-{
-  mps__deadline d;
-  if (!MPS__OPEN(p) || fn == NULL || (args == NULL && nargs > 0 && arg_size > 0) ||
-      (results == NULL && nargs > 0 && result_size > 0) || mps__deadline_init(&d, timeout) < 0)
-    return -EINVAL;
-  if (owned(p) < 0)
-    return -EPERM;
-  if (p->remote != NULL)
-    return mps__rpool_map(p, fn, args, nargs, arg_size, results, result_size, &d);
-  if (arg_size > p->opts.max_arg)
-    return -EMSGSIZE;
-  struct mps__map *m = map_new(nargs, results, result_size);
-  if (m == NULL)
-    return -ENOMEM;
-  pthread_mutex_lock(&p->mu);
-  int err = p->shutting ? -EPIPE : map_queue(p, m, fn, args, arg_size);
-  while (err == 0 && m->left > 0) {
-    if (d.kind == MPS__ONCE) {
-      err = -EAGAIN;
-      break;
-    }
-    int r = d.kind == MPS__TIMED ? pthread_cond_timedwait(&p->cv, &p->mu, &d.at)
-                                 : pthread_cond_wait(&p->cv, &p->mu);
-    if (r == ETIMEDOUT && m->left > 0)
-      err = -ETIMEDOUT;
-  }
-  if (err == 0)
-    err = map_outcome(m);
-  else
-    map_abandon(p, m);
-  map_unref(m);
-  pthread_mutex_unlock(&p->mu);
-  return err;
 }

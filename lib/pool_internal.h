@@ -1,6 +1,7 @@
-/* Private declarations of the pool: pool.c (public calls and dispatch),
- * pool_manager.c (the manager and collector threads), pool_worker.c (the
- * worker's side). Futures are future.c's and reached only through
+/* Private declarations of the pool. Files, each calling only those after
+ * it: pool.c (construction, submit, shutdown), pool_map.c (maps),
+ * pool_manager.c (the manager and collector threads), pool_jobs.c (jobs
+ * and dispatch), pool_worker.c (the worker's side). Futures are future.c's and reached only through
  * internal.h's mps__future_* calls. */
 #ifndef MPSHARE_POOL_INTERNAL_H
 #define MPSHARE_POOL_INTERNAL_H
@@ -9,14 +10,16 @@
 
 /* A batch of argument bytes goes to one worker in one message: up to this
  * many bytes of arguments (or one argument, if bigger) ... */
-#define MPS__POOL_BATCH_BYTES 16384
+#define MPS__POOL_BATCH_BYTES 4096
 /* ... and up to this many tasks (map's chunks). */
 #define MPS__POOL_BATCH_TASKS 512
 /* Room for results that a worker fills before it posts them. */
-#define MPS__POOL_AREA_BYTES 16384
+#define MPS__POOL_AREA_BYTES 4096
+/* Result messages the result queue holds at least. */
+#define MPS__POOL_RESULTS_MIN 256
 /* Bytes of inbox per worker before the depth is cut below its default. */
 #define MPS__POOL_INBOX_BYTES (1u << 20)
-#define MPS__POOL_DEPTH_MAX   64u
+#define MPS__POOL_DEPTH_MAX   256u
 
 /* Why a worker exited, written by it just before _exit. */
 enum { MPS__EXIT_CRASH, MPS__EXIT_STOP, MPS__EXIT_RECYCLE, MPS__EXIT_ERROR };
@@ -117,7 +120,7 @@ struct mps__map {
   int64_t *value; /* per task: the task's own value */
   size_t *order;  /* streaming map: indexes in completion order */
   size_t reported, delivered;
-  void *data; /* streaming map: result bytes per task, result_size each */
+  bool waiting; /* streaming map: its reader sleeps on the pool's cv */
 };
 
 struct mps__pool_worker {
@@ -148,7 +151,8 @@ struct mps_pool {
   struct mps__pool_job *pend_head, *pend_tail;
   struct mps__pool_job *fin; /* jobs whose future is to be completed */
   struct mps__pool_batch *steal_buf;
-  size_t pending; /* submitted tasks waiting for an inbox */
+  size_t pending;        /* submitted tasks waiting for an inbox */
+  unsigned room_waiters; /* submitters waiting for pending < queue_size */
   unsigned live;
   bool ready, shutting, terminating, finished;
   int fail_err;              /* terminating: what unfinished tasks get */
@@ -168,6 +172,26 @@ static inline struct mps__pool_res *mps__pool_area(const mps_pool *p, unsigned i
   return (struct mps__pool_res *)MPS__ALIGN_UP((uintptr_t)&s->claim[2 * p->depth], 8u);
 }
 
+/* Windows of the worker's protocol for the test-only crash points (the one
+ * mechanism of crashpoint.c, numbered apart from the queue's): a test build
+ * (-DMPS_CRASHPOINTS) SIGKILLs an armed worker at one of them. */
+enum mps__pool_crash {
+  MPS__CP_POOL_GOT = 100, /* a batch got (committed), taken not stored */
+  MPS__CP_POOL_TAKEN,     /* taken stored, not claimed */
+  MPS__CP_POOL_NEXT,      /* claimed (or task k-1 finished), started not stored */
+  MPS__CP_POOL_STARTED,   /* started stored, the task not called */
+  MPS__CP_POOL_RAN,       /* the task returned, its result not finished */
+  MPS__CP_POOL_FINISHED,  /* finished stored, nothing posted */
+  MPS__CP_POOL_POSTED,    /* results posted, posted not stored */
+  MPS__CP_POOL_END
+};
+#ifdef MPS_CRASHPOINTS
+#include "queue_internal.h"
+#define MPS__POOL_CRASHPOINT(id) mps__crashpoint((enum mps__crash)(id))
+#else
+#define MPS__POOL_CRASHPOINT(id) ((void)0)
+#endif
+
 /* pool_worker.c: the worker's life; never returns. */
 _Noreturn void mps__pool_worker_main(mps_pool *p, unsigned i, struct mps__pool_batch *buf);
 /* Both sides of the start-or-cancel race on batch seq in slot s:
@@ -178,9 +202,20 @@ bool mps__pool_claim(struct mps__pool_slot *s, unsigned ring, uint64_t seq, unsi
 void *mps__pool_manager_main(void *arg);
 void *mps__pool_collector_main(void *arg);
 
-/* pool.c, with p->mu held. */
-/* Feeds pending jobs to workers with room, and STOP to idle ones once the
- * pool shuts down and nothing is pending. */
+/* pool.c */
+/* 0 if the calling process made p, else -EPERM: a forked child has a copy
+ * of the handle but none of the threads behind it. */
+int mps__pool_owned(const mps_pool *p);
+
+/* pool_jobs.c, with p->mu held. */
+struct mps__pool_job *mps__pool_job_new(mps_pool *p, mps_task_fn fn, const void *args, uint32_t n,
+                                        size_t arg_size);
+void mps__pool_map_unref(struct mps__map *m);
+void mps__pool_pend_push(mps_pool *p, struct mps__pool_job *j, bool front);
+void mps__pool_pend_remove(mps_pool *p, struct mps__pool_job *j);
+/* Feeds pending jobs to workers that may take more, and STOP to idle ones
+ * once the pool shuts down and nothing is pending; an idle worker steals
+ * a batch not yet taken from the busiest inbox. */
 void mps__pool_dispatch(mps_pool *p);
 /* Puts tasks from..n-1 of j (out of every list) back in front of the
  * pending ones, or fails them if the pool is terminating; j is done. */
@@ -192,8 +227,12 @@ void mps__pool_job_done(mps_pool *p, struct mps__pool_job *j);
 void mps__pool_report(mps_pool *p, struct mps__pool_job *j, size_t k, int status, int64_t value,
                       const void *data, size_t len);
 struct mps__pool_job *mps__pool_take_finished(mps_pool *p);
+/* Cancels j if it has not started: 0 or -EBUSY. */
+int mps__pool_job_cancel(mps_pool *p, struct mps__pool_job *j);
+/* Cancels every job that has not started (-ECANCELED). */
+void mps__pool_cancel_unstarted(mps_pool *p);
 
-/* pool.c, without p->mu. */
+/* pool_jobs.c, without p->mu. */
 void mps__pool_complete_finished(struct mps__pool_job *fin);
 /* Fails every pending job with err. */
 void mps__pool_fail_pending(mps_pool *p, int err);

@@ -62,6 +62,7 @@ static void flush(mps_pool *p, unsigned i, uint64_t seq)
   size_t len = sizeof(*area) + atomic_load(&s->area_used);
   if (mps_queue_put(p->results, area, len, MPS_FOREVER) < 0)
     worker_exit(s, MPS__EXIT_ERROR, 1);
+  MPS__POOL_CRASHPOINT(MPS__CP_POOL_POSTED);
   atomic_store(&s->posted, finished);
   atomic_store(&s->area_used, 0);
 }
@@ -78,14 +79,18 @@ static void run_batch(mps_pool *p, unsigned i, const struct mps__pool_batch *b)
       flush(p, i, b->seq);
     size_t used = atomic_load(&s->area_used);
     struct mps__pool_entry *e = (struct mps__pool_entry *)(entries + used);
+    MPS__POOL_CRASHPOINT(MPS__CP_POOL_NEXT);
     atomic_store(&s->started, k + 1);
+    MPS__POOL_CRASHPOINT(MPS__CP_POOL_STARTED);
     ssize_t v = fn(b->args + (size_t)k * b->arg_size, b->arg_size, e->data, max);
+    MPS__POOL_CRASHPOINT(MPS__CP_POOL_RAN);
     if (v > (ssize_t)max)
       v = -EMSGSIZE;
     e->value = v;
     e->len = v > 0 ? (uint64_t)v : 0;
     atomic_store(&s->area_used, used + mps__pool_entry_size((size_t)e->len));
     atomic_store(&s->finished, k + 1);
+    MPS__POOL_CRASHPOINT(MPS__CP_POOL_FINISHED);
   }
   flush(p, i, b->seq);
 }
@@ -112,11 +117,13 @@ _Noreturn void mps__pool_worker_main(mps_pool *p, unsigned i, struct mps__pool_b
       worker_exit(s, MPS__EXIT_STOP, 0);
     if (r < (ssize_t)sizeof(*b) || b->arg_size * b->n > (size_t)r - sizeof(*b))
       worker_exit(s, MPS__EXIT_ERROR, 1);
+    MPS__POOL_CRASHPOINT(MPS__CP_POOL_GOT);
     atomic_store(&s->started, 0);
     atomic_store(&s->finished, 0);
     atomic_store(&s->posted, 0);
     atomic_store(&s->area_used, 0);
     atomic_store(&s->taken, b->seq);
+    MPS__POOL_CRASHPOINT(MPS__CP_POOL_TAKEN);
     if (!mps__pool_claim(s, 2 * p->depth, b->seq, MPS__CLAIM_START)) {
       post_skipped(p, i, b->seq);
       continue;

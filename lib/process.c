@@ -238,6 +238,32 @@ int mps_process_terminate(mps_process *p) { return send_signal(p, SIGTERM); }
 
 int mps_process_kill(mps_process *p) { return send_signal(p, SIGKILL); }
 
+int mps_process_sentinel(const mps_process *p)
+{
+  if (p == NULL)
+    return -EINVAL;
+  int err = check_parent(p);
+  if (err < 0)
+    return err;
+  return p->pidfd >= 0 ? p->pidfd : -ENOSYS;
+}
+
+int mps_process_detach(mps_process *p)
+{
+  if (p == NULL)
+    return 0;
+  /* Whatever the state: a running child is left alone (a daemon still
+   * dies with this process), a finished one was reaped already. */
+  if (check_parent(p) == 0)
+    (void)try_reap(p);
+  if (p->pidfd >= 0)
+    close(p->pidfd);
+  pthread_mutex_destroy(&p->mu);
+  free(p->name);
+  free(p);
+  return 0;
+}
+
 int mps_process_free(mps_process *p)
 {
   if (p == NULL)

@@ -218,6 +218,13 @@ ssize_t mps__ring_put(mps_queue *q, const void *const *msgs, const size_t *lens,
 ssize_t mps__ring_get(mps_queue *q, void *buf, size_t cap, size_t *lens, size_t max,
                       const mps__deadline *d);
 size_t mps__ring_qsize(const mps_queue *q);
+/* Tickets ever committed by gets (head) and ever claimed by puts (tail)
+ * of a FIFO queue. With one consumer per queue (a worker's inbox), a get
+ * killed after copying ticket x committed it exactly when head > x: what
+ * a pool needs to tell a task that will run elsewhere from one that died
+ * with its worker. */
+uint64_t mps__ring_head(const mps_queue *q);
+uint64_t mps__ring_tail(const mps_queue *q);
 int mps__ring_task_done(mps_queue *q);
 int mps__ring_join(mps_queue *q, const mps__deadline *d);
 int mps__ring_shutdown(mps_queue *q);

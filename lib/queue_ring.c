@@ -315,15 +315,33 @@ static int wait_msg(mps_queue *q, uint64_t h, bool *spun, const mps__deadline *d
   return 0;
 }
 
+/* The new head word for a commit to `to`, and whether to wake producers
+ * sleeping for room. They are woken once a quarter of the ring is free,
+ * not at every commit: woken for one free place, a producer fills it and
+ * sleeps again, which costs the consumer a syscall per message. Below
+ * that the mark stays set, and a producer whose room never comes sleeps
+ * out its slice and finds what room there is. */
+static uint64_t head_word(mps_queue *q, uint64_t raw, uint64_t to, bool *wake)
+{
+  *wake = false;
+  if (!(raw & MPS__HEAD_HW))
+    return to;
+  uint64_t tail = atomic_load_explicit(&q->s->tail, memory_order_relaxed) & MPS__TICKETS;
+  uint64_t room = q->cap - (tail - to), enough = q->cap / 4 ? q->cap / 4 : 1;
+  *wake = tail - to > q->cap || room >= enough; /* (a stale tail: wake) */
+  return *wake ? to : to | MPS__HEAD_HW;
+}
+
 /* Commits tickets h..h+j-1 if head is still h (a producer's sleep mark
- * may have been added meanwhile), and wakes the producers it had marked. */
+ * may have been added meanwhile). */
 static bool commit(mps_queue *q, uint64_t raw, uint64_t h, uint64_t j)
 {
-  while (!atomic_compare_exchange_weak(&q->s->head, &raw, h + j))
+  bool wake;
+  while (!atomic_compare_exchange_weak(&q->s->head, &raw, head_word(q, raw, h + j, &wake)))
     if ((raw & MPS__TICKETS) != h)
       return false;
   MPS__CRASHPOINT(MPS__CP_GET_COMMITTED);
-  if (raw & MPS__HEAD_HW)
+  if (wake)
     mps__futex_wake(mps__lo32(&q->s->head), 1); /* the rest: sleep_chained */
   return true;
 }
@@ -378,6 +396,9 @@ size_t mps__ring_qsize(const mps_queue *q)
   uint64_t n = (atomic_load(&q->s->tail) & MPS__TICKETS) - h;
   return n > q->cap ? (size_t)q->cap : (size_t)n;
 }
+
+uint64_t mps__ring_head(const mps_queue *q) { return atomic_load(&q->s->head) & MPS__TICKETS; }
+uint64_t mps__ring_tail(const mps_queue *q) { return atomic_load(&q->s->tail) & MPS__TICKETS; }
 
 int mps__ring_task_done(mps_queue *q)
 {

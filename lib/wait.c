@@ -29,10 +29,11 @@
  * two syscalls and a context switch. The spin is bounded in time, shrinks
  * when it does not pay off, and is skipped on a single CPU (of the
  * process's affinity mask), where the process being waited for cannot run
- * while we spin. A spin that finds itself descheduled half-way (the
- * machine is oversubscribed) turns the next spins of that thread off for
- * a while, so that waiters sleep at once and leave the CPU to the process
- * they wait for.
+ * while we spin. Nor does it spin while the machine is oversubscribed:
+ * more threads runnable than CPUs (the kernel's count, sampled every
+ * 50 ms), or a spin that found itself descheduled half-way, which turns
+ * that thread's next spins off for a while. Waiters then sleep at once
+ * and leave the CPU to the process they wait for.
  */
 #include "config.h"
 
@@ -156,6 +157,8 @@ bool mps__spin_while_eq2(const _Atomic uint64_t *a, uint64_t olda, const _Atomic
     return false;
   }
   int64_t last = mps__now_ns(), end = last + spin_budget_ns;
+  if (mps__oversubscribed(last))
+    return false;
   for (unsigned i = 1;; i++) {
     if (atomic_load_explicit(a, memory_order_relaxed) != olda ||
         atomic_load_explicit(b, memory_order_relaxed) != oldb) {

@@ -16,7 +16,8 @@ static int fds[2], back[2];
 
 /* Runs `mpshare ARGS` and returns its exit status; stdout into out,
  * stderr into err (either may be NULL). */
-static int mpshare(char *out, size_t cap, char *err, size_t ecap, const char *fmt, ...)
+__attribute__((format(printf, 5, 6))) static int mpshare(char *out, size_t cap, char *err,
+                                                         size_t ecap, const char *fmt, ...)
 {
   const char *tool = getenv("MPS_TOOL");
   cr_assert_not_null(tool, "MPS_TOOL is set by make check");
@@ -346,7 +347,7 @@ Test(mpshare, rm_exit_codes_and_messages, .timeout = 20)
   cr_expect_eq(mpshare(NULL, 0, err, sizeof(err), "ls --bogus"), 2);
   cr_expect_not_null(strstr(err, "--bogus"));
   cr_expect_eq(mpshare(NULL, 0, err, sizeof(err), "frobnicate"), 2);
-  cr_expect_eq(mpshare(NULL, 0, err, sizeof(err), ""), 2);
+  cr_expect_eq(mpshare(NULL, 0, err, sizeof(err), "%s", ""), 2);
   cr_expect_eq(mpshare(NULL, 0, err, sizeof(err), "watch x --interval -1"), 2);
   mps_lock_close(la);
   mps_barrier_close(bb);

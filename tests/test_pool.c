@@ -5,6 +5,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 
@@ -465,9 +466,165 @@ Test(pool, bad_arguments, .timeout = 30)
   mps_pool_free(NULL);
 }
 
+/* ---- newer calls: status apart from value, sets, callbacks, streams ------- */
+
+static ssize_t return_arg_value(const void *arg, size_t len, void *out, size_t cap)
+{
+  (void)len, (void)out, (void)cap;
+  long v;
+  memcpy(&v, arg, sizeof(v));
+  return (ssize_t)v;
+}
+
+Test(pool, a_task_value_is_never_taken_for_a_library_status, .timeout = 30)
+{
+  mps_pool *p = mps_pool_new(1);
+  cr_assert_not_null(p);
+  long vals[] = {-ETIMEDOUT, -ECHILD, -4294967296L, -2147483649L, 0};
+  for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+    mps_future *f = submit_long(p, return_arg_value, vals[i]);
+    ssize_t v = 1;
+    cr_assert_eq(mps_future_result(f, &v, NULL, 0, 20.0), 0, "the task returned");
+    cr_assert_eq(v, vals[i], "its value, full range: %zd", v);
+    mps_future_free(f);
+  }
+  free_and_check(p);
+}
+
+static _Atomic int callbacks;
+static void count_callback(mps_future *f, void *arg)
+{
+  long v = 0;
+  cr_assert_eq(mps_future_result(f, NULL, &v, sizeof(v), 0), 0);
+  cr_assert_eq(v, *(long *)arg * *(long *)arg);
+  atomic_fetch_add(&callbacks, 1);
+}
+
+Test(pool, as_completed_sets_return_futures_in_completion_order, .timeout = 30)
+{
+  mps_pool *p = mps_pool_new(2);
+  cr_assert_not_null(p);
+  mps_future_set *set = mps_future_set_new();
+  cr_assert_not_null(set);
+  mps_future *slow = mps_pool_submit(p, wait_gate, NULL, 0);
+  wait_started();
+  static long args[8];
+  mps_future *fs[8];
+  cr_assert_eq(mps_future_set_add(set, slow), 0);
+  cr_assert_eq(mps_future_set_add(set, slow), -EBUSY);
+  for (long i = 0; i < 8; i++) {
+    args[i] = i;
+    fs[i] = submit_long(p, square, i);
+    cr_assert_eq(mps_future_add_done_callback(fs[i], count_callback, &args[i]), 0);
+    cr_assert_eq(mps_future_set_add(set, fs[i]), 0);
+  }
+  cr_assert_eq(mps_future_add_done_callback(fs[0], count_callback, &args[0]), -EBUSY);
+  for (int k = 0; k < 8; k++) {
+    mps_future *f = mps_future_set_next(set, 20.0);
+    cr_assert_not_null(f);
+    cr_assert_neq(f, slow, "the blocked task came out before it finished");
+    cr_assert(mps_future_done(f));
+  }
+  cr_assert_null(mps_future_set_next(set, 0));
+  cr_assert_eq(errno, EAGAIN);
+  open_gate(1);
+  cr_assert_eq(mps_future_set_next(set, 20.0), slow);
+  cr_assert_null(mps_future_set_next(set, 0));
+  cr_assert_eq(errno, ENOENT, "empty");
+  cr_assert_eq(atomic_load(&callbacks), 8);
+  mps_future_set_free(set);
+  mps_future_free(slow);
+  for (int i = 0; i < 8; i++)
+    mps_future_free(fs[i]);
+  free_and_check(p);
+}
+
+Test(pool, submit_times_out_when_the_queue_is_full, .timeout = 30)
+{
+  mps_pool *p = mps_pool_new_opts(&(mps_pool_opts){.workers = 1, .queue_size = 2});
+  cr_assert_not_null(p);
+  enum { MAX = 64 };
+  mps_future *fs[MAX];
+  size_t n = 0;
+  fs[n++] = mps_pool_submit(p, wait_gate, NULL, 0);
+  wait_started();
+  /* The worker's inbox, then queue_size more: then submit must wait. */
+  while (n < MAX && (fs[n] = mps_pool_submit_timeout(p, square, &(long){2}, sizeof(long), 0)))
+    n++;
+  cr_assert_lt(n, MAX, "submit never refused");
+  cr_assert_eq(errno, EAGAIN);
+  double t0 = test_now();
+  cr_assert_null(mps_pool_submit_timeout(p, square, &(long){2}, sizeof(long), 0.1));
+  cr_assert_eq(errno, ETIMEDOUT);
+  cr_assert_geq(test_now() - t0, 0.1);
+  open_gate(1);
+  cr_assert_eq(mps_future_result(fs[0], NULL, NULL, 0, 20.0), 0);
+  for (size_t i = 1; i < n; i++)
+    cr_assert_eq(result_long(fs[i], 0), 4, "every accepted task runs");
+  for (size_t i = 0; i < n; i++)
+    mps_future_free(fs[i]);
+  free_and_check(p);
+}
+
+Test(pool, terminate_kills_the_workers_now, .timeout = 30)
+{
+  mps_pool *p = mps_pool_new(1);
+  cr_assert_not_null(p);
+  mps_future *running = mps_pool_submit(p, wait_gate, NULL, 0);
+  wait_started();
+  mps_future *queued = submit_long(p, square, 3);
+  cr_assert_eq(mps_pool_terminate(p), 0, "returns without the gate opening");
+  cr_assert_eq(mps_future_result(running, NULL, NULL, 0, 0), -ECHILD);
+  cr_assert_eq(mps_future_result(queued, NULL, NULL, 0, 0), -ECANCELED);
+  cr_assert_eq(mps_pool_workers(p, NULL, 0), 0);
+  cr_assert_null(mps_pool_submit(p, square, &(long){1}, sizeof(long)));
+  cr_assert_eq(errno, EPIPE);
+  mps_future_free(running);
+  mps_future_free(queued);
+  free_and_check(p);
+}
+
+Test(pool, imap_unordered_streams_every_result_once, .timeout = 60)
+{
+  mps_pool *p = mps_pool_new(2);
+  cr_assert_not_null(p);
+  enum { N = 1000 };
+  static long in[N];
+  static bool seen[N];
+  for (long i = 0; i < N; i++)
+    in[i] = i;
+  mps_pool_stream *s = mps_pool_imap_unordered(p, fail_odd, in, N, sizeof(long), sizeof(long), 7);
+  cr_assert_not_null(s);
+  for (int k = 0; k < N; k++) {
+    size_t i = N;
+    ssize_t v = 0;
+    long out = -1;
+    cr_assert_eq(mps_pool_stream_next(s, &i, &v, &out, sizeof(out), 20.0), 0);
+    cr_assert_lt(i, (size_t)N);
+    cr_assert(!seen[i], "task %zu twice", i);
+    seen[i] = true;
+    if (i % 2)
+      cr_assert_eq(v, -EDOM, "the task's own error is its value");
+    else
+      cr_assert(v == sizeof(long) && out == (long)(i * i));
+  }
+  cr_assert_eq(mps_pool_stream_next(s, NULL, NULL, NULL, 0, 0), -ENOENT);
+  mps_pool_stream_free(s);
+  /* Freed before the end: the rest is cancelled, the pool goes on. */
+  s = mps_pool_imap_unordered(p, square, in, N, sizeof(long), sizeof(long), 0);
+  cr_assert_not_null(s);
+  cr_assert_eq(mps_pool_stream_next(s, NULL, NULL, NULL, 0, 20.0), -EMSGSIZE, "cap 0");
+  mps_pool_stream_free(s);
+  mps_future *f = submit_long(p, square, 12);
+  cr_assert_eq(result_long(f, 0), 144);
+  mps_future_free(f);
+  cr_assert_null(mps_pool_imap_unordered(p, square, in, N, sizeof(long), 1 << 20, 0));
+  cr_assert_eq(errno, EMSGSIZE);
+  free_and_check(p);
+}
+
 /* ---- each task at most once, and its future tells the truth ---------------- */
 
-#include <stdatomic.h>
 #include <sys/mman.h>
 
 static _Atomic int *runs;      /* per task: times it started (shared) */
@@ -550,6 +707,42 @@ Test(pool, workers_killed_at_random_never_run_a_task_twice, .timeout = 120)
   cr_assert_gt(kills, 0);
   free_and_check(p);
   munmap(runs, (N + 1) * sizeof(*runs));
+}
+
+Test(pool, a_cancelled_task_never_runs_even_when_an_idle_worker_steals_it, .timeout = 60)
+{
+  enum { ROUNDS = 10 };
+  map_shared(ROUNDS);
+  atomic_store(kill_once, 1);
+  mps_pool *p = mps_pool_new(2);
+  cr_assert_not_null(p);
+  for (long r = 0; r < ROUNDS; r++) {
+    mps_future *g1 = mps_pool_submit(p, wait_gate, NULL, 0);
+    wait_started();
+    mps_future *g2 = mps_pool_submit(p, wait_gate, NULL, 0);
+    wait_started();
+    /* Both workers are blocked; x waits in one of their inboxes. */
+    mps_future *x = submit_long(p, count_run, r);
+    cr_assert_eq(mps_future_cancel(x), 0);
+    /* One worker goes idle, and may steal x from the other's inbox. */
+    open_gate(1);
+    mps_future *all[] = {g1, g2};
+    cr_assert_geq(mps_pool_wait_any(all, 2, 20.0), 0);
+    open_gate(1);
+    cr_assert_eq(mps_future_result(g1, NULL, NULL, 0, 20.0), 0);
+    cr_assert_eq(mps_future_result(g2, NULL, NULL, 0, 20.0), 0);
+    mps_future *after = submit_long(p, square, 2);
+    cr_assert_eq(result_long(after, 0), 4);
+    cr_assert_eq(mps_future_result(x, NULL, NULL, 0, 0), -ECANCELED);
+    mps_future_free(g1);
+    mps_future_free(g2);
+    mps_future_free(x);
+    mps_future_free(after);
+  }
+  free_and_check(p);
+  for (long r = 0; r < ROUNDS; r++)
+    cr_assert_eq(atomic_load(&runs[r]), 0, "cancelled task %ld ran", r);
+  munmap(runs, (ROUNDS + 1) * sizeof(*runs));
 }
 
 /* ---- a forked child with the parent's pool -------------------------------- */

@@ -171,6 +171,11 @@ Test(pool_remote, at_most_once_fails_a_dead_hosts_task) { host_dies(true, SIGKIL
 
 Test(pool_remote_args, bad_arguments)
 {
+  if (mps_task_register("twice", twice) == -ENOTSUP) {
+    fprintf(stderr, "SKIP: mpshare was built without hiredis (--without-redis): "
+                    "remote pool tests not run\n");
+    cr_skip_test("built without the Redis backend");
+  }
   cr_expect_eq(mps_task_register(NULL, twice), -EINVAL);
   cr_expect_eq(mps_task_register("", twice), -EINVAL);
   cr_expect_eq(mps_task_register("x", NULL), -EINVAL);
@@ -219,4 +224,24 @@ Test(pool_remote, example_with_workers_in_two_processes)
   cr_expect_not_null(strstr(out, "done: 10 tasks\n"), "%s", out);
   child_expect_exit(h[0], 0);
   child_expect_exit(h[1], 0);
+}
+
+Test(pool_remote, terminate_without_hosts_fails_pending_futures)
+{
+  register_all();
+  rurl(url, "nohost", "");
+  mps_pool *p = mps_pool_connect(url, NULL);
+  cr_assert_not_null(p);
+  int i = 1;
+  mps_future *f = mps_pool_submit(p, twice, &i, sizeof(i));
+  cr_assert_not_null(f);
+  cr_expect_eq(mps_future_result(f, NULL, NULL, 0, 0.2), -ETIMEDOUT); /* nobody serves */
+  cr_expect_eq(mps_pool_terminate(p), 0);
+  cr_expect_eq(mps_future_result(f, NULL, NULL, 0, 0), -ECANCELED);
+  errno = 0;
+  cr_expect_null(mps_pool_submit(p, twice, &i, sizeof(i)));
+  cr_expect_eq(errno, EPIPE);
+  mps_future_free(f);
+  mps_pool_free(p);
+  cr_expect_eq(mps_unlink(url), 0);
 }

@@ -478,6 +478,82 @@ Test(process, join_without_pidfd, .timeout = 20)
   cr_assert_eq(mps_process_free(p), 0);
 }
 
+/* ---- sentinel and detach ---------------------------------------------------- */
+
+#include <poll.h>
+
+static mps_process *sentinel_of;
+
+static int sentinel_from_child(void *arg)
+{
+  (void)arg;
+  return mps_process_sentinel(sentinel_of) == -ECHILD ? 0 : 1;
+}
+
+Test(process, the_sentinel_polls_readable_when_the_child_exits, .timeout = 20)
+{
+  gate_open();
+  mps_process *p = mps_process_new(wait_gate, NULL, NULL);
+  cr_assert_eq(mps_process_sentinel(p), -EINVAL, "not started");
+  cr_assert_eq(mps_process_start(p), 0);
+  close(gate[0]);
+  int fd = mps_process_sentinel(p);
+  cr_assert_geq(fd, 0);
+  struct pollfd pf = {.fd = fd, .events = POLLIN};
+  cr_assert_eq(poll(&pf, 1, 0), 0, "readable while the child runs");
+  sentinel_of = p;
+  child_expect_exit(child_run(sentinel_from_child, NULL), 0);
+  close(gate[1]);
+  cr_assert_eq(poll(&pf, 1, 10000), 1);
+  cr_assert(pf.revents & POLLIN);
+  cr_assert_eq(mps_process_join(p, 0), 0, "reaped at once once readable");
+  cr_assert_eq(mps_process_free(p), 0);
+  cr_assert_eq(mps_process_sentinel(NULL), -EINVAL);
+
+  p = mps_process_new(wait_gate, NULL, NULL);
+  gate_open();
+  start_without_pidfd(p);
+  close(gate[0]);
+  cr_assert_eq(mps_process_sentinel(p), -ENOSYS);
+  close(gate[1]);
+  cr_assert_eq(mps_process_join(p, 10.0), 0);
+  cr_assert_eq(mps_process_free(p), 0);
+}
+
+static int sleep_forever(void *arg)
+{
+  (void)arg;
+  for (;;)
+    pause();
+  return 0;
+}
+
+Test(process, detach_drops_a_running_daemons_handle, .timeout = 20)
+{
+  int before = count_pidfds();
+  mps_process *p = mps_process_new(sleep_forever, NULL, &(mps_process_opts){.daemon = true});
+  cr_assert_eq(mps_process_start(p), 0);
+  pid_t pid = mps_process_pid(p);
+  cr_assert_eq(mps_process_free(p), -EBUSY, "free refuses a running child");
+  cr_assert_eq(mps_process_detach(p), 0);
+  cr_assert_eq(count_pidfds(), before, "its pidfd is closed");
+  cr_assert_eq(kill(pid, 0), 0, "the child goes on");
+  cr_assert_eq(kill(pid, SIGKILL), 0);
+  child_expect_signal(pid, SIGKILL);
+  cr_assert_eq(mps_process_detach(NULL), 0);
+
+  int v = 4;
+  p = mps_process_new(return_arg, &v, NULL);
+  cr_assert_eq(mps_process_start(p), 0);
+  pid = mps_process_pid(p);
+  siginfo_t si;
+  cr_assert_eq(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0);
+  cr_assert_eq(mps_process_detach(p), 0, "an exited child is reaped");
+  errno = 0;
+  cr_assert_eq(waitpid(pid, NULL, WNOHANG), -1);
+  cr_assert_eq(errno, ECHILD);
+}
+
 /* ---- the example ---------------------------------------------------------- */
 
 Test(process, example_process_workers, .timeout = 30)

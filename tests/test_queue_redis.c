@@ -6,6 +6,7 @@
 #include "redis_helpers.h"
 
 #include <mpshare.h>
+#include <pthread.h>
 #include <stdatomic.h>
 
 TestSuite(queue_redis, .init = redis_up, .fini = redis_down, .timeout = 60);
@@ -150,9 +151,9 @@ Test(queue_redis, batches)
   mps_queue *q = make(rurl(url, "batch", ""), 10, 8);
   const void *msgs[12];
   size_t lens[12];
-  char data[12][8];
+  char data[12][16];
   for (int i = 0; i < 12; i++) {
-    snprintf(data[i], 8, "m%d", i % 100); /* two digits at most: no truncation */
+    snprintf(data[i], sizeof(data[i]), "m%d", i % 100); /* two digits: no truncation */
     msgs[i] = data[i];
     lens[i] = strlen(data[i]);
   }
@@ -600,4 +601,60 @@ Test(queue_redis, batch_acknowledgements_go_together)
   cr_expect_eq(mps_queue_join(q, 2), 0);
   mps_queue_close(q);
   mps_unlink(url);
+}
+
+Test(queue_redis, server_that_stops_answering_times_out)
+{
+  mps_queue *q = make(rurl(shared_url, "silent", ""), 8, 16);
+  put_int(q, 1);
+  kill(srv.pid, SIGSTOP); /* the host is there, the server does not answer */
+  int v = 2;
+  double t0 = test_now();
+  cr_expect_eq(mps_queue_put(q, &v, sizeof(v), 0.3), -ETIMEDOUT);
+  cr_expect_lt(test_now() - t0, 1.5);
+  t0 = test_now();
+  cr_expect_eq(mps_queue_get(q, &v, sizeof(v), 0.3), -ETIMEDOUT);
+  cr_expect_lt(test_now() - t0, 1.5);
+  kill(srv.pid, SIGCONT);
+  /* The handle connects again; the first message is still there. */
+  int r = mps_queue_get(q, &v, sizeof(v), 5);
+  cr_expect_eq(r, (int)sizeof(v), "get after the server answers again: %d", r);
+  cr_expect_eq(v, 1);
+  mps_queue_close(q);
+  mps_unlink(shared_url);
+}
+
+struct thread_arg {
+  mps_queue *q;
+  int got;
+};
+
+static void *thread_getter(void *arg)
+{
+  struct thread_arg *a = arg;
+  int v;
+  while (mps_queue_get(a->q, &v, sizeof(v), 5) == sizeof(v)) {
+    a->got++;
+    if (mps_queue_task_done(a->q) != 0)
+      break;
+  }
+  return NULL;
+}
+
+Test(queue_redis, one_handle_two_threads)
+{
+  mps_queue *q = make(rurl(shared_url, "threads", ""), 64, 16);
+  struct thread_arg a[2] = {{q, 0}, {q, 0}};
+  pthread_t t[2];
+  for (int i = 0; i < 2; i++)
+    cr_assert_eq(pthread_create(&t[i], NULL, thread_getter, &a[i]), 0);
+  for (int i = 0; i < 200; i++)
+    put_int(q, i); /* from this thread while the two others get */
+  cr_expect_eq(mps_queue_join(q, 20), 0);
+  cr_expect_eq(mps_queue_shutdown(q), 0);
+  for (int i = 0; i < 2; i++)
+    pthread_join(t[i], NULL);
+  cr_expect_eq(a[0].got + a[1].got, 200);
+  mps_queue_close(q);
+  mps_unlink(shared_url);
 }

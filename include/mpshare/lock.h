@@ -100,11 +100,13 @@ MPS_API int mps_rlock_release(mps_rlock *l);
  * left in any way, including break, continue, return and goto. l is
  * evaluated once. Needs GCC or Clang (the cleanup attribute). */
 #define MPS_WITH_LOCK(l, rc)                                                                       \
-  for (struct mps__with _mps_with __attribute__((cleanup(mps__with_exit))) = {(l), 0};             \
+  for (struct mps__with _mps_with __attribute__((cleanup(mps__with_exit))) = {(l), ((rc) = 0, 0)}; \
        _mps_with.state == 0 && ((rc) = mps__with_enter(&_mps_with), _mps_with.state == 1);         \
        mps__with_exit(&_mps_with))
 
-/* state: 0 not tried yet, 1 held, 2 released or never taken. */
+/* state: 0 not tried yet, 1 held, 2 released or never taken. The macro
+ * starts it with `(rc) = 0`, which sets rc on every path the compiler can
+ * see (no "may be used uninitialized" after the block). */
 struct mps__with {
   mps_lock *lock;
   int state;

@@ -2,17 +2,21 @@
  * multiprocessing.Pool) for C functions run in forked workers.
  *
  * A pool forks `workers` processes of the same program. mps_pool_submit()
- * copies the task's argument bytes into the pool's task queue (shared
- * memory) and returns a future; a worker runs fn(arg, len, out, cap) and its
- * result bytes come back through the result queue. A task returns its result
+ * copies the task's argument bytes into a worker's inbox (a queue in shared
+ * memory that only that worker consumes) and returns a future; the worker
+ * runs fn(arg, len, out, cap) and its result bytes come back through the
+ * result queue. Maps send their tasks in chunks. A task returns its result
  * length, or a negative errno that its future reports as the task's
  * "exception". fn must be a function of the program itself (workers are
  * forked, so its address is the same in every worker).
  *
- * Worker crash: a worker that dies while running a task (signal, abort,
- * _exit) fails only that task's future with -ECHILD; a replacement worker is
- * started and every other task runs. The parent notices by itself: a manager
- * thread watches the workers, another collects results.
+ * Worker crash: a worker that dies at any instruction (signal, abort,
+ * _exit, SIGKILL from outside) fails only the task it was running, with
+ * -ECHILD; a replacement worker is started, the tasks it had finished keep
+ * their results (also in the middle of a map chunk) and the ones it had not
+ * started run on another worker. Each task runs at most once. The parent
+ * notices by itself: a manager thread watches the workers, another collects
+ * results.
  *
  * A worker that dies before opts.init returns is replaced too, but after 3
  * such deaths in a row the pool gives up: pending futures fail with -ECHILD
@@ -169,13 +173,47 @@ MPS_API MPS_NODISCARD ssize_t mps_pool_wait_any(mps_future *const *fs, size_t n,
 /* Runs fn over nargs arguments of arg_size bytes each (args laid out back
  * to back) and stores result i at results + i * result_size, in input
  * order; a shorter result is padded with zeros. Waits at most `timeout`
- * seconds for all. Returns 0, or the first failing task's error in input
- * order (its own errno, -ECHILD, -EMSGSIZE if a result exceeds
- * result_size), -ETIMEDOUT, -EAGAIN, -EINVAL, -EPIPE, -ENOMEM. On an error
- * the tasks not yet started are cancelled; results is then partly written. */
+ * seconds for all. Tasks go to workers in chunks, four per worker (as
+ * multiprocessing.Pool.map chooses its chunksize). Returns 0, or the first
+ * failing task's outcome in input order: a library status (-ECHILD,
+ * -EMSGSIZE if a result exceeds result_size), or the task's own negative
+ * value (-EOVERFLOW if it does not fit an int; use mps_pool_imap_unordered
+ * to tell the two apart per task); else -ETIMEDOUT, -EAGAIN, -EINVAL,
+ * -EPIPE, -EPERM, -ENOMEM. On an error the tasks not yet started are
+ * cancelled; results is then partly written. */
 MPS_API MPS_NODISCARD int mps_pool_map(mps_pool *p, mps_task_fn fn, const void *args, size_t nargs,
                                        size_t arg_size, void *results, size_t result_size,
                                        double timeout);
+
+/* Streaming unordered map (multiprocessing.Pool.imap_unordered): starts
+ * fn over nargs arguments of arg_size bytes (copied now: the caller may
+ * reuse args at once), in chunks of `chunksize` tasks (0: four chunks per
+ * worker, as mps_pool_map), and returns at once. Each task's result, of at
+ * most result_size bytes, is read with mps_pool_stream_next() as soon as
+ * its chunk posts it, in completion order. Returns the stream, which the
+ * caller frees with mps_pool_stream_free() before the pool, or NULL with
+ * errno EINVAL, EMSGSIZE (arg_size above max_arg, result_size above
+ * max_result), EPIPE (shut down), EPERM (not the pool's process), ENOMEM. */
+typedef struct mps_pool_stream mps_pool_stream;
+MPS_API MPS_NODISCARD mps_pool_stream *mps_pool_imap_unordered(mps_pool *p, mps_task_fn fn,
+                                                               const void *args, size_t nargs,
+                                                               size_t arg_size, size_t result_size,
+                                                               size_t chunksize);
+
+/* Waits at most `timeout` seconds for the next finished task of s. *index
+ * gets its input index and *value what it returned (either may be NULL),
+ * as mps_future_result() does: returns 0 when the task returned (its
+ * result bytes copied into out), or that task's library error (-ECHILD:
+ * its worker died running it; -ECANCELED; -EMSGSIZE: the result was longer
+ * than result_size, or than cap, in which case it stays to be read again
+ * with more room). Past the task: -ENOENT (every task was read), -EAGAIN
+ * (timeout 0), -ETIMEDOUT, -EPERM, -EINVAL. */
+MPS_API MPS_NODISCARD int mps_pool_stream_next(mps_pool_stream *s, size_t *index, ssize_t *value,
+                                               void *out, size_t cap, double timeout);
+
+/* Frees the stream; its tasks not started yet are cancelled and results
+ * not read are dropped. NULL is a no-op. */
+MPS_API void mps_pool_stream_free(mps_pool_stream *s);
 
 /* Stops accepting tasks (submit then fails with EPIPE). cancel_pending:
  * tasks not yet started are cancelled (-ECANCELED). Tasks already queued

@@ -61,7 +61,9 @@
  * - A put that returned 0 is on the server (and survives its restart when
  *   it runs with appendonly yes and appendfsync always).
  * - More errors: -ECONNREFUSED or -EHOSTUNREACH (server unreachable; within
- *   the call's timeout, at most 10 s), -ECONNRESET (connection lost during
+ *   the call's timeout; a call with timeout 0 or MPS_FOREVER, or a
+ *   constructor, waits at most 10 s for a connection or an answer),
+ *   -ECONNRESET (connection lost during
  *   the call: the call may or may not have taken effect on the server; the
  *   next call connects again), -ETIMEDOUT also when the server does not
  *   answer in time, -EACCES (password refused), -EBUSY (server loading its
