@@ -94,7 +94,7 @@ static __attribute__((noinline)) int lock_finish(mps_lock *l, int r, const mps__
 {
   bool contended = r == -EAGAIN;
   if (contended && d != NULL)
-    r = mps__mutex_lock(l->mu, d);
+    r = mps__mutex_lock_wait(l->mu, d);
   if (r >= 0)
     lock_count(l, contended, r);
   return r;

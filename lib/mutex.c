@@ -69,7 +69,7 @@
 /* This thread's robust list head, which the kernel walks when the thread
  * dies: glibc links every robust mutex the thread holds into it. Fixed for
  * the life of a thread (and the same in a forked child). */
-static __thread struct robust_list_head *my_robust;
+static __thread struct robust_list_head *my_robust __attribute__((tls_model("initial-exec")));
 
 /* glibc's kind word for our error-checking [0] and recursive [1] mutexes,
  * learnt from mutexes made the way mps__mutex_init makes them, at first
@@ -394,6 +394,13 @@ static int lock_sliced(mps__mutex *m, const mps__deadline *d)
     if (owner_bogus(m))
       return -EPROTO;
   }
+}
+
+int mps__mutex_lock_wait(mps__mutex *m, const mps__deadline *d)
+{
+  if (!kind_ok(m))
+    return -EPROTO;
+  return d->kind == MPS__ONCE ? lock_grace(m, d) : lock_sliced(m, d);
 }
 
 int mps__mutex_lock(mps__mutex *m, const mps__deadline *d)

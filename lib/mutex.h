@@ -48,6 +48,10 @@ int mps__mutex_check(const mps__mutex *m, bool recursive);
  * that maps the segment. */
 int mps__mutex_lock(mps__mutex *m, const mps__deadline *d);
 
+/* The same, for a caller whose own try just found m busy: it waits at
+ * once, without a second try that would only move m's line again. */
+int mps__mutex_lock_wait(mps__mutex *m, const mps__deadline *d);
+
 /* One try, no grace: for a caller that scans many mutexes (a Condition's
  * waiter slots). Same returns as mps__mutex_lock. */
 int mps__mutex_trylock(mps__mutex *m);
