@@ -171,7 +171,7 @@ static int start_threads(mps_pool *p)
   pthread_mutex_lock(&p->mu);
   while (!p->ready)
     pthread_cond_wait(&p->cv, &p->mu);
-  err = p->fail_err;
+  err = p->start_err; /* not fail_err: workers may already have given up */
   pthread_mutex_unlock(&p->mu);
   if (err < 0) {
     pthread_join(p->manager, NULL);

@@ -156,6 +156,7 @@ struct mps_pool {
   unsigned live;
   bool ready, shutting, terminating, finished;
   int fail_err;              /* terminating: what unfinished tasks get */
+  int start_err;             /* the manager could not start */
   struct mps__rpool *remote; /* a pool across hosts (pool_remote.c); NULL: local */
 };
 
