@@ -21,10 +21,14 @@ pkg-config --exists criterion 2>/dev/null || need_pkgs="$need_pkgs libcriterion-
 pkg-config --exists hiredis 2>/dev/null || need_pkgs="$need_pkgs libhiredis-dev"
 have_cmd redis-server || [ -x /usr/bin/redis-server ] || need_pkgs="$need_pkgs redis-server"
 have_cmd mandoc || need_pkgs="$need_pkgs mandoc" # make check lints the man pages
-# CI (.ci/run) also builds with clang and checks the layout with clang-format.
+# CI (.ci/run) also builds with clang, checks the layout with clang-format,
+# fuzzes (clang's libFuzzer) and runs the examples under valgrind.
 if [ "${MPS_CI_TOOLS:-0}" = 1 ]; then
   have_cmd clang || need_pkgs="$need_pkgs clang"
   have_cmd clang-format || need_pkgs="$need_pkgs clang-format"
+  [ -n "$(find /usr/lib/llvm-*/lib/clang -name 'libclang_rt.fuzzer*.a' 2>/dev/null | head -1)" ] ||
+    need_pkgs="$need_pkgs libclang-rt-14-dev"
+  have_cmd valgrind || need_pkgs="$need_pkgs valgrind"
 fi
 
 if [ -n "$need_pkgs" ]; then

@@ -65,7 +65,7 @@ static int barrier_validate(const void *p, size_t size)
   if (shm->parties == 0 || shm->parties > MPS_BARRIER_PARTIES_MAX ||
       st_count(atomic_load(&shm->state)) >= shm->parties)
     return -EPROTO;
-  return 0;
+  return mps__mutex_check(&shm->mu, false);
 }
 
 static int barrier_init(void *p, const void *parties)
@@ -117,14 +117,36 @@ static void barrier_break(struct barrier_shm *shm)
   atomic_fetch_or(&shm->state, BROKEN_BIT);
 }
 
-/* Sleeps until round `gen` ends or breaks. Caller holds the mutex. */
-static int await_round(struct barrier_shm *shm, uint32_t gen, int index, const mps__deadline *d)
+/* Breaks round gen without the mutex, which a stopped process holds past
+ * our deadline: one compare-and-swap, so that it can break only that
+ * round, and only if nobody ended it meanwhile. Woken before and after:
+ * sleepers woken first recheck once they get the mutex, as after any
+ * waker that dies between its wake and its store. */
+static void barrier_break_unlocked(struct barrier_shm *shm, uint32_t gen)
+{
+  mps__waitq_wake(&shm->wq, INT32_MAX);
+  uint64_t s = atomic_load(&shm->state);
+  while (st_gen(s) == gen && !st_broken(s) &&
+         !atomic_compare_exchange_weak(&shm->state, &s, s | BROKEN_BIT))
+    ;
+  mps__waitq_wake(&shm->wq, INT32_MAX);
+}
+
+/* Sleeps until round `gen` ends or breaks. Caller holds the mutex; it
+ * still does on return if *held. */
+static int await_round(struct barrier_shm *shm, uint32_t gen, int index, const mps__deadline *d,
+                       bool *held)
 {
   int r = 0;
   uint64_t s;
   mps__stat_inc(&shm->hdr, MPS__ST_WAITS);
   while (s = atomic_load(&shm->state), st_gen(s) == gen && !st_broken(s) && r >= 0) {
-    r = mps__waitq_wait(&shm->wq, &shm->mu, d, &shm->hdr);
+    r = mps__waitq_wait(&shm->wq, &shm->mu, d, &shm->hdr, held);
+    if (!*held) {
+      mps__stat_inc(&shm->hdr, MPS__ST_TIMEOUTS);
+      barrier_break_unlocked(shm, gen);
+      return r;
+    }
     if (r == MPS_OWNER_DIED)
       r = 0;
   }
@@ -140,15 +162,17 @@ static int await_round(struct barrier_shm *shm, uint32_t gen, int index, const m
 int mps_barrier_wait(mps_barrier *b, double timeout)
 {
   mps__deadline d;
-  if (b == NULL)
+  if (!mps__seg_live(b))
     return -EINVAL;
   int r = mps__deadline_init(&d, timeout);
   if (r < 0)
     return r;
   struct barrier_shm *shm = b->shm;
-  mps__waitq_enter(&shm->wq, &shm->mu, &shm->hdr);
+  if ((r = mps__waitq_enter(&shm->wq, &shm->mu, &shm->hdr, &d)) < 0)
+    return r; /* not arrived: the round goes on without us */
   uint64_t s = atomic_load(&shm->state);
   uint32_t gen = st_gen(s), index = st_count(s);
+  bool held = true;
   if (st_broken(s)) {
     r = -EPIPE;
   } else if (index + 1 >= shm->parties) {
@@ -156,17 +180,20 @@ int mps_barrier_wait(mps_barrier *b, double timeout)
     r = (int)shm->parties - 1;
   } else {
     atomic_store(&shm->state, st_make(gen, index + 1));
-    r = await_round(shm, gen, (int)index, &d);
+    r = await_round(shm, gen, (int)index, &d, &held);
   }
-  mps__mutex_unlock(&shm->mu);
+  if (held)
+    mps__mutex_unlock(&shm->mu);
   return r;
 }
 
 int mps_barrier_abort(mps_barrier *b)
 {
-  if (b == NULL)
+  if (!mps__seg_live(b))
     return -EINVAL;
-  mps__waitq_enter(&b->shm->wq, &b->shm->mu, &b->shm->hdr);
+  int r = mps__waitq_enter(&b->shm->wq, &b->shm->mu, &b->shm->hdr, &mps__forever);
+  if (r < 0)
+    return r;
   barrier_break(b->shm);
   mps__mutex_unlock(&b->shm->mu);
   return 0;
@@ -174,10 +201,12 @@ int mps_barrier_abort(mps_barrier *b)
 
 int mps_barrier_reset(mps_barrier *b)
 {
-  if (b == NULL)
+  if (!mps__seg_live(b))
     return -EINVAL;
   struct barrier_shm *shm = b->shm;
-  mps__waitq_enter(&shm->wq, &shm->mu, &shm->hdr);
+  int r = mps__waitq_enter(&shm->wq, &shm->mu, &shm->hdr, &mps__forever);
+  if (r < 0)
+    return r;
   uint64_t s = atomic_load(&shm->state);
   /* One store starts the new round unbroken and empty; parties still
    * waiting in the old one learn from its outcome bit that it broke. */
@@ -186,11 +215,14 @@ int mps_barrier_reset(mps_barrier *b)
   return 0;
 }
 
-int mps_barrier_parties(const mps_barrier *b) { return b == NULL ? -EINVAL : (int)b->shm->parties; }
+int mps_barrier_parties(const mps_barrier *b)
+{
+  return !mps__seg_live(b) ? -EINVAL : (int)b->shm->parties;
+}
 
 int mps_barrier_n_waiting(const mps_barrier *b)
 {
-  if (b == NULL)
+  if (!mps__seg_live(b))
     return -EINVAL;
   uint64_t s = atomic_load(&b->shm->state);
   return st_broken(s) ? 0 : (int)st_count(s);
@@ -198,7 +230,7 @@ int mps_barrier_n_waiting(const mps_barrier *b)
 
 bool mps_barrier_broken(const mps_barrier *b)
 {
-  return b != NULL && st_broken(atomic_load(&b->shm->state));
+  return mps__seg_live(b) && st_broken(atomic_load(&b->shm->state));
 }
 
 /* ---- inspection ----------------------------------------------------------- */

@@ -77,10 +77,15 @@ static int cond_init(void *p, const void *own_lock)
 }
 
 /* Only a condition with its own lock can be named. */
-static int cond_validate(const void *shm, size_t size)
+static int cond_validate(const void *p, size_t size)
 {
+  const struct cond_shm *shm = p;
   (void)size;
-  return ((const struct cond_shm *)shm)->own_lock != OWN_LOCK ? -EPROTO : 0;
+  /* Every mutex in it must be one glibc can take. */
+  int err = shm->own_lock != OWN_LOCK ? -EPROTO : mps__mutex_check(&shm->mu, false);
+  for (int i = 0; err == 0 && i < MPS_COND_MAX_WAITERS; i++)
+    err = mps__mutex_check(&shm->slots[i].mu, false);
+  return err;
 }
 
 /* lock: a borrowed Lock's or RLock's mutex, or NULL for one of the
@@ -102,12 +107,16 @@ static mps_cond *cond_make(enum mps__seg_mode mode, const char *name, mps__mutex
 
 mps_cond *mps_cond_new(mps_lock *lock)
 {
+  if (lock != NULL && !mps__seg_live(lock))
+    return mps__fail(-EINVAL);
   return cond_make(MPS__SEG_ANON, NULL, lock ? lock->mu : NULL, false);
 }
 
 /* An RLock handle is a Lock handle with another C type (lock.c). */
 mps_cond *mps_cond_new_rlock(mps_rlock *lock)
 {
+  if (lock != NULL && !mps__seg_live(lock))
+    return mps__fail(-EINVAL);
   return cond_make(MPS__SEG_ANON, NULL, lock ? ((mps_lock *)lock)->mu : NULL, true);
 }
 
@@ -122,7 +131,7 @@ int mps_cond_close(mps_cond *c) { return mps__seg_free_handle(c); }
 int mps_cond_acquire(mps_cond *c, double timeout)
 {
   mps__deadline d;
-  if (c == NULL)
+  if (!mps__seg_live(c))
     return -EINVAL;
   int err = mps__deadline_init(&d, timeout);
   err = err < 0 ? err : mps__mutex_lock(c->mu, &d);
@@ -131,7 +140,7 @@ int mps_cond_acquire(mps_cond *c, double timeout)
   return err;
 }
 
-int mps_cond_release(mps_cond *c) { return c == NULL ? -EINVAL : mps__mutex_unlock(c->mu); }
+int mps_cond_release(mps_cond *c) { return !mps__seg_live(c) ? -EINVAL : mps__mutex_unlock(c->mu); }
 
 static uint32_t slots_used(const struct cond_shm *shm)
 {
@@ -141,13 +150,10 @@ static uint32_t slots_used(const struct cond_shm *shm)
 /* Takes slot s's mutex if nobody alive holds it. */
 static bool slot_take(struct cond_shm *shm, struct cond_slot *s)
 {
-  int err = pthread_mutex_trylock(&s->mu.m);
-  if (err == EOWNERDEAD) { /* its waiter died; the slot is free again */
-    pthread_mutex_consistent(&s->mu.m);
+  int r = mps__mutex_trylock(&s->mu); /* a damaged slot is never taken */
+  if (r == MPS_OWNER_DIED)            /* its waiter died; the slot is free again */
     mps__stat_recovered(&shm->hdr, MPS__REPAIR_COND_SLOT);
-    err = 0;
-  }
-  return err == 0;
+  return r >= 0;
 }
 
 /* A free slot, now ours, or NULL. Caller holds the condition's lock. */
@@ -169,7 +175,7 @@ static struct cond_slot *slot_claim(struct cond_shm *shm)
 static void slot_free(struct cond_slot *s)
 {
   atomic_store(&s->state, SLOT_FREE);
-  pthread_mutex_unlock(&s->mu.m);
+  mps__mutex_unlock(&s->mu);
 }
 
 /* A WAITING slot whose waiter is alive: its mutex is held by someone else.
@@ -207,7 +213,7 @@ static int wait_until(mps_cond *c, const mps__deadline *d)
     }
   }
   for (unsigned i = 0; i < extra; i++)
-    (void)mps__mutex_lock_forever(c->mu);
+    (void)mps__mutex_lock(c->mu, &mps__forever);
   /* A timeout that raced with notify still counts as notified: notify has
    * already spent one of its n on us. */
   if (atomic_load(&s->state) == SLOT_SIGNALED)
@@ -223,7 +229,7 @@ static int wait_until(mps_cond *c, const mps__deadline *d)
 int mps_cond_wait(mps_cond *c, double timeout)
 {
   mps__deadline d;
-  if (c == NULL)
+  if (!mps__seg_live(c))
     return -EINVAL;
   int r = mps__deadline_init(&d, timeout);
   if (r < 0)
@@ -234,7 +240,7 @@ int mps_cond_wait(mps_cond *c, double timeout)
 int mps_cond_wait_for(mps_cond *c, int (*pred)(void *), void *arg, double timeout)
 {
   mps__deadline d;
-  if (c == NULL || pred == NULL)
+  if (!mps__seg_live(c) || pred == NULL)
     return -EINVAL;
   int r = mps__deadline_init(&d, timeout);
   if (r < 0)
@@ -275,7 +281,7 @@ static void slot_signal(struct cond_slot *s)
 
 int mps_cond_notify(mps_cond *c, unsigned n)
 {
-  if (c == NULL)
+  if (!mps__seg_live(c))
     return -EINVAL;
   if (!mps__mutex_held(c->mu))
     return -EPERM;
@@ -294,7 +300,7 @@ int mps_cond_notify(mps_cond *c, unsigned n)
 
 int mps_cond_notify_all(mps_cond *c)
 {
-  if (c == NULL)
+  if (!mps__seg_live(c))
     return -EINVAL;
   if (!mps__mutex_held(c->mu))
     return -EPERM;

@@ -48,8 +48,9 @@ static int event_init(void *shm, const void *arg)
 
 static int event_validate(const void *shm, size_t size)
 {
+  const struct event_shm *e = shm;
   (void)size;
-  return atomic_load(&((const struct event_shm *)shm)->flag) > 1 ? -EPROTO : 0;
+  return atomic_load(&e->flag) > 1 ? -EPROTO : mps__mutex_check(&e->mu, false);
 }
 
 static mps_event *event_make(enum mps__seg_mode mode, const char *name)
@@ -70,9 +71,11 @@ int mps_event_close(mps_event *e) { return mps__seg_free_handle(e); }
 
 int mps_event_set(mps_event *e)
 {
-  if (e == NULL)
+  if (!mps__seg_live(e))
     return -EINVAL;
-  mps__waitq_enter(&e->shm->wq, &e->shm->mu, &e->shm->hdr);
+  int r = mps__waitq_enter(&e->shm->wq, &e->shm->mu, &e->shm->hdr, &mps__forever);
+  if (r < 0)
+    return r;
   /* Wake first, holding the mutex: see wait.c on a waker that dies. */
   mps__waitq_wake(&e->shm->wq, INT32_MAX);
   mps__stat_inc(&e->shm->hdr, MPS__ST_WAKEUPS);
@@ -84,31 +87,52 @@ int mps_event_set(mps_event *e)
 
 int mps_event_clear(mps_event *e)
 {
-  if (e == NULL)
+  if (!mps__seg_live(e))
     return -EINVAL;
-  mps__waitq_enter(&e->shm->wq, &e->shm->mu, &e->shm->hdr);
+  int r = mps__waitq_enter(&e->shm->wq, &e->shm->mu, &e->shm->hdr, &mps__forever);
+  if (r < 0)
+    return r;
   atomic_store(&e->shm->flag, 0);
   mps__mutex_unlock(&e->shm->mu);
   return 0;
 }
 
-bool mps_event_is_set(const mps_event *e) { return e != NULL && atomic_load(&e->shm->flag) != 0; }
+bool mps_event_is_set(const mps_event *e)
+{
+  return mps__seg_live(e) && atomic_load(&e->shm->flag) != 0;
+}
 
 int mps_event_wait(mps_event *e, double timeout)
 {
   mps__deadline d;
-  if (e == NULL)
+  if (!mps__seg_live(e))
     return -EINVAL;
   int r = mps__deadline_init(&d, timeout);
   if (r < 0)
     return r;
   struct event_shm *shm = e->shm;
-  mps__waitq_enter(&shm->wq, &shm->mu, &shm->hdr);
+  /* A set flag needs no lock: a stopped process inside a call on this
+   * event must not delay a waiter that would return at once. */
+  if (atomic_load(&shm->flag) != 0)
+    return 0;
+  if ((r = mps__waitq_enter(&shm->wq, &shm->mu, &shm->hdr, &d)) < 0) {
+    if (atomic_load(&shm->flag) != 0)
+      return 0;
+    mps__stat_inc(&shm->hdr, MPS__ST_TIMEOUTS);
+    return r;
+  }
   uint32_t gen = atomic_load(&shm->gen);
+  bool held = true;
   if (atomic_load(&shm->flag) == 0)
     mps__stat_inc(&shm->hdr, MPS__ST_WAITS);
   while (atomic_load(&shm->flag) == 0 && atomic_load(&shm->gen) == gen && r >= 0) {
-    r = mps__waitq_wait(&shm->wq, &shm->mu, &d, &shm->hdr);
+    r = mps__waitq_wait(&shm->wq, &shm->mu, &d, &shm->hdr, &held);
+    if (!held) { /* the flag is a single word: one last look without the lock */
+      if (atomic_load(&shm->flag) != 0 || atomic_load(&shm->gen) != gen)
+        return 0;
+      mps__stat_inc(&shm->hdr, MPS__ST_TIMEOUTS);
+      return r;
+    }
     if (r == MPS_OWNER_DIED)
       r = 0;
   }

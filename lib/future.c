@@ -38,6 +38,7 @@ struct mps_future {
   void *cb_arg;
   mps_future_set *set;
   mps_future *set_next;
+  uint32_t magic; /* MPS__LIVE until the caller frees it (internal.h) */
 };
 
 struct mps_future_set {
@@ -118,6 +119,7 @@ mps_future *mps__future_new_cancel(int (*cancel)(void *, mps_future *), void *ar
   if (f == NULL)
     return NULL;
   f->refs = 2;
+  f->magic = MPS__LIVE;
   f->owner = getpid();
   f->cancel = cancel; /* nobody else sees f yet: no lock */
   f->cancel_arg = arg;
@@ -238,7 +240,7 @@ static int copy_result(const mps_future *f, ssize_t *value, void *out, size_t ca
 int mps_future_result(mps_future *f, ssize_t *value, void *out, size_t cap, double timeout)
 {
   mps__deadline d;
-  if (f == NULL || (out == NULL && cap > 0) || mps__deadline_init(&d, timeout) < 0)
+  if (!MPS__OPEN(f) || (out == NULL && cap > 0) || mps__deadline_init(&d, timeout) < 0)
     return -EINVAL;
   hub_lock();
   int r = may_wait(f);
@@ -254,7 +256,7 @@ int mps_future_result(mps_future *f, ssize_t *value, void *out, size_t cap, doub
 
 bool mps_future_done(const mps_future *f)
 {
-  if (f == NULL)
+  if (!MPS__OPEN(f))
     return false;
   hub_lock();
   bool done = f->done;
@@ -264,7 +266,7 @@ bool mps_future_done(const mps_future *f)
 
 int mps_future_cancel(mps_future *f)
 {
-  if (f == NULL)
+  if (!MPS__OPEN(f))
     return -EINVAL;
   hub_lock();
   int r;
@@ -290,7 +292,7 @@ int mps_future_cancel(mps_future *f)
 
 int mps_future_add_done_callback(mps_future *f, void (*cb)(mps_future *f, void *arg), void *arg)
 {
-  if (f == NULL || cb == NULL)
+  if (!MPS__OPEN(f) || cb == NULL)
     return -EINVAL;
   hub_lock();
   if (f->cb != NULL) {
@@ -308,9 +310,10 @@ int mps_future_add_done_callback(mps_future *f, void (*cb)(mps_future *f, void *
 
 void mps_future_free(mps_future *f)
 {
-  if (f == NULL)
+  if (!MPS__OPEN(f))
     return;
   hub_lock();
+  f->magic = MPS__DEAD;
   if (f->set != NULL && !f->done)
     set_leave(f); /* it will never be returned by next */
   unref(f);
@@ -340,8 +343,11 @@ ssize_t mps_pool_wait_any(mps_future *const *fs, size_t n, double timeout)
   if (fs == NULL || mps__deadline_init(&d, timeout) < 0)
     return -EINVAL;
   size_t live = 0;
-  for (size_t i = 0; i < n; i++)
+  for (size_t i = 0; i < n; i++) {
+    if (fs[i] != NULL && !MPS__OPEN(fs[i]))
+      return -EINVAL;
     live += fs[i] != NULL;
+  }
   if (live == 0)
     return -EINVAL;
   struct any a = {fs, n, -1};
@@ -368,7 +374,7 @@ mps_future_set *mps_future_set_new(void)
 
 int mps_future_set_add(mps_future_set *s, mps_future *f)
 {
-  if (s == NULL || f == NULL)
+  if (s == NULL || !MPS__OPEN(f))
     return -EINVAL;
   hub_lock();
   int r = f->set != NULL ? -EBUSY : 0;

@@ -15,36 +15,10 @@
 
 #include <mpshare.h>
 
-#define MPS__CACHELINE      64
+#include "deadline.h"
+#include "mutex.h"
+
 #define MPS__ALIGN_UP(n, a) (((n) + (a)-1) / (a) * (a))
-
-/* ---- deadline.c: timeouts ---------------------------------------------- */
-
-enum mps__deadline_kind { MPS__FOREVER, MPS__ONCE, MPS__TIMED };
-
-/* A timeout turned into an absolute point on CLOCK_MONOTONIC, once, at the
- * start of a call, so that retries inside the call do not extend it. */
-typedef struct mps__deadline {
-  enum mps__deadline_kind kind;
-  struct timespec at; /* MPS__TIMED only */
-} mps__deadline;
-
-/* 0, or -EINVAL for NaN. */
-int mps__deadline_init(mps__deadline *d, double timeout);
-/* The earlier of d and ns nanoseconds from now, as a timed deadline: one
- * bounded slice of a longer sleep. */
-void mps__deadline_slice(const mps__deadline *d, long ns, mps__deadline *out);
-bool mps__deadline_passed(const mps__deadline *d);
-/* The error for "gave up waiting": -EAGAIN for timeout 0, else -ETIMEDOUT. */
-int mps__deadline_error(const mps__deadline *d);
-/* Seconds on CLOCK_MONOTONIC. */
-double mps__now(void);
-/* The time left before d (TIMED), for ppoll(): 0, or -ETIMEDOUT once it
- * has passed (ONCE: always passed; FOREVER: 0 with *left zero). */
-int mps__deadline_left(const mps__deadline *d, struct timespec *left);
-/* The time left before d in poll()'s milliseconds, rounded up: -1 for
- * FOREVER, 0 once passed. */
-int mps__deadline_poll_ms(const mps__deadline *d);
 
 /* ---- spawn.c: forking and watching children ---------------------------- */
 
@@ -190,6 +164,8 @@ struct mps__hdr {
 typedef struct mps__seg {
   struct mps__hdr *hdr; /* base of the mapping */
   size_t size;
+  uint32_t magic; /* MPS__LIVE while the handle is open (after the words free() reuses) */
+  int fd;         /* while being created: holds the creator's OFD lock; else -1 */
   char name[MPS_NAME_MAX + 2]; /* "/name" while being created, else "" */
 } mps__seg;
 
@@ -213,7 +189,9 @@ void mps__seg_abort(mps__seg *s);
 
 /* Maps the named segment and checks its header: magic, layout, kind, and a
  * size equal to the file's and at least min_size. 0, -EINVAL, -ENOENT,
- * -EACCES, -EPROTO (foreign, truncated, other kind or layout). */
+ * -EACCES, -EAGAIN (a live process is still creating it: retry),
+ * -EPROTO (foreign, truncated, other kind or layout, or its creator died
+ * before it was finished). */
 int mps__seg_open(mps__seg *s, const char *name, enum mps__kind kind, size_t min_size);
 
 void mps__seg_close(mps__seg *s);
@@ -246,9 +224,30 @@ enum mps__seg_mode { MPS__SEG_ANON, MPS__SEG_CREATE, MPS__SEG_OPEN };
 void *mps__seg_object(size_t handle_size, enum mps__seg_mode mode, const char *name,
                       const mps__seg_spec *spec);
 
-/* Closes the segment of a handle made by mps__seg_object and frees it.
- * NULL is a no-op. Returns 0. */
+/* Closes the segment of a handle made by mps__seg_object, poisons its
+ * magic and frees it. NULL is a no-op. Returns 0, or -EINVAL for a handle
+ * that is not open (closed already). */
 int mps__seg_free_handle(void *handle);
+
+/* A live handle's magic word. Closing a handle overwrites it before the
+ * handle is freed, so a second close, or a call after close, finds
+ * something else there and fails with -EINVAL instead of using freed
+ * memory's contents as pointers (as long as that memory was not handed out
+ * again: AddressSanitizer catches every case). Every handle type has one:
+ * the segment handles in their mps__seg, the others in a field of their
+ * own, checked with MPS__OPEN(). */
+#define MPS__LIVE UINT32_C(0x6d707331) /* "mps1" */
+#define MPS__DEAD UINT32_C(0x6d707330) /* "mps0" */
+
+/* Whether h, a handle with a `magic` field of its own (NULL allowed), is
+ * open. */
+#define MPS__OPEN(h) ((h) != NULL && (h)->magic == MPS__LIVE)
+
+/* Whether h, a handle made by mps__seg_object (NULL allowed), is open. */
+static inline bool mps__seg_live(const void *h)
+{
+  return h != NULL && ((const mps__seg *)h)->magic == MPS__LIVE;
+}
 
 /* For each handle type made by mps__seg_object. */
 #define MPS__SEG_HANDLE(type)                                                                      \
@@ -279,57 +278,6 @@ static inline void *mps__fail(int err)
   errno = -err;
   return NULL;
 }
-
-/* ---- mutex.c: robust process-shared mutex ------------------------------ */
-
-/* Shared: its size and key offsets are folded into MPS__LAYOUT. */
-typedef struct mps__mutex {
-  alignas(MPS__CACHELINE) pthread_mutex_t m;
-} mps__mutex;
-
-/* recursive: PTHREAD_MUTEX_RECURSIVE, else PTHREAD_MUTEX_ERRORCHECK. */
-int mps__mutex_init(mps__mutex *m, bool recursive);
-/* 0, MPS_OWNER_DIED (made consistent), -EAGAIN, -ETIMEDOUT, -EDEADLK. */
-int mps__mutex_lock(mps__mutex *m, const mps__deadline *d);
-/* 0 or -EPERM. */
-int mps__mutex_unlock(mps__mutex *m);
-/* Whether the calling thread holds m; no side effect on a dead owner's m. */
-bool mps__mutex_held(mps__mutex *m);
-/* How many levels of m the calling thread holds, which holds it: above 1
- * only for a recursive mutex taken again by its owner. */
-unsigned mps__mutex_depth(const mps__mutex *m);
-/* A hint, read without taking the lock: whether m is free right now. A
- * spinner that only reads keeps the line shared instead of stealing it
- * from the holder on every try. */
-bool mps__mutex_looks_free(mps__mutex *m);
-/* The owner's thread id read from m's word (0: free), and whether the
- * kernel marked the owner dead. Reads a copy too: no side effect. */
-int mps__mutex_owner(const mps__mutex *m, bool *died);
-/* Whether a thread holds m and is still alive (read without side effect:
- * the kernel marks a dead owner's word). A liveness token. */
-bool mps__mutex_owner_alive(mps__mutex *m);
-/* What a pthread lock call's error means for mpshare (recovers EOWNERDEAD). */
-int mps__mutex_result(mps__mutex *m, int err);
-
-/* The uncontended and blocking paths, inline: every cycle spent between
- * taking and releasing a contended lock is paid by every waiter, so the
- * wrapper adds no calls there. */
-int mps__mutex_lock_contended(mps__mutex *m);
-/* 0, MPS_OWNER_DIED, -EAGAIN (held), -EDEADLK. */
-static inline int mps__mutex_trylock(mps__mutex *m)
-{
-  int err = pthread_mutex_trylock(&m->m);
-  return err == 0 ? 0 : mps__mutex_result(m, err);
-}
-static inline int mps__mutex_lock_forever(mps__mutex *m)
-{
-  int err = pthread_mutex_trylock(&m->m);
-  if (err == 0)
-    return 0;
-  return err == EBUSY ? mps__mutex_lock_contended(m) : mps__mutex_result(m, err);
-}
-
-static inline int mps__mutex_unlock_fast(mps__mutex *m) { return -pthread_mutex_unlock(&m->m); }
 
 /* ---- lock.c: Lock and RLock ------------------------------------------- */
 
@@ -382,30 +330,42 @@ int mps__futex_wait(_Atomic uint32_t *word, uint32_t expected, const mps__deadli
 void mps__futex_wake(_Atomic uint32_t *word, int n);
 
 /* Waits like a condition variable over m, which the caller holds: releases
- * m, sleeps until mps__waitq_wake() or the deadline, reacquires m (without
- * a deadline, as Python does). Spurious returns happen: the caller rechecks
- * its predicate in a loop. Returns 0, -EAGAIN (timeout 0: does not sleep),
- * -ETIMEDOUT, or MPS_OWNER_DIED when reacquiring m found its owner dead (m
- * is held and consistent; the caller repairs what m protects). */
-int mps__waitq_wait(mps__waitq *w, mps__mutex *m, const mps__deadline *d, struct mps__hdr *h);
+ * m, sleeps until mps__waitq_wake() or the deadline, and retakes m before
+ * the same deadline. Spurious returns happen: the caller rechecks its
+ * predicate in a loop. Returns with m held (*held true): 0, -EAGAIN
+ * (timeout 0: does not sleep), -ETIMEDOUT, or MPS_OWNER_DIED when retaking
+ * m found its owner dead (m is consistent; every sleeper has been woken;
+ * the caller repairs what m protects). Returns without m (*held false) the
+ * error of retaking it (the deadline passed while a stopped process held
+ * it, or m is damaged): the caller must not unlock, and gives up. A
+ * recovery is recorded in the ring of the object whose header is h (NULL:
+ * the caller records its own). */
+int mps__waitq_wait(mps__waitq *w, mps__mutex *m, const mps__deadline *d, struct mps__hdr *h,
+                    bool *held);
 
 /* Wakes up to n sleepers (INT32_MAX for all). Callable with or without the
  * mutex held; costs no syscall when nobody sleeps. */
 void mps__waitq_wake(mps__waitq *w, int n);
 
-/* Takes an object's internal mutex m, whose sleepers wait on w. If the
- * previous holder died inside the object, wake every sleeper so that all
- * recheck: a dead holder's change is then never left unannounced, whatever
- * it had done. Objects whose every change is one store need no other
- * repair. Both record such a recovery in the ring of the object whose
- * header is h (NULL: the caller records its own). */
-void mps__waitq_enter(mps__waitq *w, mps__mutex *m, struct mps__hdr *h);
+/* Takes an object's internal mutex m, whose sleepers wait on w, before d.
+ * If the previous holder died inside the object, wake every sleeper so
+ * that all recheck: a dead holder's change is then never left unannounced,
+ * whatever it had done. Objects whose every change is one store need no
+ * other repair. Records such a recovery in the ring of the object whose
+ * header is h (NULL: the caller records its own). 0 with m held, or
+ * mps__mutex_lock's error without it (-EDEADLK: this thread is inside a
+ * call on the same object, as from a signal handler; the outer call's
+ * lock is left alone). */
+int mps__waitq_enter(mps__waitq *w, mps__mutex *m, struct mps__hdr *h, const mps__deadline *d);
 
 /* The same release-sleep-reacquire step on a word of the caller's: releases
- * m (held), sleeps while *word == expected, reacquires m. For objects that
- * wake one particular sleeper (a word per sleeper, as Condition does). Same
- * returns as mps__waitq_wait. The waker wakes the word's futex before it
- * stores the new word, holding m, for the reason given in wait.c. */
+ * m (held), sleeps while *word == expected, reacquires m without a
+ * deadline (a Condition's lock is the caller's, and wait returns holding
+ * it, as Python's does). For objects that wake one particular sleeper (a
+ * word per sleeper, as Condition does). Returns 0, -EAGAIN, -ETIMEDOUT or
+ * MPS_OWNER_DIED with m held, or -EPROTO (m damaged) without it. The waker
+ * wakes the word's futex before it stores the new word, holding m, for the
+ * reason given in wait.c. */
 int mps__word_wait(_Atomic uint32_t *word, uint32_t expected, mps__mutex *m,
                    const mps__deadline *d);
 
@@ -421,12 +381,6 @@ bool mps__spin_while_eq(const _Atomic uint64_t *word, uint64_t old);
 /* The same while both *a == olda and *b == oldb. */
 bool mps__spin_while_eq2(const _Atomic uint64_t *a, uint64_t olda, const _Atomic uint64_t *b,
                          uint64_t oldb);
-
-/* Takes m like mps__mutex_lock_forever, after a short bounded spin on
- * trylock (none on a single CPU): for locks held only for a short copy,
- * this saves the futex sleep and wake of a contended pthread mutex.
- * 0, MPS_OWNER_DIED, -EDEADLK. */
-int mps__mutex_lock_spin(mps__mutex *m);
 
 /* ---- future.c: futures, a leaf that knows nothing of pools ------------- */
 

@@ -30,12 +30,25 @@ static int lock_init(void *shm, const void *recursive)
   return mps__mutex_init(&((struct mps__lock_shm *)shm)->mu, *(const bool *)recursive);
 }
 
+/* An opened lock's mutex must be one glibc can take, of its own type. */
+static int lock_check(const void *shm, size_t size)
+{
+  (void)size;
+  return mps__mutex_check(&((const struct mps__lock_shm *)shm)->mu, false);
+}
+
+static int rlock_check(const void *shm, size_t size)
+{
+  (void)size;
+  return mps__mutex_check(&((const struct mps__lock_shm *)shm)->mu, true);
+}
+
 static mps_lock *lock_make(enum mps__seg_mode mode, const char *name, bool recursive)
 {
   mps__seg_spec spec = {recursive ? MPS__KIND_RLOCK : MPS__KIND_LOCK,
                         sizeof(struct mps__lock_shm),
                         lock_init,
-                        NULL,
+                        recursive ? rlock_check : lock_check,
                         &recursive,
                         LOCK_LAYOUT};
   mps_lock *l = mps__seg_object(sizeof(*l), mode, name, &spec);
@@ -49,6 +62,7 @@ static mps_lock *lock_make(enum mps__seg_mode mode, const char *name, bool recur
 void mps__lock_borrow(mps_lock *l, mps__mutex *mu, struct mps__hdr *h)
 {
   l->seg.hdr = NULL;
+  l->seg.magic = MPS__LIVE; /* open as long as its owner is */
   l->mu = mu;
   l->stats = h;
 }
@@ -57,7 +71,7 @@ static int lock_close(mps_lock *l)
 {
   if (l == NULL)
     return 0;
-  if (l->seg.hdr == NULL)
+  if (!mps__seg_live(l) || l->seg.hdr == NULL)
     return -EINVAL;
   return mps__seg_free_handle(l);
 }
@@ -80,7 +94,7 @@ static __attribute__((noinline)) int lock_finish(mps_lock *l, int r, const mps__
 {
   bool contended = r == -EAGAIN;
   if (contended && d != NULL)
-    r = d->kind == MPS__FOREVER ? mps__mutex_lock_contended(l->mu) : mps__mutex_lock(l->mu, d);
+    r = mps__mutex_lock(l->mu, d);
   if (r >= 0)
     lock_count(l, contended, r);
   return r;
@@ -89,7 +103,7 @@ static __attribute__((noinline)) int lock_finish(mps_lock *l, int r, const mps__
 static __attribute__((noinline)) int lock_acquire_timed(mps_lock *l, double timeout)
 {
   mps__deadline d;
-  if (l == NULL)
+  if (!mps__seg_live(l))
     return -EINVAL;
   int r = mps__deadline_init(&d, timeout); /* NaN: -EINVAL */
   if (r < 0)
@@ -102,17 +116,19 @@ static __attribute__((noinline)) int lock_acquire_timed(mps_lock *l, double time
  * contended acquisition is known as one. */
 static int lock_acquire(mps_lock *l, double timeout)
 {
-  static const mps__deadline forever = {.kind = MPS__FOREVER};
-  if (l == NULL || !(timeout < 0))
+  if (!mps__seg_live(l) || !(timeout < 0))
     return lock_acquire_timed(l, timeout);
   int r = mps__mutex_trylock(l->mu);
   if (r != 0)
-    return lock_finish(l, r, &forever);
+    return lock_finish(l, r, &mps__forever);
   mps__stat_inc(l->stats, MPS__ST_ACQUIRED);
   return 0;
 }
 
-static int lock_release(mps_lock *l) { return l == NULL ? -EINVAL : mps__mutex_unlock_fast(l->mu); }
+static int lock_release(mps_lock *l)
+{
+  return !mps__seg_live(l) ? -EINVAL : mps__mutex_unlock(l->mu);
+}
 
 mps_lock *mps_lock_new(void) { return lock_make(MPS__SEG_ANON, NULL, false); }
 mps_lock *mps_lock_create(const char *name) { return lock_make(MPS__SEG_CREATE, name, false); }

@@ -1,4 +1,6 @@
-/* The robust process-shared mutex under every lock, queue and primitive.
+/* The robust process-shared mutex under every lock, queue and primitive:
+ * the lock with a deadline, its spin, its owner-died recovery and the
+ * check of a mutex that a segment brought, all of it.
  *
  * It is a pthread mutex with PTHREAD_PROCESS_SHARED and PTHREAD_MUTEX_ROBUST
  * (error-checking, or recursive for RLock). When its owner dies holding it,
@@ -9,6 +11,11 @@
  * new owner itself dies before pthread_mutex_consistent(), the kernel marks
  * it owner-died again and the next locker repeats the recovery.
  *
+ * Shared layout: glibc's pthread_mutex_t, alone on a cache line. The
+ * library reads three of glibc's fields: the lock word (the owner's thread
+ * id and the futex flags: the kernel's robust futex ABI), the kind word and
+ * the owner field; configure checks that they are where this file expects.
+ *
  * A blocked locker never sleeps in the kernel for more than a slice of
  * 50 ms at a time. glibc's robust mutex can strand a sleeper on a free
  * lock: an unlock clears the waiters bit and wakes one sleeper; if that
@@ -18,68 +25,211 @@
  * kernel's robust-list cleanup only helps when the lock word is 0 or the
  * dead process's own). The torture tests hit this within minutes. A
  * sleeper whose slice ends simply tries the lock again and finds it free.
+ * Between slices it also checks that the owner can be a holder at all: an
+ * owner word naming a thread that is gone, without the owner-died mark the
+ * kernel sets when a holder exits, or a live thread whose process does not
+ * map the segment, can only be damage or forgery (-EPROTO). Thread ids are
+ * read in this process's pid namespace: processes that share a segment
+ * must share one (glibc's robust mutexes need that too).
+ *
+ * Every lock takes the caller's deadline, so a holder that is stopped
+ * (SIGSTOP, a debugger, a frozen cgroup) while it holds the lock delays a
+ * call with a timeout until that timeout and no longer. Timeout 0 tries
+ * for a grace of a few microseconds, so that a holder in the middle of a
+ * short copy on another CPU does not make it fail.
  */
 #include "config.h"
 
+#include <fcntl.h>
+#include <limits.h>
 #include <linux/futex.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
 
-/* The calling thread's id, cached: gettid() is a system call, and a
- * condition checks ownership on every wait and notify. A forked child is a
- * new thread with another id, so fork forgets the cache. */
-static __thread pid_t my_tid;
+/* How long a timed-out or timeout-0 lock keeps trying a busy mutex. */
+#define MPS__LOCK_GRACE_NS 5000
+/* A mutex is held for a short copy; longer than this, its holder is
+ * probably not running, and we sleep in the kernel instead. */
+#define MPS__MUTEX_SPIN_NS 3000
+#define MPS__SPIN_CHECK    32 /* spins between clock reads */
+#ifndef MPS__LOCK_SLICE_NS    /* the fuzzers build with a shorter slice */
+#define MPS__LOCK_SLICE_NS (50 * 1000 * 1000L)
+#endif
+/* The largest thread id Linux hands out (PID_MAX_LIMIT). */
+#define MPS__TID_MAX (4 * 1024 * 1024)
 
-static void forget_tid(void) { my_tid = 0; }
+/* This thread's robust list head, which the kernel walks when the thread
+ * dies: glibc links every robust mutex the thread holds into it. Fixed for
+ * the life of a thread (and the same in a forked child). */
+static __thread struct robust_list_head *my_robust;
 
-__attribute__((constructor)) static void register_forget_tid(void)
+/* glibc's kind word for our error-checking [0] and recursive [1] mutexes,
+ * learnt from mutexes made the way mps__mutex_init makes them, at first
+ * use (a constructor could run after another one that opens a segment). */
+static _Atomic int glibc_kind[2] = {-1, -1};
+
+static void learn_kinds(void)
 {
-  pthread_atfork(NULL, NULL, forget_tid);
+  for (int r = 0; r < 2; r++) {
+    mps__mutex m;
+    if (mps__mutex_init(&m, r != 0) == 0) {
+      atomic_store_explicit(&glibc_kind[r], m.m.__data.__kind, memory_order_relaxed);
+      pthread_mutex_destroy(&m.m);
+    }
+  }
+}
+
+static int kind_of(bool recursive)
+{
+  int k = atomic_load_explicit(&glibc_kind[recursive], memory_order_relaxed);
+  if (__builtin_expect(k < 0, 0)) {
+    learn_kinds();
+    k = atomic_load_explicit(&glibc_kind[recursive], memory_order_relaxed);
+  }
+  return k;
 }
 
 /* The futex word of a robust mutex holds its owner's thread id (0: free):
  * that is the kernel's robust futex ABI, so reading it is safe on Linux;
- * where the word sits in pthread_mutex_t is glibc's, and only this
- * function knows it. */
-static int owner_word(const mps__mutex *m)
+ * where the word sits in pthread_mutex_t is glibc's, and only this file
+ * knows it. */
+static unsigned owner_word(const mps__mutex *m)
 {
-  return __atomic_load_n(&m->m.__data.__lock, __ATOMIC_RELAXED);
+  return (unsigned)__atomic_load_n(&m->m.__data.__lock, __ATOMIC_RELAXED);
 }
 
-int mps__mutex_owner(const mps__mutex *m, bool *died)
+static bool kind_ok(const mps__mutex *m)
 {
-  int w = owner_word(m);
-  *died = (w & FUTEX_OWNER_DIED) != 0;
-  return w & FUTEX_TID_MASK;
+  int k = __atomic_load_n(&m->m.__data.__kind, __ATOMIC_RELAXED);
+  return k == kind_of(false) || k == kind_of(true);
 }
 
 /* A trylock cannot tell ownership without side effects (it would take, and
  * so hide, a dead owner's lock): read the word instead. */
-bool mps__mutex_held(mps__mutex *m)
+bool mps__mutex_held(const mps__mutex *m)
 {
-  if (my_tid == 0)
-    my_tid = gettid();
-  return (owner_word(m) & FUTEX_TID_MASK) == my_tid;
+  return (owner_word(m) & FUTEX_TID_MASK) == (unsigned)mps__self_tid();
+}
+
+int mps__mutex_owner(const mps__mutex *m, bool *died)
+{
+  unsigned w = owner_word(m);
+  *died = (w & FUTEX_OWNER_DIED) != 0;
+  return (int)(w & FUTEX_TID_MASK);
 }
 
 /* glibc counts a recursive mutex's levels in __count (0 or 1 for one
- * level, by mutex type); like owner_word(), only this function knows where. */
+ * level, by mutex type); like owner_word(), only this file knows where. */
 unsigned mps__mutex_depth(const mps__mutex *m)
 {
   unsigned n = m->m.__data.__count;
   return n > 1 ? n : 1;
 }
 
-bool mps__mutex_looks_free(mps__mutex *m) { return owner_word(m) == 0; }
-
 /* The kernel, when an owner dies, clears its id from the word and sets
  * FUTEX_OWNER_DIED (and glibc clears that bit for the next owner), so
  * this is exact: no timeout, no pid that could have been reused. */
-bool mps__mutex_owner_alive(mps__mutex *m)
+bool mps__mutex_owner_alive(const mps__mutex *m)
 {
-  int w = owner_word(m);
+  unsigned w = owner_word(m);
   return (w & FUTEX_TID_MASK) != 0 && !(w & FUTEX_OWNER_DIED);
+}
+
+bool mps__mutex_looks_free(const mps__mutex *m) { return owner_word(m) == 0; }
+
+/* The CPUs this process may run on (its affinity mask, which may be
+ * narrower than the machine), read once. */
+static _Atomic int ncpu;
+
+bool mps__single_cpu(void)
+{
+  int n = atomic_load_explicit(&ncpu, memory_order_relaxed);
+  if (n == 0) {
+    cpu_set_t set;
+    long r = sysconf(_SC_NPROCESSORS_ONLN);
+    n = r > 0 && r < INT_MAX ? (int)r : 1;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) < n)
+      n = CPU_COUNT(&set);
+    n = n > 0 ? n : 1;
+    atomic_store_explicit(&ncpu, n, memory_order_relaxed);
+  }
+  return n == 1;
+}
+
+/* Whether m's list links are those of a mutex this thread holds: the pair
+ * stored in m equals the pair of some entry on this thread's robust list
+ * (the entry is m itself, or m seen through another mapping of the same
+ * segment). Entries point at a mutex's __list.__next, __prev just before
+ * it; the low bit marks priority-inheritance mutexes. The walk is as long
+ * as the number of robust mutexes this thread holds, one or two. */
+static bool linked_by_me(const mps__mutex *m)
+{
+  if (my_robust == NULL) {
+    size_t len;
+    if (syscall(SYS_get_robust_list, 0, &my_robust, &len) < 0 || my_robust == NULL)
+      return true; /* no robust list: glibc will not unlink through m either */
+  }
+  void *next = m->m.__data.__list.__next, *prev = m->m.__data.__list.__prev;
+  struct robust_list *head = &my_robust->list;
+  struct robust_list *e = (struct robust_list *)((uintptr_t)head->next & ~(uintptr_t)1);
+  for (int n = 0; e != head && e != NULL && n < 4096; n++) {
+    void **node = (void **)e;
+    if (node[0] == next && node[-1] == prev)
+      return true;
+    e = (struct robust_list *)((uintptr_t)e->next & ~(uintptr_t)1);
+  }
+  return false;
+}
+
+int mps__mutex_unlock(mps__mutex *m)
+{
+  if (!mps__mutex_held(m))
+    return -EPERM;
+  /* A recursive mutex held more than once is only counted down; any other
+   * unlock unlinks it. */
+  bool counted = m->m.__data.__kind == kind_of(true) && m->m.__data.__count > 1;
+  if (!counted && !linked_by_me(m))
+    return -EPERM;
+  return -pthread_mutex_unlock(&m->m);
+}
+
+/* How often the machine's count of runnable threads is read. */
+#define MPS__LOAD_SAMPLE_NS (50 * 1000 * 1000)
+
+/* From the kernel's count of runnable threads (/proc/loadavg, 4th field),
+ * read at most every 50 ms by one thread of the process. */
+bool mps__oversubscribed(int64_t now)
+{
+  static _Atomic int64_t next_sample;
+  static _Atomic bool over;
+  int64_t next = atomic_load_explicit(&next_sample, memory_order_relaxed);
+  if (now < next || !atomic_compare_exchange_strong(&next_sample, &next, now + MPS__LOAD_SAMPLE_NS))
+    return atomic_load_explicit(&over, memory_order_relaxed);
+  int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+  char buf[128];
+  ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+  if (fd >= 0)
+    close(fd);
+  int running = 0;
+  if (n > 0) {
+    buf[n] = '\0';
+    const char *p = buf;
+    for (int field = 0; field < 3 && p != NULL; field++)
+      p = strchr(p + 1, ' ');
+    running = p != NULL ? atoi(p + 1) : 0;
+  }
+  mps__single_cpu(); /* counts the CPUs */
+  bool o = running > atomic_load_explicit(&ncpu, memory_order_relaxed);
+  atomic_store_explicit(&over, o, memory_order_relaxed);
+  return o;
 }
 
 int mps__mutex_init(mps__mutex *m, bool recursive)
@@ -99,7 +249,25 @@ out:
   return -err;
 }
 
-int mps__mutex_result(mps__mutex *m, int err)
+int mps__mutex_check(const mps__mutex *m, bool recursive)
+{
+  unsigned w = owner_word(m), tid = w & FUTEX_TID_MASK;
+  int owner = m->m.__data.__owner;
+  if (m->m.__data.__kind != kind_of(recursive) || tid > MPS__TID_MAX)
+    return -EPROTO;
+  /* The waiters bit alone: an unlock always clears the whole word, and the
+   * kernel marks a dead owner's word owner-died, so this is damage. */
+  if (w == FUTEX_WAITERS)
+    return -EPROTO;
+  /* The owner field is 0, a thread id, or glibc's "inconsistent" mark. */
+  if (owner != INT_MAX && (owner < 0 || owner > MPS__TID_MAX))
+    return -EPROTO;
+  return 0;
+}
+
+/* What a pthread lock call's error means for mpshare; recovers a dead
+ * owner's mutex, the one place that does. */
+static int lock_result(mps__mutex *m, int err)
 {
   switch (err) {
   case 0:
@@ -109,44 +277,162 @@ int mps__mutex_result(mps__mutex *m, int err)
     return MPS_OWNER_DIED;
   case EBUSY:
     return -EAGAIN;
+  case EINVAL:
+  case ENOTRECOVERABLE: /* we always make it consistent: damage */
+    return -EPROTO;
   default:
     return -err; /* ETIMEDOUT, EDEADLK, EAGAIN (recursion depth) */
   }
 }
 
-#define MPS__LOCK_SLICE_NS (50 * 1000 * 1000L)
-
-/* Blocks for the lock until d (NULL: forever), one slice at a time. */
-static int lock_sliced(mps__mutex *m, const struct timespec *d)
+/* The "device inode" of the mapping of process pid (0: this one) that
+ * contains addr, or, with addr NULL, whether pid maps the segment whose
+ * id is given: 1 yes, 0 no, -1 cannot tell (its maps are not readable). */
+static int maps_find(pid_t pid, const void *addr, char id[64])
 {
-  for (;;) {
-    struct timespec at;
-    clock_gettime(CLOCK_MONOTONIC, &at);
-    at.tv_nsec += MPS__LOCK_SLICE_NS;
-    if (at.tv_nsec >= 1000000000L) {
-      at.tv_sec++;
-      at.tv_nsec -= 1000000000L;
+  char path[64], *line = NULL;
+  size_t cap = 0;
+  snprintf(path, sizeof(path), pid ? "/proc/%d/maps" : "/proc/self/maps", (int)pid);
+  FILE *f = fopen(path, "re");
+  if (f == NULL)
+    return -1;
+  int found = 0;
+  while (!found && getline(&line, &cap, f) > 0) {
+    unsigned long lo, hi;
+    char dev[32];
+    unsigned long ino;
+    if (sscanf(line, "%lx-%lx %*s %*s %31s %lu", &lo, &hi, dev, &ino) != 4)
+      continue;
+    char this_id[64];
+    snprintf(this_id, sizeof(this_id), "%s %lu", dev, ino);
+    if (addr != NULL && (uintptr_t)addr >= lo && (uintptr_t)addr < hi) {
+      snprintf(id, 64, "%s", this_id);
+      found = 1;
+    } else if (addr == NULL && strcmp(id, this_id) == 0) {
+      found = 1;
     }
-    bool last = d != NULL &&
-                (d->tv_sec < at.tv_sec || (d->tv_sec == at.tv_sec && d->tv_nsec <= at.tv_nsec));
-    int err = pthread_mutex_clocklock(&m->m, CLOCK_MONOTONIC, last ? d : &at);
-    if (err != ETIMEDOUT || last)
-      return mps__mutex_result(m, err);
   }
+  free(line);
+  fclose(f);
+  return found;
 }
 
-int mps__mutex_lock_contended(mps__mutex *m) { return lock_sliced(m, NULL); }
+/* An owner word that cannot be a holder's: it names a thread that no
+ * longer exists and is not marked owner-died (the kernel marks a robust
+ * mutex at its holder's exit, before the thread id can be reused), or a
+ * live thread whose process does not map this segment (a kernel thread,
+ * an unrelated process: a forged word). Such a lock is never released.
+ * Checked once per 50 ms slice of a blocked lock, so the cost of reading
+ * two maps files does not matter. A process whose maps cannot be read is
+ * given the benefit of the doubt. */
+static bool owner_bogus(const mps__mutex *m)
+{
+  unsigned w = owner_word(m), tid = w & FUTEX_TID_MASK;
+  if ((w & FUTEX_OWNER_DIED) != 0)
+    return false;
+  if (tid == 0) /* waiters and no owner: glibc waits for a 0 that never comes */
+    return w != 0 && owner_word(m) == w;
+  bool bogus;
+  if (kill((pid_t)tid, 0) < 0 && errno == ESRCH) {
+    bogus = true;
+  } else {
+    char id[64];
+    bogus = maps_find(0, m, id) == 1 && maps_find((pid_t)tid, NULL, id) == 0;
+  }
+  return bogus && (owner_word(m) & FUTEX_TID_MASK) == tid;
+}
+
+/* Tries a busy mutex for the grace period, then gives up with d's error. */
+static int lock_grace(mps__mutex *m, const mps__deadline *d)
+{
+  int64_t end = 0;
+  for (;;) {
+    int err = pthread_mutex_trylock(&m->m);
+    if (err != EBUSY)
+      return lock_result(m, err);
+    if (mps__single_cpu())
+      break;
+    int64_t t = mps__now_ns();
+    if (end == 0)
+      end = t + MPS__LOCK_GRACE_NS;
+    else if (t >= end)
+      break;
+    for (int i = 0; i < MPS__SPIN_CHECK; i++)
+      mps__cpu_relax();
+  }
+  return mps__deadline_error(d);
+}
+
+#if defined(__SANITIZE_THREAD__) || defined(MPS_TSAN_TIMEDLOCK)
+/* ThreadSanitizer (Debian 12's) does not intercept pthread_mutex_clocklock
+ * and then reports every lock as a race: this build takes the same slices
+ * through pthread_mutex_timedlock, on CLOCK_REALTIME. */
+static int slice_lock(mps__mutex *m, const mps__deadline *slice)
+{
+  struct timespec rt;
+  mps__monotonic_to_realtime(&slice->at, &rt);
+  return pthread_mutex_timedlock(&m->m, &rt);
+}
+#else
+static int slice_lock(mps__mutex *m, const mps__deadline *slice)
+{
+  return pthread_mutex_clocklock(&m->m, CLOCK_MONOTONIC, &slice->at);
+}
+#endif
+
+/* Blocks for the lock until d, one slice at a time. */
+static int lock_sliced(mps__mutex *m, const mps__deadline *d)
+{
+  for (;;) {
+    mps__deadline slice;
+    bool last = mps__deadline_slice(d, MPS__LOCK_SLICE_NS, &slice);
+    int err = slice_lock(m, &slice);
+    if (err != ETIMEDOUT)
+      return lock_result(m, err);
+    if (last)
+      return lock_grace(m, d);
+    if (owner_bogus(m))
+      return -EPROTO;
+  }
+}
 
 int mps__mutex_lock(mps__mutex *m, const mps__deadline *d)
 {
-  switch (d->kind) {
-  case MPS__FOREVER:
-    return mps__mutex_lock_forever(m);
-  case MPS__ONCE:
-    return mps__mutex_result(m, pthread_mutex_trylock(&m->m));
-  default:
-    return lock_sliced(m, &d->at);
-  }
+  /* glibc asserts on kinds it does not expect in a robust mutex's place
+   * (priority protection, priority inheritance): never hand it one. */
+  if (!kind_ok(m))
+    return -EPROTO;
+  int err = pthread_mutex_trylock(&m->m);
+  if (err != EBUSY)
+    return lock_result(m, err);
+  return d->kind == MPS__ONCE ? lock_grace(m, d) : lock_sliced(m, d);
 }
 
-int mps__mutex_unlock(mps__mutex *m) { return mps__mutex_unlock_fast(m); }
+int mps__mutex_trylock(mps__mutex *m)
+{
+  return kind_ok(m) ? lock_result(m, pthread_mutex_trylock(&m->m)) : -EPROTO;
+}
+
+int mps__mutex_lock_spin(mps__mutex *m, const mps__deadline *d)
+{
+  if (d->kind != MPS__ONCE && !mps__single_cpu() && !mps__oversubscribed(mps__now_ns()) &&
+      kind_ok(m)) {
+    int64_t end = 0;
+    for (unsigned i = 1;; i++) {
+      if (mps__mutex_looks_free(m)) { /* test before test-and-set */
+        int err = pthread_mutex_trylock(&m->m);
+        if (err != EBUSY)
+          return lock_result(m, err);
+      }
+      mps__cpu_relax();
+      if (i % MPS__SPIN_CHECK == 0) {
+        int64_t t = mps__now_ns();
+        if (end == 0)
+          end = t + MPS__MUTEX_SPIN_NS;
+        else if (t >= end)
+          break;
+      }
+    }
+  }
+  return mps__mutex_lock(m, d);
+}

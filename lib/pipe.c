@@ -30,6 +30,7 @@ struct mps_conn {
   int fd;
   bool can_read, can_write;
   pthread_mutex_t rmu; /* one reader thread at a time: peek then read */
+  uint32_t magic;      /* MPS__LIVE until closed (internal.h) */
 };
 
 static mps_conn *conn_make(int fd, bool can_read, bool can_write)
@@ -41,6 +42,7 @@ static mps_conn *conn_make(int fd, bool can_read, bool can_write)
   c->can_read = can_read;
   c->can_write = can_write;
   pthread_mutex_init(&c->rmu, NULL);
+  c->magic = MPS__LIVE;
   return c;
 }
 
@@ -71,7 +73,7 @@ int mps_pipe(mps_conn **a, mps_conn **b, bool duplex)
 
 int mps_conn_send(mps_conn *c, const void *buf, size_t len)
 {
-  if (c == NULL || (buf == NULL && len > 0) || !c->can_write)
+  if (!MPS__OPEN(c) || (buf == NULL && len > 0) || !c->can_write)
     return -EINVAL;
   if (len > MPS_CONN_MSG_MAX)
     return -EMSGSIZE;
@@ -87,25 +89,12 @@ int mps_conn_send(mps_conn *c, const void *buf, size_t len)
   return 0;
 }
 
-/* Milliseconds left before d for poll(): -1 forever, 0 once or passed. */
-static int ms_left(const mps__deadline *d)
-{
-  if (d->kind != MPS__TIMED)
-    return d->kind == MPS__FOREVER ? -1 : 0;
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  double left = (double)(d->at.tv_sec - now.tv_sec) + (double)(d->at.tv_nsec - now.tv_nsec) * 1e-9;
-  if (left <= 0)
-    return 0;
-  return left > 1e6 ? 1000000000 : (int)(left * 1000.0) + 1; /* round up */
-}
-
 /* 1 readable (message or close), 0 deadline passed, negative errno. */
 static int wait_readable(mps_conn *c, const mps__deadline *d)
 {
   for (;;) {
     struct pollfd p = {.fd = c->fd, .events = POLLIN};
-    int r = poll(&p, 1, ms_left(d));
+    int r = poll(&p, 1, mps__deadline_poll_ms(d));
     if (r > 0)
       return 1;
     if (r < 0 && errno != EINTR)
@@ -118,7 +107,7 @@ static int wait_readable(mps_conn *c, const mps__deadline *d)
 int mps_conn_poll(mps_conn *c, double timeout)
 {
   mps__deadline d;
-  if (c == NULL || !c->can_read || mps__deadline_init(&d, timeout) < 0)
+  if (!MPS__OPEN(c) || !c->can_read || mps__deadline_init(&d, timeout) < 0)
     return -EINVAL;
   return wait_readable(c, &d);
 }
@@ -165,7 +154,8 @@ static ssize_t recv_ready(mps_conn *c, void *buf, size_t cap)
 ssize_t mps_conn_recv(mps_conn *c, void *buf, size_t cap, double timeout)
 {
   mps__deadline d;
-  if (c == NULL || (buf == NULL && cap > 0) || !c->can_read || mps__deadline_init(&d, timeout) < 0)
+  if (!MPS__OPEN(c) || (buf == NULL && cap > 0) || !c->can_read ||
+      mps__deadline_init(&d, timeout) < 0)
     return -EINVAL;
   /* The mutex pairs each peek with its read; it is not held while waiting,
    * so a reader blocked for good cannot hold up another one's timeout. */
@@ -181,12 +171,15 @@ ssize_t mps_conn_recv(mps_conn *c, void *buf, size_t cap, double timeout)
   }
 }
 
-int mps_conn_fileno(const mps_conn *c) { return c == NULL ? -EINVAL : c->fd; }
+int mps_conn_fileno(const mps_conn *c) { return !MPS__OPEN(c) ? -EINVAL : c->fd; }
 
 int mps_conn_close(mps_conn *c)
 {
   if (c == NULL)
     return 0;
+  if (!MPS__OPEN(c))
+    return -EINVAL;
+  c->magic = MPS__DEAD;
   close(c->fd);
   pthread_mutex_destroy(&c->rmu);
   free(c);

@@ -155,6 +155,7 @@ static mps_pool *pool_alloc(void)
   pthread_condattr_destroy(&a);
   p->evfd = -1;
   p->owner = getpid();
+  p->magic = MPS__LIVE;
   return p;
 }
 
@@ -243,7 +244,7 @@ static int pool_stop(mps_pool *p, bool wait, bool cancel, bool kill_now)
 
 int mps_pool_shutdown(mps_pool *p, bool wait, bool cancel_pending)
 {
-  if (p == NULL)
+  if (!MPS__OPEN(p))
     return -EINVAL;
   if (mps__pool_owned(p) < 0)
     return -EPERM;
@@ -254,7 +255,7 @@ int mps_pool_shutdown(mps_pool *p, bool wait, bool cancel_pending)
 
 int mps_pool_terminate(mps_pool *p)
 {
-  if (p == NULL)
+  if (!MPS__OPEN(p))
     return -EINVAL;
   if (mps__pool_owned(p) < 0)
     return -EPERM;
@@ -287,8 +288,9 @@ static void pool_free_copy(mps_pool *p)
 
 void mps_pool_free(mps_pool *p)
 {
-  if (p == NULL)
+  if (!MPS__OPEN(p))
     return;
+  p->magic = MPS__DEAD; /* nothing below calls back in through the API */
   if (p->remote != NULL) {
     mps__rpool_free(p);
     return;
@@ -305,7 +307,7 @@ void mps_pool_free(mps_pool *p)
 
 ssize_t mps_pool_workers(mps_pool *p, pid_t *pids, size_t n)
 {
-  if (p == NULL || (pids == NULL && n > 0))
+  if (!MPS__OPEN(p) || (pids == NULL && n > 0))
     return -EINVAL;
   if (mps__pool_owned(p) < 0)
     return -EPERM;
@@ -345,7 +347,8 @@ mps_future *mps_pool_submit_timeout(mps_pool *p, mps_task_fn fn, const void *arg
                                     double timeout)
 {
   mps__deadline d;
-  if (p == NULL || fn == NULL || (arg == NULL && len > 0) || mps__deadline_init(&d, timeout) < 0)
+  if (!MPS__OPEN(p) || fn == NULL || (arg == NULL && len > 0) ||
+      mps__deadline_init(&d, timeout) < 0)
     return mps__fail(-EINVAL);
   if (mps__pool_owned(p) < 0)
     return mps__fail(-EPERM);

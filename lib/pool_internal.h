@@ -158,6 +158,7 @@ struct mps_pool {
   int fail_err;              /* terminating: what unfinished tasks get */
   int start_err;             /* the manager could not start */
   struct mps__rpool *remote; /* a pool across hosts (pool_remote.c); NULL: local */
+  uint32_t magic;            /* MPS__LIVE until freed (internal.h) */
 };
 
 static inline struct mps__pool_slot *mps__pool_slot(const mps_pool *p, unsigned i)

@@ -122,7 +122,7 @@ int mps_pool_map(mps_pool *p, mps_task_fn fn, const void *args, size_t nargs, si
                  void *results, size_t result_size, double timeout)
 {
   mps__deadline d;
-  if (p == NULL || fn == NULL || (args == NULL && nargs > 0 && arg_size > 0) ||
+  if (!MPS__OPEN(p) || fn == NULL || (args == NULL && nargs > 0 && arg_size > 0) ||
       (results == NULL && nargs > 0 && result_size > 0) || mps__deadline_init(&d, timeout) < 0)
     return -EINVAL;
   if (mps__pool_owned(p) < 0)

@@ -285,6 +285,7 @@ mps_pool *mps_pool_connect(const char *url, const mps_remote_opts *opts)
   p->owner = getpid();
   p->evfd = -1;
   p->remote = r;
+  p->magic = MPS__LIVE;
   pthread_mutex_init(&r->mu, NULL);
   pthread_cond_init(&r->cv, NULL);
   int err = mps__remote_opts(&r->o, opts);

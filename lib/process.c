@@ -50,6 +50,7 @@ struct mps_process {
   int pidfd;            /* -1: not started, or no pidfd support */
   int exitcode;         /* valid once finished, unless lost */
   bool lost;            /* reaped by someone else: exit code unknown */
+  uint32_t magic;       /* MPS__LIVE until freed (internal.h) */
 };
 
 static _Atomic unsigned process_counter;
@@ -78,6 +79,7 @@ mps_process *mps_process_new(int (*target)(void *), void *arg, const mps_process
   p->daemon = opts != NULL && opts->daemon;
   p->pidfd = -1;
   atomic_init(&p->state, PROC_NEW);
+  p->magic = MPS__LIVE;
   return p;
 }
 
@@ -97,7 +99,7 @@ static _Noreturn void child_main(mps_process *p, pid_t parent)
 
 int mps_process_start(mps_process *p)
 {
-  if (p == NULL)
+  if (!MPS__OPEN(p))
     return -EINVAL;
   int err = -EINVAL;
   pthread_mutex_lock(&p->mu);
@@ -166,7 +168,7 @@ static int try_reap(mps_process *p)
 
 int mps_process_join(mps_process *p, double timeout)
 {
-  if (p == NULL)
+  if (!MPS__OPEN(p))
     return -EINVAL;
   mps__deadline d;
   int err = mps__deadline_init(&d, timeout);
@@ -190,7 +192,7 @@ int mps_process_join(mps_process *p, double timeout)
 
 int mps_process_exitcode(mps_process *p, int *code)
 {
-  if (p == NULL || code == NULL)
+  if (!MPS__OPEN(p) || code == NULL)
     return -EINVAL;
   int err = check_parent(p);
   if (err == 0)
@@ -202,7 +204,7 @@ int mps_process_exitcode(mps_process *p, int *code)
 
 bool mps_process_is_alive(mps_process *p)
 {
-  if (p == NULL)
+  if (!MPS__OPEN(p))
     return false;
   int err = check_parent(p);
   if (err == -ECHILD)
@@ -210,15 +212,15 @@ bool mps_process_is_alive(mps_process *p)
   return err == 0 && try_reap(p) == -EAGAIN;
 }
 
-pid_t mps_process_pid(const mps_process *p) { return p == NULL ? 0 : atomic_load(&p->pid); }
+pid_t mps_process_pid(const mps_process *p) { return !MPS__OPEN(p) ? 0 : atomic_load(&p->pid); }
 
-const char *mps_process_name(const mps_process *p) { return p == NULL ? NULL : p->name; }
+const char *mps_process_name(const mps_process *p) { return !MPS__OPEN(p) ? NULL : p->name; }
 
-bool mps_process_daemon(const mps_process *p) { return p != NULL && p->daemon; }
+bool mps_process_daemon(const mps_process *p) { return MPS__OPEN(p) && p->daemon; }
 
 static int send_signal(mps_process *p, int sig)
 {
-  if (p == NULL)
+  if (!MPS__OPEN(p))
     return -EINVAL;
   int err = check_parent(p);
   if (err < 0)
@@ -266,8 +268,11 @@ int mps_process_free(mps_process *p)
 {
   if (p == NULL)
     return 0;
+  if (!MPS__OPEN(p))
+    return -EINVAL;
   if (check_parent(p) == 0 && try_reap(p) == -EAGAIN)
     return -EBUSY;
+  p->magic = MPS__DEAD;
   /* In a forked copy the pidfd number is an inherited descriptor of this
    * process, so closing it is right there too. */
   if (p->pidfd >= 0)

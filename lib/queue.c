@@ -157,7 +157,19 @@ static int shm_validate(const void *shm, size_t size)
       l.heap_off != s->heap_off || l.tok_off != s->tok_off || l.slots_off != s->slots_off ||
       l.size != size)
     return -EPROTO;
-  return 0;
+  return mps__mutex_check(&s->mu, false);
+}
+
+/* An opener also checks the FIFO core's token mutexes, which lie past the
+ * fixed struct (the inspection API reads only that, and validates it). */
+static int shm_check_open(const void *shm, size_t size)
+{
+  const struct mps__queue_shm *s = shm;
+  int err = shm_validate(shm, size);
+  const struct mps__qtok *tok = (const struct mps__qtok *)((const char *)s + s->tok_off);
+  for (unsigned k = 0; err == 0 && s->tok_off != 0 && k < MPS__QTOK; k++)
+    err = mps__mutex_check(&tok[k].mu, false);
+  return err;
 }
 
 static mps_queue *remote_make(const char *name, bool create, const mps_queue_opts *opts)
@@ -172,6 +184,7 @@ static mps_queue *remote_make(const char *name, bool create, const mps_queue_opt
     return mps__fail(-ENOMEM);
   }
   q->remote = r;
+  q->seg.magic = MPS__LIVE; /* no segment, but a handle like the others */
   q->cap = mps__rq_maxsize(r);
   q->max_msg = mps__rq_max_msg(r); /* check_msgs reads it */
   return q;
@@ -193,7 +206,7 @@ static mps_queue *q_make(enum mps__seg_mode mode, const char *name, const mps_qu
   mps__seg_spec spec = {MPS__KIND_QUEUE,
                         create ? p.l.size : sizeof(struct mps__queue_shm),
                         shm_init,
-                        shm_validate,
+                        shm_check_open,
                         &p,
                         QUEUE_LAYOUT};
   mps_queue *q = mps__seg_object(sizeof(*q), mode, name, &spec);
@@ -213,15 +226,22 @@ mps_queue *mps_queue_create(const char *name, const mps_queue_opts *opts)
 
 mps_queue *mps_queue_open(const char *name) { return q_make(MPS__SEG_OPEN, name, NULL); }
 
+/* An open handle: made, and neither closed nor freed (internal.h). */
+static bool q_open(const mps_queue *q) { return mps__seg_live(q) && !q->closed; }
+
 int mps_queue_close(mps_queue *q)
 {
-  if (q != NULL && q->remote != NULL) {
+  if (q == NULL)
+    return 0;
+  if (!q_open(q))
+    return -EINVAL;
+  if (q->remote != NULL) {
+    q->seg.magic = MPS__DEAD;
     mps__rq_close(q->remote);
     free(q);
     return 0;
   }
-  if (q != NULL)
-    mps__qtok_close(q);
+  mps__qtok_close(q);
   return 0;
 }
 
@@ -257,12 +277,17 @@ static int q_repair(mps_queue *q)
   return err;
 }
 
-/* Takes the mutex without a deadline: holders never block while holding
- * it, so the wait is short, and put(timeout 0) must not fail only because
- * another process was inside a call. */
-static int q_lock(mps_queue *q)
+/* Takes the mutex before the caller's deadline: a process stopped while it
+ * holds it (in the middle of a long copy, say) must not hold up a call past
+ * its timeout. Timeout 0 gets mutex.c's grace of a few microseconds, so a
+ * put(timeout 0) does not fail only because a running process was copying.
+ * A failure leaves the mutex alone: -EDEADLK (a call re-entered from a
+ * signal handler) must not unlock the outer call's hold. */
+static int q_lock(mps_queue *q, const mps__deadline *d)
 {
-  int r = mps__mutex_lock_spin(&q->s->mu);
+  int r = mps__mutex_lock_spin(&q->s->mu, d);
+  if (r < 0)
+    return r;
   if (r == MPS_OWNER_DIED)
     r = q_repair(q);
   else if (atomic_load_explicit(&q->s->log.valid, memory_order_relaxed))
@@ -272,7 +297,7 @@ static int q_lock(mps_queue *q)
   return r;
 }
 
-static void q_unlock(mps_queue *q) { mps__mutex_unlock_fast(&q->s->mu); }
+static void q_unlock(mps_queue *q) { mps__mutex_unlock(&q->s->mu); }
 
 /* head and tail, checked: more than maxsize messages is a damaged queue. */
 static int q_counts(mps_queue *q, uint64_t *head, uint64_t *tail)
@@ -285,21 +310,24 @@ static int q_counts(mps_queue *q, uint64_t *head, uint64_t *tail)
 /* Sleeps on w after one bounded spin on *word per call. The caller holds
  * the mutex and loops on its predicate. Returns, with the mutex held, 0
  * (recheck), -EPROTO, or the deadline's error, after which the caller
- * rechecks once more. */
+ * rechecks once more; or, with *held false, the error of retaking the
+ * mutex before the deadline, after which the caller gives up at once. */
 static int q_wait(mps_queue *q, mps__waitq *w, const _Atomic uint64_t *word, uint64_t seen,
-                  bool *spun, const mps__deadline *d)
+                  bool *spun, const mps__deadline *d, bool *held)
 {
+  *held = true;
   if (d->kind == MPS__ONCE)
     return -EAGAIN;
+  int r;
   if (!*spun) {
     *spun = true;
     q_unlock(q);
     mps__spin_while_eq(word, seen);
-    if (mps__mutex_lock_spin(&q->s->mu) == MPS_OWNER_DIED)
-      return q_repair(q);
-    return 0;
+    r = mps__mutex_lock_spin(&q->s->mu, d);
+    *held = r >= 0;
+  } else {
+    r = mps__waitq_wait(w, &q->s->mu, d, NULL, held);
   }
-  int r = mps__waitq_wait(w, &q->s->mu, d, NULL);
   return r == MPS_OWNER_DIED ? q_repair(q) : r;
 }
 
@@ -461,7 +489,7 @@ static void q_tally(mps_queue *q, unsigned id, ssize_t r, uint64_t depth)
 
 static int check_msgs(mps_queue *q, const void *const *msgs, const size_t *lens, size_t n)
 {
-  if (q == NULL || (n > 0 && (msgs == NULL || lens == NULL)))
+  if (!q_open(q) || (n > 0 && (msgs == NULL || lens == NULL)))
     return -EINVAL;
   for (size_t i = 0; i < n; i++) {
     if (msgs[i] == NULL && lens[i] > 0)
@@ -484,9 +512,11 @@ static ssize_t put_common(mps_queue *q, int prio, const void *const *msgs, const
     return r;
   if (q->order == MPS_FIFO)
     return mps__ring_put(q, msgs, lens, n, &d);
-  bool spun = pre_spin(q, false, &d);
-  if ((r = q_lock(q)) < 0)
+  bool spun = pre_spin(q, false, &d), held = true;
+  if ((r = q_lock(q, &d)) < 0) {
+    q_tally(q, MPS__ST_PUT_TIMEOUTS, r, 0);
     return r;
+  }
   int waited = 0;
   for (;;) {
     uint64_t head, tail;
@@ -506,7 +536,9 @@ static ssize_t put_common(mps_queue *q, int prio, const void *const *msgs, const
       q_tally(q, MPS__ST_PUT_TIMEOUTS, r, 0);
       break;
     }
-    waited = q_wait(q, &q->s->not_full, &q->s->head, head, &spun, &d);
+    waited = q_wait(q, &q->s->not_full, &q->s->head, head, &spun, &d, &held);
+    if (!held)
+      return waited;
   }
   q_unlock(q);
   return r;
@@ -534,7 +566,7 @@ ssize_t mps_queue_get_many(mps_queue *q, void *buf, size_t cap, size_t *lens, si
                            double timeout)
 {
   mps__deadline d;
-  if (q == NULL || (buf == NULL && cap > 0) || (lens == NULL && max > 0))
+  if (!q_open(q) || (buf == NULL && cap > 0) || (lens == NULL && max > 0))
     return -EINVAL;
   REMOTE(q, mps__rq_get_many(q->remote, buf, cap, lens, max, timeout));
   ssize_t r = mps__deadline_init(&d, timeout);
@@ -542,9 +574,11 @@ ssize_t mps_queue_get_many(mps_queue *q, void *buf, size_t cap, size_t *lens, si
     return r;
   if (q->order == MPS_FIFO)
     return mps__ring_get(q, buf, cap, lens, max, &d);
-  bool spun = pre_spin(q, true, &d);
-  if ((r = q_lock(q)) < 0)
+  bool spun = pre_spin(q, true, &d), held = true;
+  if ((r = q_lock(q, &d)) < 0) {
+    q_tally(q, MPS__ST_GET_TIMEOUTS, r, 0);
     return r;
+  }
   int waited = 0;
   for (;;) {
     uint64_t head, tail;
@@ -564,7 +598,9 @@ ssize_t mps_queue_get_many(mps_queue *q, void *buf, size_t cap, size_t *lens, si
       q_tally(q, MPS__ST_GET_TIMEOUTS, r, 0);
       break;
     }
-    waited = q_wait(q, &q->s->not_empty, &q->s->tail, tail, &spun, &d);
+    waited = q_wait(q, &q->s->not_empty, &q->s->tail, tail, &spun, &d, &held);
+    if (!held)
+      return waited;
   }
   q_unlock(q);
   return r;
@@ -587,7 +623,7 @@ static size_t remote_qsize(const mps_queue *q)
 
 size_t mps_queue_qsize(const mps_queue *q)
 {
-  if (q == NULL)
+  if (!q_open(q))
     return 0;
   REMOTE(q, remote_qsize(q));
   if (q->order == MPS_FIFO)
@@ -598,10 +634,10 @@ size_t mps_queue_qsize(const mps_queue *q)
   return n > q->cap ? q->cap : n;
 }
 
-bool mps_queue_empty(const mps_queue *q) { return q != NULL && mps_queue_qsize(q) == 0; }
-bool mps_queue_full(const mps_queue *q) { return q != NULL && mps_queue_qsize(q) == q->cap; }
-size_t mps_queue_maxsize(const mps_queue *q) { return q ? q->cap : 0; }
-size_t mps_queue_max_msg(const mps_queue *q) { return q ? q->max_msg : 0; }
+bool mps_queue_empty(const mps_queue *q) { return q_open(q) && mps_queue_qsize(q) == 0; }
+bool mps_queue_full(const mps_queue *q) { return q_open(q) && mps_queue_qsize(q) == q->cap; }
+size_t mps_queue_maxsize(const mps_queue *q) { return q_open(q) ? q->cap : 0; }
+size_t mps_queue_max_msg(const mps_queue *q) { return q_open(q) ? q->max_msg : 0; }
 
 int mps_queue_msg_id(const mps_queue *q, size_t i, char *buf, size_t cap)
 {
@@ -621,7 +657,7 @@ int mps_queue_redelivered(const mps_queue *q, size_t i)
 
 int mps_queue_task_done(mps_queue *q)
 {
-  if (q == NULL)
+  if (!q_open(q))
     return -EINVAL;
   REMOTE(q, mps__rq_task_done(q->remote));
   int r = mps__qtok_use(q);
@@ -629,7 +665,7 @@ int mps_queue_task_done(mps_queue *q)
     return r;
   if (q->order == MPS_FIFO)
     return mps__ring_task_done(q);
-  if ((r = q_lock(q)) < 0)
+  if ((r = q_lock(q, &mps__forever)) < 0)
     return r;
   uint64_t done = atomic_load(&q->s->done), tail = atomic_load(&q->s->tail);
   if (done >= tail) {
@@ -646,7 +682,7 @@ int mps_queue_task_done(mps_queue *q)
 int mps_queue_join(mps_queue *q, double timeout)
 {
   mps__deadline d;
-  if (q == NULL)
+  if (!q_open(q))
     return -EINVAL;
   REMOTE(q, mps__rq_join(q->remote, timeout));
   int r = mps__deadline_init(&d, timeout);
@@ -654,9 +690,9 @@ int mps_queue_join(mps_queue *q, double timeout)
     return r;
   if (q->order == MPS_FIFO)
     return mps__ring_join(q, &d);
-  if ((r = q_lock(q)) < 0)
+  if ((r = q_lock(q, &d)) < 0)
     return r;
-  bool gave_up = false;
+  bool gave_up = false, held = true;
   for (;;) {
     uint64_t done = atomic_load(&q->s->done), tail = atomic_load(&q->s->tail);
     if (done >= tail) {
@@ -665,7 +701,9 @@ int mps_queue_join(mps_queue *q, double timeout)
     }
     if (gave_up)
       break;
-    r = mps__waitq_wait(&q->s->all_done, &q->s->mu, &d, NULL);
+    r = mps__waitq_wait(&q->s->all_done, &q->s->mu, &d, NULL, &held);
+    if (!held)
+      return r;
     if (r == MPS_OWNER_DIED)
       r = q_repair(q);
     gave_up = r < 0;
@@ -676,7 +714,7 @@ int mps_queue_join(mps_queue *q, double timeout)
 
 int mps_queue_shutdown(mps_queue *q)
 {
-  if (q == NULL)
+  if (!q_open(q))
     return -EINVAL;
   REMOTE(q, mps__rq_shutdown(q->remote));
   int r = mps__qtok_use(q);
@@ -684,7 +722,7 @@ int mps_queue_shutdown(mps_queue *q)
     return r;
   if (q->order == MPS_FIFO)
     return mps__ring_shutdown(q);
-  if ((r = q_lock(q)) < 0)
+  if ((r = q_lock(q, &mps__forever)) < 0)
     return r;
   /* Wake first, holding the mutex: see wait.c on a waker that dies. */
   mps__waitq_wake(&q->s->not_empty, WAKE_ALL);

@@ -102,7 +102,7 @@ static void log_apply(mps_queue *q)
 
 int mps__ring_lock(mps_queue *q, const mps__deadline *d)
 {
-  int r = d ? mps__mutex_lock(&q->s->mu, d) : mps__mutex_lock_forever(&q->s->mu);
+  int r = mps__mutex_lock(&q->s->mu, d ? d : &mps__forever);
   if (r < 0)
     return r;
   if (r == MPS_OWNER_DIED)

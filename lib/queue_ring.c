@@ -361,6 +361,12 @@ ssize_t mps__ring_get(mps_queue *q, void *buf, size_t cap, size_t *lens, size_t 
     struct taken tk;
     take(q, h, buf, cap, lens, max, &tk);
     if (tk.j == 0) {
+      /* A slot of another lap while head is still here cannot be: head
+       * only moves forward, and no put reaches ticket h + cap before a
+       * get passed h. A damaged or forged queue (found by fuzz_queue,
+       * where it looped for ever). */
+      if (tk.stale && head_is(q, h))
+        return -EPROTO;
       if (tk.stale)
         continue;
       /* A length is only trusted once head shows that nobody took and

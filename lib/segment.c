@@ -10,9 +10,21 @@
  *
  * A named segment is created with O_EXCL and mode 0600, sized, initialised
  * by its object, and only then published by storing the magic (release).
- * An opener that finds the file still empty or unpublished waits a moment
- * for the creator, then refuses it with EPROTO: a creator that died before
- * publishing leaves a segment that is never trusted. A file that is not an
+ * The creator holds an open-file-description lock on the file from just
+ * after shm_open until it publishes (or dies: the kernel drops the lock
+ * with its last descriptor). An opener that finds the file still empty or
+ * unpublished waits up to 200 ms for the creator, then asks the kernel
+ * whether that lock is still held (F_OFD_GETLK, which takes nothing): if
+ * it is, a live creator is slow (a large queue on a loaded machine), and
+ * open fails with EAGAIN, which a caller may retry; if not, the creator
+ * died before publishing and the segment, never to be trusted, is EPROTO.
+ *
+ * Creation reserves every page of the segment before it succeeds
+ * (posix_fallocate for a named one, MADV_POPULATE_WRITE for an anonymous
+ * one): tmpfs files are sparse, and a page first touched when /dev/shm is
+ * full raises SIGBUS in whoever touches it. A create that cannot reserve
+ * fails with ENOMEM and leaves nothing behind; once it has succeeded, no
+ * use of the object can fault for lack of space. A file that is not an
  * mpshare segment, is shorter than its header says, or has another kind or
  * layout is refused with EPROTO before anything past its header is read.
  *
@@ -27,13 +39,17 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "internal.h"
 #include "remote.h"
 
-/* How long an opener waits for a creator to publish a new segment. */
+/* How long an opener waits for a creator to publish a new segment (the
+ * fuzzers build with a shorter wait, to spend their time elsewhere). */
+#ifndef MPS__PUBLISH_WAIT_NS
 #define MPS__PUBLISH_WAIT_NS (200 * 1000 * 1000L)
+#endif
 #define MPS__PUBLISH_POLL_NS (1000 * 1000L)
 
 int mps__name_check(const char *name, char out[MPS_NAME_MAX + 2])
@@ -63,6 +79,41 @@ static int map_fd(mps__seg *s, int fd, size_t size)
 
 /* The header of a new segment: what it is and who made it, so that a
  * reader of /dev/shm can tell (inspect.c) whether its creator still runs. */
+/* posix_fallocate's and madvise's "no room" as the contract names it. */
+static int no_room(int err)
+{
+  return err == ENOSPC || err == EFBIG || err == ENOMEM || err == EFAULT ? -ENOMEM : -err;
+}
+
+static int reserve_anon(void *p, size_t size)
+{
+#ifdef MADV_POPULATE_WRITE
+  /* EINVAL: a kernel before 5.14; its shared anonymous memory was charged
+   * at mmap time and has no size limit that could raise SIGBUS. */
+  if (madvise(p, size, MADV_POPULATE_WRITE) < 0 && errno != EINVAL)
+    return no_room(errno);
+#else
+  (void)p;
+  (void)size;
+#endif
+  return 0;
+}
+
+/* The creator's "still being made" mark: a write lock on the whole file,
+ * owned by the open file description, so it goes with the creator's last
+ * descriptor, whatever the creator does or however it dies. */
+static int mark_creating(int fd)
+{
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+  return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
+}
+
+static bool creator_alive(int fd)
+{
+  struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
+  return fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+}
+
 static void fill_hdr(struct mps__hdr *h, enum mps__kind kind, size_t size)
 {
   struct timespec now;
@@ -82,9 +133,15 @@ int mps__seg_anon(mps__seg *s, enum mps__kind kind, size_t size)
   if (size < sizeof(struct mps__hdr))
     return -EINVAL;
   memset(s, 0, sizeof(*s));
+  s->fd = -1;
   void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED)
     return -ENOMEM;
+  int err = reserve_anon(p, size);
+  if (err < 0) {
+    munmap(p, size);
+    return err;
+  }
   s->hdr = p;
   s->size = size;
   fill_hdr(s->hdr, kind, size);
@@ -105,6 +162,7 @@ static int open_error(void)
 int mps__seg_create(mps__seg *s, const char *name, enum mps__kind kind, size_t size)
 {
   memset(s, 0, sizeof(*s));
+  s->fd = -1;
   int err = mps__name_check(name, s->name);
   if (err < 0)
     return err;
@@ -113,15 +171,28 @@ int mps__seg_create(mps__seg *s, const char *name, enum mps__kind kind, size_t s
   int fd = shm_open(s->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0)
     return open_error();
+  if ((err = mark_creating(fd)) < 0)
+    goto fail;
   /* The umask may have taken bits away; the contract is exactly 0600. */
   if (fchmod(fd, 0600) < 0 || ftruncate(fd, (off_t)size) < 0) {
-    err = errno == EFBIG || errno == ENOSPC ? -ENOMEM : -errno;
+    err = no_room(errno);
+    goto fail;
+  }
+  /* A segment larger than the free space fails before it fills the
+   * filesystem page by page; posix_fallocate is what guarantees it. */
+  struct statvfs fs;
+  if (fstatvfs(fd, &fs) == 0 && fs.f_blocks != 0 && size / fs.f_frsize > fs.f_bavail) {
+    err = -ENOMEM;
+    goto fail;
+  }
+  if ((err = posix_fallocate(fd, 0, (off_t)size)) != 0) {
+    err = no_room(err);
     goto fail;
   }
   err = map_fd(s, fd, size);
   if (err < 0)
     goto fail;
-  close(fd);
+  s->fd = fd; /* kept, with its lock, until published or aborted */
   fill_hdr(s->hdr, kind, size);
   return 0;
 fail:
@@ -130,16 +201,25 @@ fail:
   return err;
 }
 
+static void drop_creating(mps__seg *s)
+{
+  if (s->fd >= 0)
+    close(s->fd);
+  s->fd = -1;
+}
+
 void mps__seg_publish(mps__seg *s)
 {
   atomic_store_explicit(&s->hdr->magic, MPS__MAGIC, memory_order_release);
   s->name[0] = '\0';
+  drop_creating(s); /* after the magic: an opener sees one or the other */
 }
 
 void mps__seg_abort(mps__seg *s)
 {
   if (s->name[0] != '\0')
     shm_unlink(s->name);
+  drop_creating(s);
   mps__seg_close(s);
 }
 
@@ -159,12 +239,12 @@ static int settled_size(int fd, size_t *size)
       return 0;
     }
     if (waited >= MPS__PUBLISH_WAIT_NS)
-      return -EPROTO;
+      return creator_alive(fd) ? -EAGAIN : -EPROTO;
     nanosleep(&pause, NULL);
   }
 }
 
-static int check_hdr(mps__seg *s, enum mps__kind kind, size_t min_size)
+static int check_hdr(mps__seg *s, int fd, enum mps__kind kind, size_t min_size)
 {
   struct timespec pause = {0, MPS__PUBLISH_POLL_NS};
   uint64_t magic;
@@ -175,6 +255,8 @@ static int check_hdr(mps__seg *s, enum mps__kind kind, size_t min_size)
     nanosleep(&pause, NULL);
   }
   const struct mps__hdr *h = s->hdr;
+  if (magic == 0 && creator_alive(fd))
+    return -EAGAIN;
   if (magic != MPS__MAGIC || h->layout != MPS__LAYOUT || h->kind != (uint32_t)kind ||
       h->size != s->size || h->size < min_size)
     return -EPROTO;
@@ -185,6 +267,7 @@ int mps__seg_open(mps__seg *s, const char *name, enum mps__kind kind, size_t min
 {
   char path[MPS_NAME_MAX + 2];
   memset(s, 0, sizeof(*s));
+  s->fd = -1;
   int err = mps__name_check(name, path);
   if (err < 0)
     return err;
@@ -195,12 +278,9 @@ int mps__seg_open(mps__seg *s, const char *name, enum mps__kind kind, size_t min
   err = settled_size(fd, &size);
   if (err == 0)
     err = size > MPS_SIZE_MAX + min_size ? -EPROTO : map_fd(s, fd, size);
-  close(fd);
-  if (err < 0)
-    return err;
-  err = check_hdr(s, kind, min_size);
-  if (err < 0)
+  if (err == 0 && (err = check_hdr(s, fd, kind, min_size)) < 0)
     mps__seg_close(s);
+  close(fd);
   return err;
 }
 
@@ -255,15 +335,20 @@ void *mps__seg_object(size_t handle_size, enum mps__seg_mode mode, const char *n
     free(s);
     return mps__fail(err);
   }
+  s->magic = MPS__LIVE;
   return s;
 }
 
 int mps__seg_free_handle(void *handle)
 {
-  if (handle != NULL) {
-    mps__seg_close(handle);
-    free(handle);
-  }
+  if (handle == NULL)
+    return 0;
+  if (!mps__seg_live(handle))
+    return -EINVAL;
+  mps__seg *s = handle;
+  s->magic = MPS__DEAD;
+  mps__seg_close(s);
+  free(handle);
   return 0;
 }
 

@@ -66,7 +66,7 @@ static int sem_validate(const void *p, size_t size)
   (void)size;
   if (shm->bounded > 1 || shm->bound > MPS_SEMAPHORE_MAX || v > shm->bound)
     return -EPROTO;
-  return 0;
+  return mps__mutex_check(&shm->mu, false);
 }
 
 static mps_semaphore *sem_make(enum mps__seg_mode mode, const char *name, unsigned value,
@@ -113,13 +113,17 @@ int mps_semaphore_close(mps_semaphore *s) { return mps__seg_free_handle(s); }
 int mps_semaphore_acquire(mps_semaphore *s, double timeout)
 {
   mps__deadline d;
-  if (s == NULL)
+  if (!mps__seg_live(s))
     return -EINVAL;
   int r = mps__deadline_init(&d, timeout);
   if (r < 0)
     return r;
   struct sem_shm *shm = s->shm;
-  mps__waitq_enter(&shm->wq, &shm->mu, &shm->hdr);
+  if ((r = mps__waitq_enter(&shm->wq, &shm->mu, &shm->hdr, &d)) < 0) {
+    mps__stat_inc(&shm->hdr, MPS__ST_TIMEOUTS);
+    return r;
+  }
+  bool held = true;
   for (bool waited = false;; waited = true) {
     uint32_t v = atomic_load(&shm->value);
     if (v > 0) {
@@ -133,7 +137,9 @@ int mps_semaphore_acquire(mps_semaphore *s, double timeout)
       mps__stat_inc(&shm->hdr, MPS__ST_TIMEOUTS);
       break;
     }
-    r = mps__waitq_wait(&shm->wq, &shm->mu, &d, &shm->hdr);
+    r = mps__waitq_wait(&shm->wq, &shm->mu, &d, &shm->hdr, &held);
+    if (!held)
+      return r;
     if (r == MPS_OWNER_DIED)
       r = 0;
   }
@@ -143,11 +149,12 @@ int mps_semaphore_acquire(mps_semaphore *s, double timeout)
 
 int mps_semaphore_release(mps_semaphore *s)
 {
-  if (s == NULL)
+  if (!mps__seg_live(s))
     return -EINVAL;
   struct sem_shm *shm = s->shm;
-  int r = 0;
-  mps__waitq_enter(&shm->wq, &shm->mu, &shm->hdr);
+  int r = mps__waitq_enter(&shm->wq, &shm->mu, &shm->hdr, &mps__forever);
+  if (r < 0)
+    return r;
   uint32_t v = atomic_load(&shm->value);
   if (v >= shm->bound || v >= MPS_SEMAPHORE_MAX) {
     r = -EOVERFLOW;
@@ -163,7 +170,7 @@ int mps_semaphore_release(mps_semaphore *s)
 
 int mps_semaphore_value(const mps_semaphore *s)
 {
-  return s == NULL ? -EINVAL : (int)atomic_load(&s->shm->value);
+  return !mps__seg_live(s) ? -EINVAL : (int)atomic_load(&s->shm->value);
 }
 
 /* ---- inspection ----------------------------------------------------------- */

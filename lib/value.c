@@ -139,7 +139,7 @@ static int block_validate(const void *p, size_t size)
     return -EPROTO;
   if (kind == MPS__KIND_SHM && (shm->type != 0 || shm->has_lock))
     return -EPROTO;
-  return 0;
+  return shm->has_lock ? mps__mutex_check(&shm->mu, false) : 0;
 }
 
 /* Allocates the handle and makes (sp != NULL: ANON or CREATE) or opens
@@ -167,7 +167,7 @@ static int block_close(struct mps__block *b) { return mps__seg_free_handle(b); }
  * as const for the getters; the lock itself is shared state, never const. */
 static mps_lock *block_lock(const struct mps__block *b)
 {
-  return b != NULL && b->shm->has_lock ? (mps_lock *)&b->lock : NULL;
+  return mps__seg_live(b) && b->shm->has_lock ? (mps_lock *)&b->lock : NULL;
 }
 
 /* ---- Value -------------------------------------------------------------- */
@@ -222,13 +222,16 @@ mps_value *mps_value_open(const char *name)
 }
 
 int mps_value_close(mps_value *v) { return block_close((struct mps__block *)v); }
-void *mps_value_ptr(const mps_value *v) { return v ? v->b.data : NULL; }
+void *mps_value_ptr(const mps_value *v) { return mps__seg_live(v) ? v->b.data : NULL; }
 mps_lock *mps_value_get_lock(const mps_value *v)
 {
   return block_lock((const struct mps__block *)v);
 }
-size_t mps_value_size(const mps_value *v) { return v ? v->b.shm->data_size : 0; }
-mps_type mps_value_type(const mps_value *v) { return v ? (mps_type)v->b.shm->type : MPS_TYPE_NONE; }
+size_t mps_value_size(const mps_value *v) { return mps__seg_live(v) ? v->b.shm->data_size : 0; }
+mps_type mps_value_type(const mps_value *v)
+{
+  return mps__seg_live(v) ? (mps_type)v->b.shm->type : MPS_TYPE_NONE;
+}
 
 /* ---- Array -------------------------------------------------------------- */
 
@@ -271,9 +274,12 @@ mps_array *mps_array_open(const char *name)
 }
 
 int mps_array_close(mps_array *a) { return block_close((struct mps__block *)a); }
-void *mps_array_data(const mps_array *a) { return a ? a->b.data : NULL; }
-size_t mps_array_len(const mps_array *a) { return a ? a->b.shm->count : 0; }
-mps_type mps_array_type(const mps_array *a) { return a ? (mps_type)a->b.shm->type : MPS_TYPE_NONE; }
+void *mps_array_data(const mps_array *a) { return mps__seg_live(a) ? a->b.data : NULL; }
+size_t mps_array_len(const mps_array *a) { return mps__seg_live(a) ? a->b.shm->count : 0; }
+mps_type mps_array_type(const mps_array *a)
+{
+  return mps__seg_live(a) ? (mps_type)a->b.shm->type : MPS_TYPE_NONE;
+}
 mps_lock *mps_array_get_lock(const mps_array *a)
 {
   return block_lock((const struct mps__block *)a);
@@ -293,8 +299,8 @@ mps_shm *mps_shm_open(const char *name)
 }
 
 int mps_shm_close(mps_shm *s) { return block_close((struct mps__block *)s); }
-void *mps_shm_data(const mps_shm *s) { return s ? s->b.data : NULL; }
-size_t mps_shm_size(const mps_shm *s) { return s ? s->b.shm->data_size : 0; }
+void *mps_shm_data(const mps_shm *s) { return mps__seg_live(s) ? s->b.data : NULL; }
+size_t mps_shm_size(const mps_shm *s) { return mps__seg_live(s) ? s->b.shm->data_size : 0; }
 
 /* ---- inspection ----------------------------------------------------------- */
 

@@ -37,13 +37,10 @@
  */
 #include "config.h"
 
-#include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <sched.h>
 #include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -75,14 +72,18 @@ static void recover(mps__waitq *w, struct mps__hdr *h)
     mps__stat_recovered(h, MPS__REPAIR_WAKE);
 }
 
-void mps__waitq_enter(mps__waitq *w, mps__mutex *m, struct mps__hdr *h)
+int mps__waitq_enter(mps__waitq *w, mps__mutex *m, struct mps__hdr *h, const mps__deadline *d)
 {
-  if (mps__mutex_lock_forever(m) == MPS_OWNER_DIED)
+  int r = mps__mutex_lock(m, d);
+  if (r == MPS_OWNER_DIED)
     recover(w, h);
+  return r < 0 ? r : 0;
 }
 
-int mps__waitq_wait(mps__waitq *w, mps__mutex *m, const mps__deadline *d, struct mps__hdr *h)
+int mps__waitq_wait(mps__waitq *w, mps__mutex *m, const mps__deadline *d, struct mps__hdr *h,
+                    bool *held)
 {
+  *held = true;
   if (d->kind == MPS__ONCE)
     return -EAGAIN;
   uint32_t seq = atomic_load(&w->seq);
@@ -90,7 +91,14 @@ int mps__waitq_wait(mps__waitq *w, mps__mutex *m, const mps__deadline *d, struct
   mps__mutex_unlock(m);
   int r = mps__futex_wait(&w->seq, seq, d);
   atomic_fetch_sub(&w->sleepers, 1);
-  int relock = mps__mutex_lock_forever(m);
+  /* Retaken before the same deadline: a process stopped while it holds m
+   * must not hold this call past its timeout. Past the deadline this is
+   * one try with a short grace (mutex.c). */
+  int relock = mps__mutex_lock(m, d);
+  if (relock < 0) {
+    *held = false;
+    return relock;
+  }
   if (relock == MPS_OWNER_DIED)
     recover(w, h); /* the dead holder may not have woken them */
   return relock == MPS_OWNER_DIED ? relock : r;
@@ -111,8 +119,8 @@ int mps__word_wait(_Atomic uint32_t *word, uint32_t expected, mps__mutex *m, con
    * a change after the unlock makes the futex return at once. */
   mps__mutex_unlock(m);
   int r = mps__futex_wait(word, expected, d);
-  int relock = mps__mutex_lock_forever(m);
-  return relock == MPS_OWNER_DIED ? relock : r;
+  int relock = mps__mutex_lock(m, &mps__forever);
+  return relock != 0 ? relock : r;
 }
 
 void mps__waitq_wake_held(mps__waitq *w, int n)
@@ -136,98 +144,20 @@ void mps__waitq_wake_held(mps__waitq *w, int n)
 /* Spins skipped after one was preempted: on an oversubscribed machine a
  * spinner only delays the process it waits for. */
 #define MPS__SPIN_BACKOFF 64
-/* A mutex is held for a short copy; longer than this, its holder is
- * probably not running, and we sleep in the kernel instead. */
-#define MPS__MUTEX_SPIN_NS 3000
-
 static _Thread_local long spin_budget_ns = 8000;
 static _Thread_local unsigned spin_backoff;
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  __asm__ __volatile__("yield");
-#endif
-}
-
-/* The CPUs this process may run on (its affinity mask, which may be
- * narrower than the machine), read once. */
-static _Atomic int ncpu_seen;
-
-static bool single_cpu(void)
-{
-  _Atomic int *ncpu = &ncpu_seen;
-  int n = atomic_load_explicit(ncpu, memory_order_relaxed);
-  if (n == 0) {
-    cpu_set_t set;
-    long r = sysconf(_SC_NPROCESSORS_ONLN);
-    n = r > 0 && r < INT_MAX ? (int)r : 1;
-    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) < n)
-      n = CPU_COUNT(&set);
-    n = n > 0 ? n : 1;
-    atomic_store_explicit(ncpu, n, memory_order_relaxed);
-  }
-  return n == 1;
-}
-
-static int64_t now_ns(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* How often the machine's count of runnable threads is read. */
-#define MPS__LOAD_SAMPLE_NS (50 * 1000 * 1000)
-
-static int ncpus(void)
-{
-  single_cpu();
-  return atomic_load_explicit(&ncpu_seen, memory_order_relaxed);
-}
-
-/* Whether more threads want to run than this process has CPUs, from the
- * kernel's count of runnable threads (/proc/loadavg, 4th field), read at
- * most every 50 ms by one thread of the process. Then a spinner only
- * keeps the process it waits for off a CPU: waiters sleep at once. */
-static bool oversubscribed(int64_t now)
-{
-  static _Atomic int64_t next_sample;
-  static _Atomic bool over;
-  int64_t next = atomic_load_explicit(&next_sample, memory_order_relaxed);
-  if (now < next || !atomic_compare_exchange_strong(&next_sample, &next, now + MPS__LOAD_SAMPLE_NS))
-    return atomic_load_explicit(&over, memory_order_relaxed);
-  int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
-  char buf[128];
-  ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-  if (fd >= 0)
-    close(fd);
-  int running = 0;
-  if (n > 0) {
-    buf[n] = '\0';
-    const char *p = buf;
-    for (int field = 0; field < 3 && p != NULL; field++)
-      p = strchr(p + 1, ' ');
-    running = p != NULL ? atoi(p + 1) : 0;
-  }
-  bool o = running > ncpus();
-  atomic_store_explicit(&over, o, memory_order_relaxed);
-  return o;
-}
 
 bool mps__spin_while_eq2(const _Atomic uint64_t *a, uint64_t olda, const _Atomic uint64_t *b,
                          uint64_t oldb)
 {
-  if (single_cpu())
+  if (mps__single_cpu())
     return false;
   if (spin_backoff > 0) {
     spin_backoff--;
     return false;
   }
-  int64_t last = now_ns(), end = last + spin_budget_ns;
-  if (oversubscribed(last))
+  int64_t last = mps__now_ns(), end = last + spin_budget_ns;
+  if (mps__oversubscribed(last))
     return false;
   for (unsigned i = 1;; i++) {
     if (atomic_load_explicit(a, memory_order_relaxed) != olda ||
@@ -236,9 +166,9 @@ bool mps__spin_while_eq2(const _Atomic uint64_t *a, uint64_t olda, const _Atomic
         spin_budget_ns *= 2;
       return true;
     }
-    cpu_relax();
+    mps__cpu_relax();
     if (i % MPS__SPIN_CHECK == 0) {
-      int64_t t = now_ns();
+      int64_t t = mps__now_ns();
       if (t - last > MPS__SPIN_PREEMPTED_NS)
         spin_backoff = MPS__SPIN_BACKOFF;
       if (t >= end || spin_backoff > 0)
@@ -254,28 +184,4 @@ bool mps__spin_while_eq2(const _Atomic uint64_t *a, uint64_t olda, const _Atomic
 bool mps__spin_while_eq(const _Atomic uint64_t *word, uint64_t old)
 {
   return mps__spin_while_eq2(word, old, word, old);
-}
-
-int mps__mutex_lock_spin(mps__mutex *m)
-{
-  static const mps__deadline once = {.kind = MPS__ONCE};
-  if (!single_cpu() && !oversubscribed(now_ns())) {
-    int64_t end = 0;
-    for (unsigned i = 1;; i++) {
-      if (mps__mutex_looks_free(m)) { /* test before test-and-set */
-        int r = mps__mutex_lock(m, &once);
-        if (r != -EAGAIN)
-          return r;
-      }
-      cpu_relax();
-      if (i % MPS__SPIN_CHECK == 0) {
-        int64_t t = now_ns();
-        if (end == 0)
-          end = t + MPS__MUTEX_SPIN_NS;
-        else if (t >= end)
-          break;
-      }
-    }
-  }
-  return mps__mutex_lock_forever(m);
 }

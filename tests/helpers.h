@@ -146,6 +146,19 @@ static inline void pipe_get(int fd)
   alarm(outer); /* a test's own, longer guard goes on (0: none) */
 }
 
+/* Waits until pid has stopped (SIGSTOP, raised by itself or sent), so a
+ * test acts on a process that is really stopped, wherever it stopped. */
+static inline void child_wait_stopped(pid_t pid)
+{
+  int status;
+  pid_t r;
+  do
+    r = waitpid(pid, &status, WUNTRACED);
+  while (r < 0 && errno == EINTR);
+  cr_assert_eq(r, pid, "waitpid(%d): %s", (int)pid, strerror(errno));
+  cr_assert(WIFSTOPPED(status), "child %d did not stop (status 0x%x)", (int)pid, status);
+}
+
 /* Seconds on the monotonic clock. */
 static inline double test_now(void)
 {

@@ -153,7 +153,7 @@ Test(queue_redis, batches)
   size_t lens[12];
   char data[12][16];
   for (int i = 0; i < 12; i++) {
-    snprintf(data[i], sizeof(data[i]), "m%d", i);
+    snprintf(data[i], sizeof(data[i]), "m%d", i % 100); /* two digits: no truncation */
     msgs[i] = data[i];
     lens[i] = strlen(data[i]);
   }

@@ -61,63 +61,74 @@ typedef struct mps_process_opts {
 /* Makes a handle for a child that will run target(arg); nothing is forked
  * yet. The name is copied; arg is passed as is (the child sees the parent's
  * memory as it was at the fork). opts may be NULL.
- * Returns the handle, or NULL with errno EINVAL (target NULL, a non-zero
- * reserved word in opts) or ENOMEM.
- * The caller owns the handle and releases it with mps_process_free(). */
+ * Returns: the handle, in state "new".
+ * Errors: NULL with errno EINVAL (target NULL, a non-zero reserved word in
+ * opts), ENOMEM.
+ * Owns: the caller owns the handle (mps_process_free or
+ * mps_process_detach); opts and its name stay the caller's. */
 MPS_API mps_process *mps_process_new(int (*target)(void *arg), void *arg,
                                      const mps_process_opts *opts);
 
-/* Forks the child. Returns 0 in the parent (the child never returns from
- * here), -EINVAL (NULL, or already started), -EAGAIN or -ENOMEM (fork
+/* Forks the child.
+ * Returns: 0 in the parent (the child never returns from here).
+ * Errors: -EINVAL (NULL, or already started), -EAGAIN or -ENOMEM (fork
  * failed; the handle stays "new" and may be started again). */
 MPS_API MPS_NODISCARD int mps_process_start(mps_process *p);
 
 /* Waits at most `timeout` seconds for the child to exit, and reaps it. The
  * wait sleeps in the kernel (pidfd + poll); it does not poll repeatedly
  * except on kernels older than 5.3, where a timed join checks with a
- * backoff of at most 20 ms. Joining a finished child again returns 0.
- * Returns 0, -ETIMEDOUT, -EAGAIN (timeout 0 and still running), -EINVAL
+ * backoff of at most 20 ms.
+ * Returns: 0 (also when joining a finished child again).
+ * Errors: -ETIMEDOUT, -EAGAIN (timeout 0 and still running), -EINVAL
  * (NULL, NaN timeout, never started), -ECHILD (the caller is not the
  * process that started it, or the child was reaped behind our back). */
 MPS_API MPS_NODISCARD int mps_process_join(mps_process *p, double timeout);
 
 /* Stores the child's exit code in *code: the target's return value (0..255)
  * or -signal when a signal killed it. Reaps the child if it has exited.
- * Returns 0, -EAGAIN (still running; *code untouched), -EINVAL (NULL
- * argument or never started), -ECHILD (as for join). */
+ * Returns: 0.
+ * Errors: -EAGAIN (still running; *code untouched), -EINVAL (NULL argument
+ * or never started), -ECHILD (as for join). */
 MPS_API MPS_NODISCARD int mps_process_exitcode(mps_process *p, int *code);
 
-/* True while the child is started and has not exited; reaps it if it has.
- * False for NULL, a never started handle, or when called from a process
- * other than the parent (errno ECHILD then). */
+/* Whether the child is started and has not exited; reaps it if it has.
+ * Returns: the state; false for NULL or a never started handle, and false
+ * with errno ECHILD when called from a process other than the parent. */
 MPS_API bool mps_process_is_alive(mps_process *p);
 
-/* The child's pid; 0 before it is started, and 0 for NULL. Stays valid
- * after the child is reaped (the number may then be reused by the system).
- * Inside the child, the pid of the child itself. */
+/* The child's pid. Stays valid after the child is reaped (the number may
+ * then be reused by the system). Inside the child, the pid of the child
+ * itself.
+ * Returns: the pid; 0 before the start, and 0 for NULL. */
 MPS_API pid_t mps_process_pid(const mps_process *p);
 
-/* The name, owned by the handle (valid until mps_process_free()); NULL for
- * NULL (errno untouched). */
+/* The name.
+ * Returns: the name; NULL for NULL (errno untouched).
+ * Owns: the handle owns it: valid until mps_process_free(). */
 MPS_API const char *mps_process_name(const mps_process *p);
 
-/* Whether the handle was made with opts.daemon. False for NULL. */
+/* Whether the handle was made with opts.daemon.
+ * Returns: the flag; false for NULL. */
 MPS_API bool mps_process_daemon(const mps_process *p);
 
-/* Sends SIGTERM (terminate) or SIGKILL (kill) to the child. Harmless once the
- * child has exited: returns 0 and sends nothing (an exited child is not
- * reaped until joined, so its pid cannot have been reused). Returns 0,
- * -EINVAL (NULL or never started), -ECHILD (not the parent). */
+/* Sends SIGTERM (terminate) or SIGKILL (kill) to the child. Harmless once
+ * the child has exited: nothing is sent (an exited child is not reaped
+ * until joined, so its pid cannot have been reused).
+ * Returns: 0.
+ * Errors: -EINVAL (NULL or never started), -ECHILD (not the parent). */
 MPS_API int mps_process_terminate(mps_process *p);
 MPS_API int mps_process_kill(mps_process *p);
 
 /* A descriptor that becomes readable (POLLIN) when the child exits, for
  * the caller's poll()/epoll loop (Python's Process.sentinel): the child's
- * pidfd. The handle owns it: do not close or read it; it stays valid until
- * the handle is released. After it polls readable, mps_process_join(p, 0)
- * reaps the child. Returns the descriptor, -ENOSYS (no pidfd on this
- * system: Linux < 5.3, or refused by seccomp; use a timed join), -EINVAL
- * (NULL or never started), -ECHILD (not the parent). */
+ * pidfd. After it polls readable, mps_process_join(p, 0) reaps the child.
+ * Returns: the descriptor.
+ * Errors: -ENOSYS (no pidfd on this system: Linux < 5.3, or refused by
+ * seccomp; use a timed join), -EINVAL (NULL or never started), -ECHILD
+ * (not the parent).
+ * Owns: the handle owns the descriptor: do not close or read it; it stays
+ * valid until the handle is released. */
 MPS_API MPS_NODISCARD int mps_process_sentinel(const mps_process *p);
 
 /* Releases the handle without waiting for the child, which goes on
@@ -125,14 +136,18 @@ MPS_API MPS_NODISCARD int mps_process_sentinel(const mps_process *p);
  * killed when this process exits). A child that already exited is reaped;
  * one that exits later is not (nobody holds its handle), so it stays a
  * zombie until this process exits: detach only children that live that
- * long. NULL is a no-op. Returns 0. */
+ * long.
+ * Returns: 0; 0 for NULL.
+ * Owns: p is freed. */
 MPS_API int mps_process_detach(mps_process *p);
 
-/* Releases the handle. In the parent, a child that is still running is not
- * touched and -EBUSY is returned, the handle staying valid (join, or
- * terminate then join, first); a child that has exited is reaped. In any
- * other process (a child that inherited the handle through fork) it only
- * releases memory. NULL is a no-op. Returns 0 or -EBUSY. */
+/* Releases the handle. In the parent, a child that has exited is reaped,
+ * and one that is still running is not touched (join, or terminate then
+ * join, first). In any other process (a child that inherited the handle
+ * through fork) it only releases memory.
+ * Returns: 0; 0 for NULL.
+ * Errors: -EBUSY (the child still runs).
+ * Owns: p is freed, except on -EBUSY: the handle then stays valid. */
 MPS_API int mps_process_free(mps_process *p);
 
 #ifdef __cplusplus

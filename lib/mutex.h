@@ -1,0 +1,104 @@
+/* The robust process-shared mutex (mutex.c), private to lib/.
+ *
+ * Every internal lock of every object goes through these calls: one lock
+ * call that takes the caller's deadline, one unlock, one owner-died
+ * recovery, one check of a mutex read from a segment. Nothing else in lib/
+ * calls pthread_mutex_* on a shared mutex.
+ */
+#ifndef MPSHARE_MUTEX_H
+#define MPSHARE_MUTEX_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "deadline.h"
+
+#define MPS__CACHELINE 64
+
+/* Shared: its size and key offsets are folded into MPS__LAYOUT. */
+typedef struct mps__mutex {
+  alignas(MPS__CACHELINE) pthread_mutex_t m;
+} mps__mutex;
+
+/* recursive: PTHREAD_MUTEX_RECURSIVE, else PTHREAD_MUTEX_ERRORCHECK. */
+int mps__mutex_init(mps__mutex *m, bool recursive);
+
+/* Checks a mutex that a segment brought: glibc's kind word must be the one
+ * mps__mutex_init writes, the owner word a thread id with only the futex
+ * flag bits beside it. 0 or -EPROTO. An opener calls it before it trusts
+ * the segment; mps__mutex_lock checks the kind again before every lock,
+ * since glibc asserts (aborts) on some kinds. */
+int mps__mutex_check(const mps__mutex *m, bool recursive);
+
+/* Takes m before d. Returns, with m held: 0, or MPS_OWNER_DIED (its owner
+ * died; m is consistent again, what it protects may be half-updated).
+ * Returns, without m: -EAGAIN (d is "once" and m is busy, after a grace of
+ * a few microseconds), -ETIMEDOUT, -EDEADLK (this thread holds m: nothing
+ * was touched, so a call re-entered from a signal handler leaves the outer
+ * call's lock alone), -EAGAIN (recursion depth), -EPROTO (m is damaged:
+ * a kind glibc would abort on, or an owner word naming a thread that no
+ * longer exists, which the kernel would have marked owner-died, or one
+ * whose process does not map m's segment).
+ *
+ * A holder that is stopped (SIGSTOP, a debugger, a frozen cgroup) delays
+ * the call until d and no longer (for ever with no deadline: it is a real
+ * holder); so does an owner word forged to name a live thread of a process
+ * that maps the segment. */
+int mps__mutex_lock(mps__mutex *m, const mps__deadline *d);
+
+/* One try, no grace: for a caller that scans many mutexes (a Condition's
+ * waiter slots). Same returns as mps__mutex_lock. */
+int mps__mutex_trylock(mps__mutex *m);
+
+/* The same as mps__mutex_lock, after a short bounded spin on the lock (none on a single CPU):
+ * for locks held only for a short copy, this saves the futex sleep and
+ * wake of a contended pthread mutex. */
+int mps__mutex_lock_spin(mps__mutex *m, const mps__deadline *d);
+
+/* 0 or -EPERM (not the owner). Ownership is the owner word and, since
+ * glibc's unlock then unlinks the mutex through the list pointers stored
+ * in it, those pointers being the ones of a mutex on this thread's robust
+ * list: an owner word forged to name this thread cannot make an unlock
+ * write through pointers read from a segment. */
+int mps__mutex_unlock(mps__mutex *m);
+
+/* Whether the calling thread holds m; no side effect on a dead owner's m. */
+bool mps__mutex_held(const mps__mutex *m);
+
+/* How many levels of m the calling thread holds, which holds it: above 1
+ * only for a recursive mutex taken again by its owner. */
+unsigned mps__mutex_depth(const mps__mutex *m);
+
+/* The owner's thread id read from m's word (0: free), and whether the
+ * kernel marked the owner dead. Reads a copy too: no side effect. */
+int mps__mutex_owner(const mps__mutex *m, bool *died);
+
+/* Whether a thread holds m and is still alive (read without side effect:
+ * the kernel marks a dead owner's word). A liveness token. */
+bool mps__mutex_owner_alive(const mps__mutex *m);
+
+/* A hint, read without taking the lock: whether m is free right now. A
+ * spinner that only reads keeps the line shared instead of stealing it
+ * from the holder on every try. */
+bool mps__mutex_looks_free(const mps__mutex *m);
+
+/* For spinners: whether this machine has a single online CPU (then the
+ * process being waited for cannot run while we spin), and one pause. */
+bool mps__single_cpu(void);
+/* Whether more threads want to run than this process has CPUs (now: the
+ * time from mps__now_ns()). Then a spinner only keeps the process it
+ * waits for off a CPU: waiters sleep at once. */
+bool mps__oversubscribed(int64_t now);
+
+static inline void mps__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+#endif
