@@ -17,6 +17,8 @@
 #define MPS__POOL_AREA_BYTES 4096
 /* Result messages the result queue holds at least. */
 #define MPS__POOL_RESULTS_MIN 256
+/* ... within this many bytes (at least 4 messages). */
+#define MPS__POOL_RESULTS_BYTES (4u << 20)
 /* Bytes of inbox per worker before the depth is cut below its default. */
 #define MPS__POOL_INBOX_BYTES (1u << 20)
 #define MPS__POOL_DEPTH_MAX   256u
