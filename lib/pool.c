@@ -99,10 +99,12 @@ static int make_queues(mps_pool *p)
     if ((p->w[i].inbox = mps_queue_new(&qi)) == NULL)
       return -errno;
   /* Room for many results: a worker that finds it full sleeps, and every
-   * such sleep is a context switch on the hot path. */
-  size_t n = 4 * (size_t)p->nworkers;
-  mps_queue_opts qr = {.maxsize = n < MPS__POOL_RESULTS_MIN ? MPS__POOL_RESULTS_MIN : n,
-                       .max_msg = p->area_size};
+   * such sleep is a context switch on the hot path. But every byte of a
+   * queue is reserved when it is made: big results get fewer slots. */
+  size_t n = 4 * (size_t)p->nworkers, most = MPS__POOL_RESULTS_BYTES / p->area_size;
+  n = n < MPS__POOL_RESULTS_MIN ? MPS__POOL_RESULTS_MIN : n;
+  n = n > most ? (most < 4 ? 4 : most) : n;
+  mps_queue_opts qr = {.maxsize = n, .max_msg = p->area_size};
   p->results = mps_queue_new(&qr);
   return p->results == NULL ? -errno : 0;
 }
@@ -172,7 +174,7 @@ static int start_threads(mps_pool *p)
   pthread_mutex_lock(&p->mu);
   while (!p->ready)
     pthread_cond_wait(&p->cv, &p->mu);
-  err = p->fail_err;
+  err = p->start_err; /* not fail_err: workers may already have given up */
   pthread_mutex_unlock(&p->mu);
   if (err < 0) {
     pthread_join(p->manager, NULL);

@@ -17,6 +17,8 @@
 #define MPS__POOL_AREA_BYTES 4096
 /* Result messages the result queue holds at least. */
 #define MPS__POOL_RESULTS_MIN 256
+/* ... within this many bytes (at least 4 messages). */
+#define MPS__POOL_RESULTS_BYTES (4u << 20)
 /* Bytes of inbox per worker before the depth is cut below its default. */
 #define MPS__POOL_INBOX_BYTES (1u << 20)
 #define MPS__POOL_DEPTH_MAX   256u
@@ -156,6 +158,7 @@ struct mps_pool {
   unsigned live;
   bool ready, shutting, terminating, finished;
   int fail_err;              /* terminating: what unfinished tasks get */
+  int start_err;             /* the manager could not start */
   struct mps__rpool *remote; /* a pool across hosts (pool_remote.c); NULL: local */
   uint32_t magic;            /* MPS__LIVE until freed (internal.h) */
 };

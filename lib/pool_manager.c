@@ -200,7 +200,7 @@ void *mps__pool_manager_main(void *arg)
     pthread_mutex_lock(&p->mu);
     if (!p->ready) { /* mps_pool_new returns once the first workers exist */
       p->ready = true;
-      p->fail_err = buf == NULL ? -ENOMEM : p->fail_err;
+      p->start_err = buf == NULL ? -ENOMEM : 0;
       pthread_cond_broadcast(&p->cv);
     }
     bool end = (p->shutting && p->live == 0) || buf == NULL;

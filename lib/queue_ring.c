@@ -360,6 +360,8 @@ ssize_t mps__ring_get(mps_queue *q, void *buf, size_t cap, size_t *lens, size_t 
     uint64_t h = raw & MPS__TICKETS;
     struct taken tk;
     take(q, h, buf, cap, lens, max, &tk);
+    if (tk.stale && tk.j > 0)
+      continue; /* head moved under a batch: its copy is worth nothing */
     if (tk.j == 0) {
       /* A slot of another lap while head is still here cannot be: head
        * only moves forward, and no put reaches ticket h + cap before a
