@@ -166,8 +166,11 @@ static int shm_check_open(const void *shm, size_t size)
 {
   const struct mps__queue_shm *s = shm;
   int err = shm_validate(shm, size);
+  if (err < 0 || s->tok_off == 0)
+    return err;
+  /* Only now is tok_off known to lie inside the mapping. */
   const struct mps__qtok *tok = (const struct mps__qtok *)((const char *)s + s->tok_off);
-  for (unsigned k = 0; err == 0 && s->tok_off != 0 && k < MPS__QTOK; k++)
+  for (unsigned k = 0; err == 0 && k < MPS__QTOK; k++)
     err = mps__mutex_check(&tok[k].mu, false);
   return err;
 }

@@ -104,10 +104,11 @@ static void publish(mps_queue *q, uint64_t t, uint64_t k, const void *const *msg
 }
 
 /* Claims up to n tickets: returns how many (at least 1) with *tp the
- * first, 0 when there is no room, or -EPIPE. The free room is counted
- * from a recent head cached in the handle, reloaded only when it shows
- * none; a tail read before that head was cached can be behind it, which
- * must read as "reload", never as a huge room. */
+ * first, 0 when there is no room, -EPIPE, or -EPROTO (a damaged segment).
+ * The free room is counted from a recent head cached in the handle,
+ * reloaded only when it shows none; a tail read before that head was
+ * cached can be behind it, which must read as "reload", never as a huge
+ * room. */
 static ssize_t claim(mps_queue *q, struct mps__qtok *tok, size_t n, uint64_t *tp)
 {
   uint64_t t = atomic_load_explicit(&q->s->tail, memory_order_relaxed);
@@ -119,7 +120,12 @@ static ssize_t claim(mps_queue *q, struct mps__qtok *tok, size_t n, uint64_t *tp
       h = atomic_load_explicit(&q->s->head, memory_order_acquire) & MPS__TICKETS;
       atomic_store_explicit(&q->head_cache, h, memory_order_relaxed);
       if ((int64_t)(t - h) < 0) {
-        t = atomic_load_explicit(&q->s->tail, memory_order_relaxed);
+        /* Tail never falls behind head, so one read after head's is at
+         * least head; otherwise the segment is damaged, and waiting for
+         * it would spin for ever. */
+        t = atomic_load_explicit(&q->s->tail, memory_order_acquire);
+        if ((int64_t)((t & MPS__TICKETS) - h) < 0)
+          return -EPROTO;
         continue;
       }
       if (t - h >= q->cap) {
@@ -360,17 +366,17 @@ ssize_t mps__ring_get(mps_queue *q, void *buf, size_t cap, size_t *lens, size_t 
     uint64_t h = raw & MPS__TICKETS;
     struct taken tk;
     take(q, h, buf, cap, lens, max, &tk);
-    if (tk.stale && tk.j > 0)
-      continue; /* head moved under a batch: its copy is worth nothing */
-    if (tk.j == 0) {
+    if (tk.stale) {
       /* A slot of another lap while head is still here cannot be: head
        * only moves forward, and no put reaches ticket h + cap before a
        * get passed h. A damaged or forged queue (found by fuzz_queue,
-       * where it looped for ever). */
-      if (tk.stale && head_is(q, h))
+       * where it looped for ever). Else head moved under us: whatever
+       * was copied is worth nothing. */
+      if (head_is(q, h))
         return -EPROTO;
-      if (tk.stale)
-        continue;
+      continue;
+    }
+    if (tk.j == 0) {
       /* A length is only trusted once head shows that nobody took and
        * rewrote the slot while we read it. */
       if (tk.bad || tk.toobig) {
