@@ -54,7 +54,8 @@
  * message). */
 #define GET_SLICE 0.1
 /* A put waiting for room and join poll the server, backing off to this. */
-#define POLL_MAX 0.02
+#define POLL_MAX_NS (20 * 1000 * 1000L)
+#define POLL_MIN_NS (500 * 1000L)
 
 /* Checks that KEYS[1] is one of our queues; m[2] is maxsize, m[3] shut. */
 #define LUA_CHECK                                                                                  \
@@ -541,17 +542,20 @@ void mps__rq_close(struct mps__rq *r)
 
 /* ---- put ------------------------------------------------------------------ */
 
-static void poll_pause(double *pause, const mps__deadline *d)
+/* Between two polls of the server, without the handle's lock: 0 to poll
+ * again, or the deadline's error. The pause doubles up to POLL_MAX_NS. */
+static int poll_wait(struct mps__rq *r, long *pause_ns, const mps__deadline *d)
 {
-  double left = POLL_MAX;
-  if (d->kind == MPS__TIMED) {
-    left = (double)d->at.tv_sec + (double)d->at.tv_nsec * 1e-9 - mps__now();
-    left = left < 0 ? 0 : left;
-  }
-  double t = *pause < left ? *pause : left;
-  struct timespec ts = {(time_t)t, (long)((t - (double)(time_t)t) * 1e9)};
-  nanosleep(&ts, NULL);
-  *pause = *pause * 2 > POLL_MAX ? POLL_MAX : *pause * 2;
+  if (mps__deadline_passed(d))
+    return mps__deadline_error(d);
+  mps__deadline slice;
+  mps__deadline_slice(d, *pause_ns, &slice);
+  rq_unlock(r);
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &slice.at, NULL) == EINTR)
+    ;
+  rq_lock(r);
+  *pause_ns = *pause_ns * 2 > POLL_MAX_NS ? POLL_MAX_NS : *pause_ns * 2;
+  return 0;
 }
 
 ssize_t mps__rq_put_many(struct mps__rq *r, const void *const *msgs, const size_t *lens, size_t n,
@@ -564,7 +568,7 @@ ssize_t mps__rq_put_many(struct mps__rq *r, const void *const *msgs, const size_
   for (size_t i = 0; i < n; i++)
     if (lens[i] > r->max_msg)
       return -EMSGSIZE;
-  double pause = 0.0005;
+  long pause = POLL_MIN_NS;
   rq_lock(r);
   for (;;) {
     redisReply *rep;
@@ -577,15 +581,8 @@ ssize_t mps__rq_put_many(struct mps__rq *r, const void *const *msgs, const size_
       err = k;
       break;
     }
-    if (err < 0)
+    if (err < 0 || (err = poll_wait(r, &pause, &d)) < 0)
       break;
-    if (mps__deadline_passed(&d)) {
-      err = mps__deadline_error(&d);
-      break;
-    }
-    rq_unlock(r);
-    poll_pause(&pause, &d);
-    rq_lock(r);
   }
   rq_unlock(r);
   return err;
@@ -927,19 +924,12 @@ int mps__rq_join(struct mps__rq *r, double timeout)
   int err = mps__deadline_init(&d, timeout);
   if (err < 0)
     return err;
-  double pause = 0.0005;
+  long pause = POLL_MIN_NS;
   rq_lock(r);
   for (;;) {
     long long v[3];
-    if ((err = state(r, &d, v)) < 0 || v[1] == 0)
+    if ((err = state(r, &d, v)) < 0 || v[1] == 0 || (err = poll_wait(r, &pause, &d)) < 0)
       break;
-    if (mps__deadline_passed(&d)) {
-      err = mps__deadline_error(&d);
-      break;
-    }
-    rq_unlock(r);
-    poll_pause(&pause, &d);
-    rq_lock(r);
   }
   rq_unlock(r);
   return err;
