@@ -1,7 +1,19 @@
 /* The pool across hosts against a real redis-server: worker hosts are
  * forked processes running mps_pool_serve, each with its own local pool;
  * the test process submits. Killed workers, killed and stopped hosts,
- * at-most-once, unknown task names. */
+ * at-most-once, unknown task names.
+ *
+ * Every host is forked before the test connects its pool: mps_pool_connect
+ * starts a collector thread, and a child forked beside a running thread
+ * may only call async-signal-safe functions until it execs. glibc's malloc
+ * survives such a fork, but AddressSanitizer's allocator (GCC 12) does not
+ * take its locks around fork(): a child forked while the collector was
+ * inside malloc inherited the allocator's lock held, and the host hung
+ * for ever in its first thread start (make check-sanitize, one run in a
+ * few). A host that must start later is forked early and waits on a pipe.
+ * The hosts serve once they are consumers of the task queue: the test
+ * waits for that before it connects, so that no host comes after the end
+ * and makes the queue again. */
 #include "redis_helpers.h"
 
 #include <mpshare.h>
@@ -64,6 +76,33 @@ static int serve_host(void *arg)
   return r == 0 ? 0 : 100 + (-r & 0x3f);
 }
 
+static int gate_fd = -1; /* gated_host reads a byte here before it serves */
+
+static int gated_host(void *arg)
+{
+  char c;
+  if (read(gate_fd, &c, 1) != 1)
+    return 99;
+  return serve_host(arg);
+}
+
+/* Waits until n handles are consumers of the task queue at url (each
+ * host's and the test's own count once they have opened it). */
+static void wait_consumers(int n)
+{
+  char cmd[300], reply[64] = "", want[16];
+  const char *name = strrchr(url, '/') + 1;
+  snprintf(cmd, sizeof(cmd), "XINFO CONSUMERS %.*s:stream mps", (int)strcspn(name, "?"), name);
+  snprintf(want, sizeof(want), "*%d", n);
+  for (double end = test_now() + 30; test_now() < end;) {
+    if (redis_raw(srv.port, cmd, reply, sizeof(reply)) == 0 && strcmp(reply, want) == 0)
+      return;
+    struct timespec t = {0, 1000000};
+    nanosleep(&t, NULL);
+  }
+  cr_assert_fail("%d consumers of %s expected, the server says %s", n, url, reply);
+}
+
 static int get_int(mps_future *f)
 {
   int v = -1;
@@ -78,9 +117,10 @@ Test(pool_remote, two_hosts_run_every_task)
 {
   register_all();
   rurl(url, "pool", "");
+  pid_t h[2] = {child_run(serve_host, NULL), child_run(serve_host, NULL)};
+  wait_consumers(2);
   mps_pool *p = mps_pool_connect(url, NULL);
   cr_assert_not_null(p, "%s", strerror(errno));
-  pid_t h[2] = {child_run(serve_host, NULL), child_run(serve_host, NULL)};
   mps_future *fs[100];
   for (int i = 0; i < 100; i++) {
     fs[i] = mps_pool_submit(p, twice, &i, sizeof(i));
@@ -112,9 +152,10 @@ Test(pool_remote, worker_crash_is_only_that_tasks_echild)
 {
   register_all();
   rurl(url, "crash", "");
+  pid_t h = child_run(serve_host, NULL);
+  wait_consumers(1);
   mps_pool *p = mps_pool_connect(url, NULL);
   cr_assert_not_null(p);
-  pid_t h = child_run(serve_host, NULL);
   mps_future *bad = mps_pool_submit_named(p, "crash", NULL, 0);
   int i = 21;
   mps_future *good = mps_pool_submit(p, twice, &i, sizeof(i));
@@ -128,23 +169,27 @@ Test(pool_remote, worker_crash_is_only_that_tasks_echild)
 }
 
 /* Host A takes the slow task and is killed (or stopped) while it runs;
- * host B, started afterwards, gets the task after the lease. */
+ * host B, let in afterwards, gets the task after the lease. */
 static void host_dies(bool at_most_once, int sig)
 {
   register_all();
   rurl(url, "hostdies", "?lease=0.5");
   mps_remote_opts o = {.at_most_once = at_most_once};
+  int fd[2], gate[2];
+  cr_assert_eq(pipe(fd), 0);
+  cr_assert_eq(pipe(gate), 0);
+  started_fd = fd[1];
+  gate_fd = gate[0];
+  pid_t a = child_run(serve_host, (void *)1);
+  pid_t b = child_run(gated_host, NULL);
+  wait_consumers(1);
   mps_pool *p = mps_pool_connect(url, &o);
   cr_assert_not_null(p);
-  int fd[2];
-  cr_assert_eq(pipe(fd), 0);
-  started_fd = fd[1];
-  pid_t a = child_run(serve_host, (void *)1);
   mps_future *f = mps_pool_submit_named(p, "slow", NULL, 0);
   cr_assert_not_null(f);
   pipe_get(fd[0]); /* host A's worker is running it */
   kill(a, sig);
-  pid_t b = child_run(serve_host, NULL);
+  pipe_put(gate[1]); /* host B serves from now on */
   char out[8];
   ssize_t len = 0;
   int r = mps_future_result(f, &len, out, sizeof(out), 20);
@@ -163,6 +208,8 @@ static void host_dies(bool at_most_once, int sig)
   child_expect_signal(a, SIGKILL);
   close(fd[0]);
   close(fd[1]);
+  close(gate[0]);
+  close(gate[1]);
 }
 
 Test(pool_remote, killed_host_tasks_run_elsewhere) { host_dies(false, SIGKILL); }
@@ -207,14 +254,7 @@ Test(pool_remote, example_with_workers_in_two_processes)
   /* Both hosts are in (each is a consumer of the task queue) before the
    * submitter starts: a host that came after its last task would start
    * the queue again and wait for tasks that never come. */
-  char cmd[300], reply[64];
-  snprintf(cmd, sizeof(cmd), "XINFO CONSUMERS %s:stream mps", strrchr(url, '/') + 1);
-  for (int i = 0; i < 10000; i++) {
-    if (redis_raw(srv.port, cmd, reply, sizeof(reply)) == 0 && strcmp(reply, "*2") == 0)
-      break;
-    sched_yield();
-  }
-  cr_assert_str_eq(reply, "*2", "both hosts are serving: %s", reply);
+  wait_consumers(2);
   char out[4096];
   int status =
       run_example("remote_pool", (const char *[]){"submit", url, "10", NULL}, out, sizeof(out));
