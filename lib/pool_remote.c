@@ -23,6 +23,13 @@
  * result that arrives twice is dropped by the future (the first one
  * stays). A submitter that dies leaves its result queue behind on the
  * server (unlinked by mps_pool_free only).
+ *
+ * Fork: the collector is a thread, so a child forked from a connected
+ * submitter gets only what POSIX allows the child of a threaded process
+ * (async-signal-safe calls until exec). Its copy of the pool is only
+ * freed (mps__rpool_free, which re-initializes the copied mutex); under
+ * AddressSanitizer, whose allocator (GCC 12) is not held across fork(),
+ * even that free can block if the collector was inside malloc.
  */
 #include "config.h"
 
