@@ -75,7 +75,7 @@ MPS_API int mps_lock_release(mps_lock *l);
  * many times. The same calls, returns, errors and ownership as mps_lock_*,
  * except that acquiring it again from its owner succeeds, up to
  * MPS_RLOCK_DEPTH_MAX levels (-EAGAIN beyond; never -EDEADLK), and that an
- * RLock's close has no -EINVAL case. */
+ * RLock's close fails with -EINVAL only for a handle closed already. */
 MPS_API mps_rlock *mps_rlock_new(void);
 MPS_API mps_rlock *mps_rlock_create(const char *name);
 MPS_API mps_rlock *mps_rlock_open(const char *name);
