@@ -51,6 +51,15 @@ Test(docs, lib_files_never_call_each_other, .timeout = 60)
   run_script("check_calls.sh", args);
 }
 
+/* ... and that check finds loops: a tree made for it, with a direct one and
+ * one around three files, fails with both named. */
+Test(docs, the_call_check_finds_loops, .timeout = 60)
+{
+  char args[2048];
+  snprintf(args, sizeof(args), "--self-test '%s'", env("MPS_CC"));
+  run_script("check_calls.sh", args);
+}
+
 Test(docs, man_pages_lint_clean_and_their_examples_run, .timeout = 240)
 {
   char args[2048];
