@@ -6,9 +6,9 @@
  * (entry n % 16 holds the n-th). The increments are inline (stats.h); this
  * file records recoveries and reads the block back.
  *
- * Crash semantics: writers hold the object's mutex, or count lock-free on
- * their own thread's shard (stats.h). A process killed
- * between the load and the store of an increment loses that one count; a
+ * Crash semantics: writers hold the object's mutex, or count with atomic
+ * read-modify-writes (stats.h). A process killed between the load and the
+ * store of an increment under the mutex loses that one count; a
  * recorder killed while writing an entry leaves it half written, and the
  * count is stored after the entry, so that entry is not shown until the
  * next recovery overwrites it. Readers take the block as it is, without a
@@ -17,6 +17,13 @@
 #include "config.h"
 
 #include "stats.h"
+
+__thread uint32_t mps__stat_line __attribute__((tls_model("initial-exec")));
+
+void mps__stat_pick(pid_t tid)
+{
+  mps__stat_line = (uint32_t)((unsigned)tid % MPS__STAT_SHARDS * sizeof(struct mps__stat_shard));
+}
 
 void mps__stat_recovered(struct mps__hdr *h, enum mps__repair what)
 {
