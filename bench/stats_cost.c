@@ -2,14 +2,15 @@
  * the live counters touch, timed once each. Built twice from this file,
  * against the library with counters (stats_cost_on) and without
  * (stats_cost_off, MPS_WITHOUT_STATS), both linked the same way;
- * bench/stats_cost.sh alternates the two and compares medians.
+ * bench/stats_cost.sh alternates them and compares medians and bests.
  *
  *   stats_cost_on|off [lock ops] [queue messages]
  *   stats_cost_on|off --loop lock|queue N
  *
  * Prints "lock_ns <ns per locked op, 2 processes>", "lock1_ns <CPU ns per
- * acquire/release, 1 process>", "queue11 <msgs/s>", "queue11_ns <CPU ns of
- * both processes per message>" and "queue22 <msgs/s>". With --loop, runs
+ * acquire/release, 1 process>", "queue1_ns <CPU ns per put and get, 1
+ * process>", "queue11 <msgs/s>", "queue11_ns <CPU ns of both processes
+ * per message>" and "queue22 <msgs/s>". With --loop, runs
  * one loop in one process, N times, inside counted_loop(): acquire and
  * release of an uncontended Value lock, or a put and a get of one 64-byte
  * message through a 1024-slot FIFO queue. stats_cost.sh counts the
@@ -93,6 +94,27 @@ static double lock_alone(long n)
   }
   double ns = (cpu_now() - t0) * 1e9 / (double)n;
   mps_value_close(v);
+  return ns;
+}
+
+/* One process, n puts each followed by a get of one 64-byte message
+ * through a 1024-slot FIFO queue: the queue's calls without another
+ * process's cache misses, in this thread's CPU ns per pair (as
+ * lock_alone). */
+static double queue_alone(long n)
+{
+  mps_queue_opts o = {.maxsize = 1024, .max_msg = 64};
+  mps_queue *q = mps_queue_new(&o);
+  char msg[64] = {0};
+  if (q == NULL)
+    return -1;
+  double t0 = cpu_now();
+  for (long i = 0; i < n; i++)
+    if (mps_queue_put(q, msg, sizeof(msg), MPS_FOREVER) < 0 ||
+        mps_queue_get(q, msg, sizeof(msg), MPS_FOREVER) < 0)
+      return -1;
+  double ns = (cpu_now() - t0) * 1e9 / (double)n;
+  mps_queue_close(q);
   return ns;
 }
 
@@ -189,6 +211,7 @@ int main(int argc, char **argv)
     return 2;
   printf("lock_ns %.2f\n", lock_round(ops));
   printf("lock1_ns %.2f\n", lock_alone(ops));
+  printf("queue1_ns %.2f\n", queue_alone(msgs));
   printf("queue11 %.0f\n", queue_round(1, msgs));
   printf("queue11_ns %.1f\n", queue_cpu_ns);
   printf("queue22 %.0f\n", queue_round(2, msgs));

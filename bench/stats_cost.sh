@@ -72,11 +72,12 @@ echo "time: counters on vs off (configure --disable-stats), $rounds rounds of on
 echo "load: $(uptime)"
 printf '%-30s %22s %22s %16s %16s\n' "" "on: median / best" "off: median / best" \
   "cost: med / best" "on again vs on"
-for what in lock_ns lock1_ns queue11 queue11_ns queue22; do
+for what in lock_ns lock1_ns queue1_ns queue11 queue11_ns queue22; do
   set -- $(stat "$tmp" on "$what") $(stat "$tmp" off "$what") $(stat "$tmp" ctl "$what")
   case $what in
   lock_ns) label="Value lock, 2 procs (ns/op)" dir=1 ;;
   lock1_ns) label="Value lock, 1 proc (CPU ns/op)" dir=1 ;;
+  queue1_ns) label="queue put+get, 1 proc (CPU ns)" dir=1 ;;
   queue11) label="queue 1 -> 1 (msgs/s)" dir=-1 ;;
   queue11_ns) label="queue 1 -> 1 (CPU ns/msg)" dir=1 ;;
   *) label="queue 2 -> 2 (msgs/s)" dir=-1 ;;

@@ -17,10 +17,10 @@
 #include <unistd.h>
 
 #include "internal.h"
-#include "stats.h"
 
 pid_t mps__self_pid_cache;
 __thread pid_t mps__self_tid_cache __attribute__((tls_model("initial-exec")));
+__thread uint32_t mps__stat_line __attribute__((tls_model("initial-exec")));
 
 /* A forked child is a new process whose one thread has a new id. Its id
  * is looked up at once, as the first thread's is when the library loads:
@@ -47,9 +47,10 @@ pid_t mps__self_pid_slow(void)
 
 pid_t mps__self_tid_slow(void)
 {
-  mps__self_tid_cache = gettid();
-  mps__stat_pick(mps__self_tid_cache);
-  return mps__self_tid_cache;
+  pid_t tid = gettid();
+  mps__self_tid_cache = tid;
+  mps__stat_line = (uint32_t)((unsigned)tid % MPS__STAT_SHARDS * sizeof(struct mps__stat_shard));
+  return tid;
 }
 
 /* Field 22 of a stat line: fields 3.. follow the last ')', since the

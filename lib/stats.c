@@ -18,13 +18,6 @@
 
 #include "stats.h"
 
-__thread uint32_t mps__stat_line __attribute__((tls_model("initial-exec")));
-
-void mps__stat_pick(pid_t tid)
-{
-  mps__stat_line = (uint32_t)((unsigned)tid % MPS__STAT_SHARDS * sizeof(struct mps__stat_shard));
-}
-
 void mps__stat_recovered(struct mps__hdr *h, enum mps__repair what)
 {
   struct timespec now;

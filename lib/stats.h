@@ -48,18 +48,10 @@ enum mps__repair {
   MPS__REPAIR_END_
 };
 
-/* The calling thread's shard, as a byte offset from the first: its
- * thread id modulo MPS__STAT_SHARDS, set when the id is looked up
- * (proc.c), which a process's first thread and a forked child do at once;
- * shard 0 in a thread that never needed its id. A counter update is then
- * one thread-local load and the load and store of the counter, with no
- * test: the shard only spreads writers over lines, it never makes a
- * count right or wrong. Initial-exec TLS, as the id's cache. */
-extern __thread uint32_t mps__stat_line __attribute__((tls_model("initial-exec")));
-
-/* Sets the calling thread's shard from its thread id (proc.c). */
-void mps__stat_pick(pid_t tid);
-
+/* The calling thread's shard is mps__stat_line (internal.h, set by
+ * proc.c with the thread's id): a counter update is one thread-local load
+ * and the load and store of the counter, with no test. The shard only
+ * spreads writers over lines; it never makes a count right or wrong. */
 static inline _Atomic uint64_t *mps__stat_at(struct mps__hdr *h, unsigned id)
 {
   char *line = (char *)h->stats.shard + mps__stat_line;
