@@ -135,10 +135,10 @@ static inline uint64_t reload_at(const mps_queue *q)
 static void peak_counted(mps_queue *q, uint64_t depth)
 {
 #if MPS__STATS
-  uint64_t grain = q->cap / 16 ? q->cap / 16 : 1;
-  uint64_t seen = atomic_load_explicit(&q->reload_at, memory_order_relaxed);
-  if (depth > q->cap || (seen > 0 && depth + grain <= seen))
+  if (depth <= atomic_load_explicit(&q->peak_seen, memory_order_relaxed) || depth > q->cap)
     return; /* no new peak (or head damaged: never above maxsize) */
+  uint64_t grain = q->cap / 16 ? q->cap / 16 : 1;
+  atomic_store_explicit(&q->peak_seen, depth, memory_order_relaxed);
   atomic_store_explicit(&q->reload_at, depth + grain < q->cap ? depth + grain : q->cap,
                         memory_order_relaxed);
   mps__stat_max_lockfree(&q->s->hdr, MPS__ST_PEAK, depth);
