@@ -38,7 +38,8 @@
  *     foreign or truncated file, another kind or layout version, or a
  *     creator that died before finishing it. From a call that takes the
  *     object's lock: the object is damaged (a lock word naming a thread
- *     that no longer exists, an index out of range); nothing was done.
+ *     that no longer exists, an index out of range), and the call gives
+ *     up rather than trust it.
  *   - EDEADLK from a call that takes an object's internal lock: this
  *     thread is already inside a call on the same object (a signal handler
  *     interrupted it); nothing was done and the outer call is unharmed.
