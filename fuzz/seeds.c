@@ -136,8 +136,9 @@ static void queues(void)
       mps_queue *q = mps_queue_create(n, &o);
       if (q == NULL)
         die("queue");
+      static const char msg[16] = "message"; /* room for the longest, 10 */
       for (int i = 0; i < (full ? 4 : 2); i++)
-        (void)!mps_queue_put_prio(q, 3 - i, "message", 7 + (size_t)i, 0);
+        (void)!mps_queue_put_prio(q, 3 - i, msg, 7 + (size_t)i, 0);
       char buf[32];
       if (full)
         (void)!mps_queue_get(q, buf, sizeof(buf), 0);
