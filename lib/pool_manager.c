@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "pool_internal.h"
+#include "queue_internal.h" /* mps__qtok_use before a fork */
 
 /* How often workers without a pidfd are checked, and failed forks retried. */
 #define POLL_NO_PIDFD_MS 10
@@ -43,10 +44,15 @@ static int spawn(mps_pool *p, unsigned i)
   atomic_store(&s->posted, 0);
   atomic_store(&s->area_used, 0);
   /* Allocated before the fork: the child of a threaded process must not
-   * count on malloc, whose locks another thread may have held. */
+   * count on malloc, whose locks another thread may have held (glibc's
+   * survive a fork, AddressSanitizer's do not). That includes the record
+   * each thread keeps of the queues it uses (queue_token.c), made on its
+   * first call: made here, the worker inherits it. */
   struct mps__pool_batch *buf = malloc(sizeof(*buf) + p->batch_max);
-  if (buf == NULL)
+  if (buf == NULL || mps__qtok_use(p->w[i].inbox) < 0 || mps__qtok_use(p->results) < 0) {
+    free(buf);
     return -ENOMEM;
+  }
   pid_t pid = mps__fork(true); /* dies with this thread, even by a crash */
   if (pid == 0)
     mps__pool_worker_main(p, i, buf);
