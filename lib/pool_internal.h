@@ -147,7 +147,8 @@ struct mps_pool {
   int evfd; /* pokes the manager thread */
   pthread_t manager, collector;
   unsigned init_fails; /* manager thread only */
-  pthread_mutex_t mu;  /* everything below, and every job and map */
+  struct mps__future_hub *fhub; /* the lock of this pool's futures (future.c) */
+  pthread_mutex_t mu;           /* everything below, and every job and map */
   pthread_cond_t cv;
   struct mps__pool_worker *w;
   struct mps__pool_job *pend_head, *pend_tail;
