@@ -394,10 +394,10 @@ static int may_wait(const mps_future *f) { return f->done || f->owner == getpid(
 
 static int copy_result(const mps_future *f, ssize_t *value, void *out, size_t cap)
 {
+  if (value != NULL && (f->status == 0 || f->status == -EMSGSIZE))
+    *value = (ssize_t)f->value; /* -EMSGSIZE: the length it had */
   if (f->status != 0)
     return f->status;
-  if (value != NULL)
-    *value = (ssize_t)f->value;
   if (f->value > 0 && (uint64_t)f->value > cap)
     return -EMSGSIZE;
   if (f->value > 0)
@@ -405,21 +405,26 @@ static int copy_result(const mps_future *f, ssize_t *value, void *out, size_t ca
   return 0;
 }
 
-int mps_future_result(mps_future *f, ssize_t *value, void *out, size_t cap, double timeout)
+int mps__future_wait(mps_future *f, ssize_t *value, void *out, size_t cap, const mps__deadline *d)
 {
-  mps__deadline d;
-  if (!MPS__OPEN(f) || (out == NULL && cap > 0) || mps__deadline_init(&d, timeout) < 0)
-    return -EINVAL;
   lock(f);
   int r = may_wait(f);
   f->waiters++;
   if (r == 0)
-    r = cv_wait(&f->hub->cv, &f->hub->mu, future_is_done, f, &d);
+    r = cv_wait(&f->hub->cv, &f->hub->mu, future_is_done, f, d);
   f->waiters--;
   if (r == 0)
     r = copy_result(f, value, out, cap);
   unlock(f);
   return r;
+}
+
+int mps_future_result(mps_future *f, ssize_t *value, void *out, size_t cap, double timeout)
+{
+  mps__deadline d;
+  if (!MPS__OPEN(f) || (out == NULL && cap > 0) || mps__deadline_init(&d, timeout) < 0)
+    return -EINVAL;
+  return mps__future_wait(f, value, out, cap, &d);
 }
 
 bool mps_future_done(const mps_future *f)

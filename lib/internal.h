@@ -415,6 +415,8 @@ void mps__future_complete(mps_future *f, int status, int64_t value, const void *
 void mps__future_complete_release(mps_future *f, int status, int64_t value, const void *data,
                                   size_t len);
 void mps__future_release(mps_future *f);
+/* mps_future_result() with a deadline, for a caller that checked f. */
+int mps__future_wait(mps_future *f, ssize_t *value, void *out, size_t cap, const mps__deadline *d);
 
 /* ---- queue_heap.c: the priority queue's heap --------------------------- */
 
