@@ -13,9 +13,11 @@
  * pending list until a worker's inbox has room (at most `depth` batches per
  * worker, the least loaded first); each worker's record lists the jobs fed
  * to it, by seq, until their results are in. This file makes, feeds and
- * stops pools; the maps are pool_map.c's, the manager and collector
- * threads pool_manager.c's, jobs and dispatch pool_jobs.c's, the worker's
- * side pool_worker.c's; each calls only the ones after it.
+ * stops pools; the maps are pool_map.c's (which calls this file), the
+ * manager and collector threads pool_manager.c's, jobs and dispatch
+ * pool_jobs.c's, the worker's side pool_worker.c's; each calls only the
+ * ones after it. The pool's futures have a hub (lock) of their own, so
+ * that pools never wait for each other (future.c).
  *
  * Crash semantics: a worker killed at any instruction costs only the task
  * it was running (-ECHILD); its finished tasks keep their results and its

@@ -3,8 +3,10 @@
  * pool_jobs.c) that workers run in batches.
  *
  * Process-private, under the pool's mutex: a map's state (struct mps__map)
- * holds each task's status and value, and the caller's result array (map)
- * or its own (stream). Crash semantics: a chunk cut short by its worker's
+ * holds each task's library status and its own value apart (the caller
+ * gets both: mps_pool_map's values and status arrays), and the caller's
+ * result array (map) or its own (stream). A remote pool's map is one
+ * future per task. Crash semantics: a chunk cut short by its worker's
  * death keeps its finished results, fails the running task with -ECHILD
  * and runs the rest as a new chunk (pool_manager.c).
  */
