@@ -1144,3 +1144,92 @@ Test(pool, a_freed_pool_future_or_stream_is_einval_not_a_crash, .timeout = 30)
   cr_expect_eq(mps_pool_terminate(p), -EINVAL);
   cr_expect_eq(mps_pool_workers(p, NULL, 0), -EINVAL);
 }
+
+/* A future freed while done in a set is never returned by it; a future
+ * returned by next, or whose set was freed, may join a set again; a set
+ * freed before its futures complete goes with the last of them (LeakSanitizer
+ * checks it under make check-sanitize). */
+Test(pool, sets_and_their_futures_freed_in_any_order, .timeout = 30)
+{
+  mps_pool *p = mps_pool_new(1);
+  cr_assert_not_null(p);
+  mps_future *f1 = submit_long(p, square, 2), *f2 = submit_long(p, square, 3);
+  cr_assert_eq(result_long(f1, 0), 4);
+  cr_assert_eq(result_long(f2, 0), 9);
+  mps_future_set *s = mps_future_set_new();
+  cr_assert_not_null(s);
+  cr_assert_eq(mps_future_set_add(s, f1), 0);
+  cr_assert_eq(mps_future_set_add(s, f2), 0);
+  cr_assert_eq(mps_future_set_add(s, f2), -EBUSY);
+  mps_future_free(f1);
+  cr_assert_eq(mps_future_set_next(s, 0), f2);
+  cr_assert_null(mps_future_set_next(s, 0));
+  cr_assert_eq(errno, ENOENT);
+  cr_assert_eq(mps_future_set_add(s, f2), 0, "returned by next: it may come back");
+  cr_assert_eq(mps_future_set_next(s, 0), f2);
+  mps_future *g = mps_pool_submit(p, wait_gate, NULL, 0);
+  cr_assert_not_null(g);
+  wait_started();
+  mps_future_set *gone = mps_future_set_new();
+  cr_assert_not_null(gone);
+  cr_assert_eq(mps_future_set_add(gone, g), 0);
+  mps_future_set_free(gone); /* g pending: the set goes with its last link */
+  open_gate(1);
+  cr_assert_eq(mps_future_result(g, NULL, NULL, 0, 20.0), 0);
+  cr_assert_eq(mps_future_set_add(s, g), 0, "its set was freed: it may join another");
+  cr_assert_eq(mps_future_set_next(s, 20.0), g);
+  mps_future_free(g);
+  mps_future_free(f2);
+  mps_future_set_free(s);
+  free_and_check(p);
+}
+
+static mps_future *done_before_fork;
+static mps_future_set *set_before_fork;
+
+/* In a child forked while another thread of the parent waits on the same
+ * pool's futures: a future done before the fork, and a set, still work. */
+static int read_done_future(void *arg)
+{
+  (void)arg;
+  long y = 0;
+  ssize_t v = 0;
+  if (mps_future_result(done_before_fork, &v, &y, sizeof(y), 0) != 0 || v != sizeof(y) || y != 49)
+    return 1;
+  if (mps_future_set_next(set_before_fork, 0) != done_before_fork)
+    return 2;
+  return 0;
+}
+
+static int waited;
+
+static void *wait_forever(void *arg)
+{
+  waited = mps_future_result(arg, NULL, NULL, 0, MPS_FOREVER);
+  return NULL;
+}
+
+Test(pool, a_done_future_reads_in_a_child_forked_while_a_thread_waits, .timeout = 30)
+{
+  mps_pool *p = mps_pool_new(1);
+  cr_assert_not_null(p);
+  done_before_fork = submit_long(p, square, 7);
+  cr_assert_eq(result_long(done_before_fork, 0), 49);
+  set_before_fork = mps_future_set_new();
+  cr_assert_not_null(set_before_fork);
+  cr_assert_eq(mps_future_set_add(set_before_fork, done_before_fork), 0);
+  mps_future *g = mps_pool_submit(p, wait_gate, NULL, 0);
+  cr_assert_not_null(g);
+  wait_started();
+  pthread_t th;
+  cr_assert_eq(pthread_create(&th, NULL, wait_forever, g), 0);
+  for (int i = 0; i < 20; i++)
+    child_expect_exit(child_run(read_done_future, NULL), 0);
+  open_gate(1);
+  cr_assert_eq(pthread_join(th, NULL), 0);
+  cr_assert_eq(waited, 0);
+  mps_future_free(g);
+  mps_future_set_free(set_before_fork);
+  mps_future_free(done_before_fork);
+  free_and_check(p);
+}
