@@ -32,8 +32,8 @@ int main(void)
     perror("mps_pool_new");
     return 1;
   }
-  int r = mps_pool_map(pool, square, in, N, sizeof(long), out, sizeof(long), values, NULL,
-                       MPS_FOREVER);
+  int r =
+      mps_pool_map(pool, square, in, N, sizeof(long), out, sizeof(long), values, NULL, MPS_FOREVER);
   mps_pool_free(pool);
   if (r != 0) { /* the library's: a worker died, a timeout... */
     fprintf(stderr, "map: %s\n", mps_strerror(r));

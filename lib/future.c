@@ -78,11 +78,11 @@ struct mps_future {
 struct mps_future_set {
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  size_t members;          /* futures in_set */
-  size_t links;            /* futures whose set points here */
-  int waiters;             /* threads in mps_future_set_next() */
-  bool freed;              /* the caller freed it: it goes with its last link */
-  mps_future *head, *tail; /* done members, in completion order */
+  size_t members;              /* futures in_set */
+  size_t links;                /* futures whose set points here */
+  int waiters;                 /* threads in mps_future_set_next() */
+  bool freed;                  /* the caller freed it: it goes with its last link */
+  mps_future *head, *tail;     /* done members, in completion order */
   mps_future_set *prev, *next; /* the registry */
 };
 
@@ -379,8 +379,8 @@ static int cv_wait(pthread_cond_t *cv, pthread_mutex_t *mu, bool (*pred)(const v
   while (!pred(arg)) {
     if (d->kind == MPS__ONCE)
       return -EAGAIN;
-    int r = d->kind == MPS__TIMED ? pthread_cond_timedwait(cv, mu, &d->at)
-                                  : pthread_cond_wait(cv, mu);
+    int r =
+        d->kind == MPS__TIMED ? pthread_cond_timedwait(cv, mu, &d->at) : pthread_cond_wait(cv, mu);
     if (r == ETIMEDOUT && !pred(arg))
       return -ETIMEDOUT;
   }

@@ -148,7 +148,7 @@ struct mps_pool {
   mps_queue *results;
   int evfd; /* pokes the manager thread */
   pthread_t manager, collector;
-  unsigned init_fails; /* manager thread only */
+  unsigned init_fails;          /* manager thread only */
   struct mps__future_hub *fhub; /* the lock of this pool's futures (future.c) */
   pthread_mutex_t mu;           /* everything below, and every job and map */
   pthread_cond_t cv;

@@ -186,9 +186,9 @@ Test(pool, map_keeps_each_tasks_value_apart_from_the_librarys_status, .timeout =
    * -EMSGSIZE for that task, with the length the task gave. */
   long long lens[] = {8, 8};
   char out[2][4];
-  cr_assert_eq(mps_pool_map(p, return_arg, lens, 2, sizeof(lens[0]), out, sizeof(out[0]), vals, st,
-                            30.0),
-               -EMSGSIZE);
+  cr_assert_eq(
+      mps_pool_map(p, return_arg, lens, 2, sizeof(lens[0]), out, sizeof(out[0]), vals, st, 30.0),
+      -EMSGSIZE);
   cr_assert_eq(st[0], -EMSGSIZE);
   cr_assert_eq(vals[0], 8, "the length the task gave");
   cr_assert_eq(mps_pool_map(p, too_long, lens, 2, sizeof(lens[0]), NULL, 0, vals, st, 30.0),
@@ -1035,7 +1035,8 @@ Test(pool, one_wait_covers_futures_of_two_pools, .timeout = 30)
   mps_pool *a = mps_pool_new(1), *b = mps_pool_new(1);
   cr_assert_not_null(a);
   cr_assert_not_null(b);
-  mps_future *fs[2] = {mps_pool_submit(a, wait_gate, NULL, 0), mps_pool_submit(b, wait_gate, NULL, 0)};
+  mps_future *fs[2] = {mps_pool_submit(a, wait_gate, NULL, 0),
+                       mps_pool_submit(b, wait_gate, NULL, 0)};
   cr_assert_not_null(fs[0]);
   cr_assert_not_null(fs[1]);
   wait_started();
