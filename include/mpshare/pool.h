@@ -147,6 +147,7 @@ MPS_API MPS_NODISCARD int mps_future_result(mps_future *f, ssize_t *value, void 
 /* Whether f has an outcome (its task returned, failed, or was cancelled).
  * Returns: true once it has; false while pending, and for NULL or a freed
  * future.
+ * Errors: none.
  * Owns: nothing changes hands. */
 MPS_API bool mps_future_done(const mps_future *f);
 
@@ -188,7 +189,9 @@ MPS_API int mps_future_set_add(mps_future_set *s, mps_future *f);
  * Owns: the future stays the caller's (it was before). */
 MPS_API MPS_NODISCARD mps_future *mps_future_set_next(mps_future_set *s, double timeout);
 
-/* Frees the set; its futures stay valid and leave it. NULL is a no-op.
+/* Frees the set; its futures stay valid and leave it.
+ * Returns: nothing; NULL is a no-op.
+ * Errors: none.
  * Owns: s is released; its futures stay the caller's. */
 MPS_API void mps_future_set_free(mps_future_set *s);
 
@@ -201,9 +204,10 @@ MPS_API void mps_future_set_free(mps_future_set *s);
 MPS_API int mps_future_cancel(mps_future *f);
 
 /* Releases the caller's future. A task still pending or running goes on;
- * its result is dropped. NULL, or a future freed already, is a no-op
- * (caught by the handle's magic word while its memory is not reused).
- * Safe after mps_pool_free().
+ * its result is dropped. Safe after mps_pool_free().
+ * Returns: nothing; NULL, or a future freed already, is a no-op (caught by
+ * the handle's magic word while its memory is not reused).
+ * Errors: none.
  * Owns: f is released: do not use it after. */
 MPS_API void mps_future_free(mps_future *f);
 
@@ -280,7 +284,9 @@ MPS_API MPS_NODISCARD int mps_pool_stream_next(mps_pool_stream *s, size_t *index
                                                void *out, size_t cap, double timeout);
 
 /* Frees the stream; its tasks not started yet are cancelled and results
- * not read are dropped. NULL, or a stream freed already, is a no-op.
+ * not read are dropped.
+ * Returns: nothing; NULL, or a stream freed already, is a no-op.
+ * Errors: none.
  * Owns: s is released. */
 MPS_API void mps_pool_stream_free(mps_pool_stream *s);
 
@@ -315,9 +321,10 @@ MPS_API ssize_t mps_pool_workers(mps_pool *p, pid_t *pids, size_t n);
 
 /* Shuts the pool down with wait (if not done yet), reaps every worker and
  * frees the pool and its shared memory. In a forked child that inherited
- * the handle, releases only the child's copy (see above). NULL, or a pool
- * freed already, is a no-op (caught by the handle's magic word while its
- * memory is not reused).
+ * the handle, releases only the child's copy (see above).
+ * Returns: nothing; NULL, or a pool freed already, is a no-op (caught by
+ * the handle's magic word while its memory is not reused).
+ * Errors: none.
  * Owns: p is released: do not use it after. Futures stay valid and the
  * caller's. */
 MPS_API void mps_pool_free(mps_pool *p);
