@@ -69,32 +69,43 @@
 /* This thread's robust list head, which the kernel walks when the thread
  * dies: glibc links every robust mutex the thread holds into it. Fixed for
  * the life of a thread (and the same in a forked child). */
-static __thread struct robust_list_head *my_robust __attribute__((tls_model("initial-exec")));
+static struct robust_list_head no_list;
+__thread struct robust_list_head *mps__robust_head
+    __attribute__((tls_model("initial-exec"))) = &no_list;
 
-/* glibc's kind word for our error-checking [0] and recursive [1] mutexes,
- * learnt from mutexes made the way mps__mutex_init makes them, at first
- * use (a constructor could run after another one that opens a segment). */
-static _Atomic int glibc_kind[2] = {-1, -1};
+/* Learnt at first use, not in a constructor (one could run after another
+ * one that opens a segment): mps__mutex_init records what glibc wrote. */
+int64_t mps__mutex_kinds[2] = {INT64_MIN, INT64_MIN};
 
+/* Makes a mutex of each type once, so that mps__mutex_init records glibc's
+ * kind words; an int64 store of an int is never torn, and every thread
+ * that learns them writes the same values. */
 static void learn_kinds(void)
 {
+  if (__atomic_load_n(&mps__mutex_kinds[0], __ATOMIC_RELAXED) != INT64_MIN &&
+      __atomic_load_n(&mps__mutex_kinds[1], __ATOMIC_RELAXED) != INT64_MIN)
+    return;
   for (int r = 0; r < 2; r++) {
-    mps__mutex m;
-    if (mps__mutex_init(&m, r != 0) == 0) {
-      atomic_store_explicit(&glibc_kind[r], m.m.__data.__kind, memory_order_relaxed);
-      pthread_mutex_destroy(&m.m);
-    }
+    mps__mutex t;
+    if (mps__mutex_init(&t, r != 0) == 0)
+      pthread_mutex_destroy(&t.m);
   }
 }
 
-static int kind_of(bool recursive)
+static int64_t kind_of(bool recursive)
 {
-  int k = atomic_load_explicit(&glibc_kind[recursive], memory_order_relaxed);
-  if (__builtin_expect(k < 0, 0)) {
-    learn_kinds();
-    k = atomic_load_explicit(&glibc_kind[recursive], memory_order_relaxed);
-  }
-  return k;
+  learn_kinds();
+  return __atomic_load_n(&mps__mutex_kinds[recursive], __ATOMIC_RELAXED);
+}
+
+/* The inline check, after learning the kinds if this process has neither
+ * made nor checked a mutex yet. */
+static bool kind_ok(const mps__mutex *m)
+{
+  if (mps__mutex_kind_ok(m))
+    return true;
+  learn_kinds();
+  return mps__mutex_kind_ok(m);
 }
 
 /* The futex word of a robust mutex holds its owner's thread id (0: free):
@@ -104,12 +115,6 @@ static int kind_of(bool recursive)
 static unsigned owner_word(const mps__mutex *m)
 {
   return (unsigned)__atomic_load_n(&m->m.__data.__lock, __ATOMIC_RELAXED);
-}
-
-static bool kind_ok(const mps__mutex *m)
-{
-  int k = __atomic_load_n(&m->m.__data.__kind, __ATOMIC_RELAXED);
-  return k == kind_of(false) || k == kind_of(true);
 }
 
 /* A trylock cannot tell ownership without side effects (it would take, and
@@ -172,13 +177,15 @@ bool mps__single_cpu(void)
  * as the number of robust mutexes this thread holds, one or two. */
 static bool linked_by_me(const mps__mutex *m)
 {
-  if (my_robust == NULL) {
+  if (mps__robust_head == &no_list) {
+    struct robust_list_head *h = NULL;
     size_t len;
-    if (syscall(SYS_get_robust_list, 0, &my_robust, &len) < 0 || my_robust == NULL)
+    if (syscall(SYS_get_robust_list, 0, &h, &len) < 0 || h == NULL)
       return true; /* no robust list: glibc will not unlink through m either */
+    mps__robust_head = h;
   }
   void *next = m->m.__data.__list.__next, *prev = m->m.__data.__list.__prev;
-  struct robust_list *head = &my_robust->list;
+  struct robust_list *head = &mps__robust_head->list;
   struct robust_list *e = (struct robust_list *)((uintptr_t)head->next & ~(uintptr_t)1);
   for (int n = 0; e != head && e != NULL && n < 4096; n++) {
     void **node = (void **)e;
@@ -189,16 +196,30 @@ static bool linked_by_me(const mps__mutex *m)
   return false;
 }
 
-int mps__mutex_unlock(mps__mutex *m)
+/* Every check, for the unlocks the inline fast path did not take: the
+ * first unlock of a thread, a recursive level, mutexes released out of
+ * the order they were taken, and every error. */
+int mps__mutex_unlock_slow(mps__mutex *m)
 {
   if (!mps__mutex_held(m))
     return -EPERM;
+  bool kind = kind_ok(m);
   /* A recursive mutex held more than once is only counted down; any other
    * unlock unlinks it. */
-  bool counted = m->m.__data.__kind == kind_of(true) && m->m.__data.__count > 1;
+  bool counted = kind && m->m.__data.__kind == kind_of(true) && m->m.__data.__count > 1;
   if (!counted && !linked_by_me(m))
     return -EPERM;
-  return -pthread_mutex_unlock(&m->m);
+  if (kind)
+    return -pthread_mutex_unlock(&m->m);
+  /* Its kind was damaged while this thread held it. glibc aborts on some
+   * kinds and releases others without unlinking them from this thread's
+   * list, which then points into memory that may be unmapped: the next
+   * lock of any robust mutex writes there. m is ours and on our list, so
+   * it is released as the error-checking mutex glibc can unlink; the
+   * caller learns that the segment is damaged. */
+  __atomic_store_n(&m->m.__data.__kind, (int)kind_of(false), __ATOMIC_RELAXED);
+  pthread_mutex_unlock(&m->m);
+  return -EPROTO;
 }
 
 /* How often the machine's count of runnable threads is read. */
@@ -244,6 +265,8 @@ int mps__mutex_init(mps__mutex *m, bool recursive)
                                                      : PTHREAD_MUTEX_ERRORCHECK)) != 0)
     goto out;
   err = pthread_mutex_init(&m->m, &a);
+  if (err == 0) /* what the inline checks compare with */
+    __atomic_store_n(&mps__mutex_kinds[recursive], (int64_t)m->m.__data.__kind, __ATOMIC_RELAXED);
 out:
   pthread_mutexattr_destroy(&a);
   return -err;
@@ -267,7 +290,7 @@ int mps__mutex_check(const mps__mutex *m, bool recursive)
 
 /* What a pthread lock call's error means for mpshare; recovers a dead
  * owner's mutex, the one place that does. */
-static int lock_result(mps__mutex *m, int err)
+int mps__mutex_result(mps__mutex *m, int err)
 {
   switch (err) {
   case 0:
@@ -349,7 +372,7 @@ static int lock_grace(mps__mutex *m, const mps__deadline *d)
   for (;;) {
     int err = pthread_mutex_trylock(&m->m);
     if (err != EBUSY)
-      return lock_result(m, err);
+      return mps__mutex_result(m, err);
     if (mps__single_cpu())
       break;
     int64_t t = mps__now_ns();
@@ -388,7 +411,7 @@ static int lock_sliced(mps__mutex *m, const mps__deadline *d)
     bool last = mps__deadline_slice(d, MPS__LOCK_SLICE_NS, &slice);
     int err = slice_lock(m, &slice);
     if (err != ETIMEDOUT)
-      return lock_result(m, err);
+      return mps__mutex_result(m, err);
     if (last)
       return lock_grace(m, d);
     if (owner_bogus(m))
@@ -411,13 +434,13 @@ int mps__mutex_lock(mps__mutex *m, const mps__deadline *d)
     return -EPROTO;
   int err = pthread_mutex_trylock(&m->m);
   if (err != EBUSY)
-    return lock_result(m, err);
+    return mps__mutex_result(m, err);
   return d->kind == MPS__ONCE ? lock_grace(m, d) : lock_sliced(m, d);
 }
 
-int mps__mutex_trylock(mps__mutex *m)
+int mps__mutex_trylock_slow(mps__mutex *m)
 {
-  return kind_ok(m) ? lock_result(m, pthread_mutex_trylock(&m->m)) : -EPROTO;
+  return kind_ok(m) ? mps__mutex_result(m, pthread_mutex_trylock(&m->m)) : -EPROTO;
 }
 
 int mps__mutex_lock_spin(mps__mutex *m, const mps__deadline *d)
@@ -429,7 +452,7 @@ int mps__mutex_lock_spin(mps__mutex *m, const mps__deadline *d)
       if (mps__mutex_looks_free(m)) { /* test before test-and-set */
         int err = pthread_mutex_trylock(&m->m);
         if (err != EBUSY)
-          return lock_result(m, err);
+          return mps__mutex_result(m, err);
       }
       mps__cpu_relax();
       if (i % MPS__SPIN_CHECK == 0) {
