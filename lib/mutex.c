@@ -32,6 +32,14 @@
  * read in this process's pid namespace: processes that share a segment
  * must share one (glibc's robust mutexes need that too).
  *
+ * The try and the unlock of an uncontended lock are inline in mutex.h and
+ * check only what keeps glibc from aborting or writing through pointers
+ * read from a segment: the kind word against the two kinds learnt here,
+ * and, on unlock, that the mutex is the first entry of this thread's
+ * robust list (where glibc put it when this thread locked it last).
+ * Everything else comes here: waits, errors, a thread's first unlock, a
+ * mutex released out of the order it was taken (a walk of the list).
+ *
  * Every lock takes the caller's deadline, so a holder that is stopped
  * (SIGSTOP, a debugger, a frozen cgroup) while it holds the lock delays a
  * call with a timeout until that timeout and no longer. Timeout 0 tries
