@@ -24,7 +24,7 @@
 #define FUZZ_T 0.001 /* seconds */
 
 /* Writes the segment file; returns its name (static), or NULL. */
-static const char *fuzz_segment(const uint8_t *data, size_t size)
+static inline const char *fuzz_segment(const uint8_t *data, size_t size)
 {
   static char name[64];
   snprintf(name, sizeof(name), "/mps-fuzz-%d", (int)getpid());
@@ -44,7 +44,7 @@ static const char *fuzz_segment(const uint8_t *data, size_t size)
 
 /* Reads every byte of a region the library handed out: a stray pointer
  * faults here. */
-static unsigned fuzz_touch(const void *p, size_t n)
+static inline unsigned fuzz_touch(const void *p, size_t n)
 {
   const volatile unsigned char *c = p;
   unsigned sum = 0;

@@ -21,17 +21,17 @@
  * tests/test_error.c scans the headers and fails on a missing one. */
 #define MPS__ERRORS(X)                                                                             \
   X(EINVAL, "invalid argument")                                                                    \
-  X(EAGAIN, "would block (timeout 0)")                                                             \
+  X(EAGAIN, "not possible now: would block (timeout 0), or still being created; retry")            \
   X(ETIMEDOUT, "timed out")                                                                        \
   X(EMSGSIZE, "message too large for the object or the buffer")                                    \
   X(EEXIST, "an object with this name exists")                                                     \
   X(ENOENT, "no object with this name")                                                            \
   X(EPIPE, "closed, shut down or broken")                                                          \
   X(ENOMEM, "out of memory or shared memory")                                                      \
-  X(EPERM, "not the owner of the lock")                                                            \
+  X(EPERM, "not the owner (of the lock, or of the name)")                                          \
   X(EOVERFLOW, "value would exceed its limit")                                                     \
-  X(EPROTO, "not an mpshare object of this kind and layout version")                               \
-  X(EDEADLK, "the calling thread already holds this lock")                                         \
+  X(EPROTO, "not an mpshare object of this kind and layout version, or a damaged one")             \
+  X(EDEADLK, "the calling thread already holds this lock, or is inside a call on this object")     \
   X(EACCES, "permission denied")                                                                   \
   X(ECHILD, "no such child of this process, or the worker running the task died")                  \
   X(ESRCH, "no such process")                                                                      \
@@ -54,6 +54,7 @@
   X(EHOSTUNREACH, "the server's host cannot be reached or does not answer")                        \
   X(ECONNRESET, "the connection to the server was lost during the call")                           \
   X(ENOTCONN, "not connected")                                                                     \
+  X(ENOBUFS, "no buffer space: the kernel is short of memory")                                     \
   X(EOWNERDEAD, "the owner died")                                                                  \
   X(ENOTRECOVERABLE, "state not recoverable")
 

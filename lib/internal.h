@@ -196,6 +196,10 @@ int mps__seg_open(mps__seg *s, const char *name, enum mps__kind kind, size_t min
 
 void mps__seg_close(mps__seg *s);
 
+/* Removes the local name `name` (mps_unlink, in queue.c, sends a redis://
+ * one to the Redis backend first). 0, -EINVAL, -ENOENT, -EACCES. */
+int mps__seg_unlink(const char *name);
+
 /* How one kind of object makes or checks its segment. init fills a new,
  * zeroed object before it is published (NULL: nothing to fill); check
  * refuses a named one that an opener must not trust, with -EPROTO (NULL:

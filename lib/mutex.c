@@ -125,11 +125,48 @@ static unsigned owner_word(const mps__mutex *m)
   return (unsigned)__atomic_load_n(&m->m.__data.__lock, __ATOMIC_RELAXED);
 }
 
+/* Whether m's list links are those of a mutex this thread holds: the pair
+ * stored in m equals the pair of some entry on this thread's robust list
+ * (the entry is m itself, or m seen through another mapping of the same
+ * segment). Entries point at a mutex's __list.__next, __prev just before
+ * it; the low bit marks priority-inheritance mutexes. The walk is as long
+ * as the number of robust mutexes this thread holds, one or two. */
+static bool linked_by_me(const mps__mutex *m)
+{
+  if (mps__robust_head == &no_list) {
+    struct robust_list_head *h = NULL;
+    size_t len;
+    if (syscall(SYS_get_robust_list, 0, &h, &len) < 0 || h == NULL)
+      return true; /* no robust list: glibc will not unlink through m either */
+    mps__robust_head = h;
+  }
+  void *next = m->m.__data.__list.__next, *prev = m->m.__data.__list.__prev;
+  struct robust_list *head = &mps__robust_head->list;
+  struct robust_list *e = (struct robust_list *)((uintptr_t)head->next & ~(uintptr_t)1);
+  for (int n = 0; e != head && e != NULL && n < 4096; n++) {
+    void **node = (void **)e;
+    if (node[0] == next && node[-1] == prev)
+      return true;
+    e = (struct robust_list *)((uintptr_t)e->next & ~(uintptr_t)1);
+  }
+  return false;
+}
+
 /* A trylock cannot tell ownership without side effects (it would take, and
- * so hide, a dead owner's lock): read the word instead. */
+ * so hide, a dead owner's lock): read the word instead. A word naming this
+ * thread on a mutex it never took (not on its robust list) is forged, and
+ * does not make it the holder. */
 bool mps__mutex_held(const mps__mutex *m)
 {
-  return (owner_word(m) & FUTEX_TID_MASK) == (unsigned)mps__self_tid();
+  return (owner_word(m) & FUTEX_TID_MASK) == (unsigned)mps__self_tid() && linked_by_me(m);
+}
+
+/* glibc believes an owner word that names the caller: an error-checking
+ * lock says EDEADLK and a recursive one counts a level of a lock nobody
+ * took. Only a mutex this thread really holds may be re-entered. */
+static bool forged_self(const mps__mutex *m)
+{
+  return (owner_word(m) & FUTEX_TID_MASK) == (unsigned)mps__self_tid() && !linked_by_me(m);
 }
 
 int mps__mutex_owner(const mps__mutex *m, bool *died)
@@ -177,47 +214,15 @@ bool mps__single_cpu(void)
   return n == 1;
 }
 
-/* Whether m's list links are those of a mutex this thread holds: the pair
- * stored in m equals the pair of some entry on this thread's robust list
- * (the entry is m itself, or m seen through another mapping of the same
- * segment). Entries point at a mutex's __list.__next, __prev just before
- * it; the low bit marks priority-inheritance mutexes. The walk is as long
- * as the number of robust mutexes this thread holds, one or two. */
-static bool linked_by_me(const mps__mutex *m)
-{
-  if (mps__robust_head == &no_list) {
-    struct robust_list_head *h = NULL;
-    size_t len;
-    if (syscall(SYS_get_robust_list, 0, &h, &len) < 0 || h == NULL)
-      return true; /* no robust list: glibc will not unlink through m either */
-    mps__robust_head = h;
-  }
-  void *next = m->m.__data.__list.__next, *prev = m->m.__data.__list.__prev;
-  struct robust_list *head = &mps__robust_head->list;
-  struct robust_list *e = (struct robust_list *)((uintptr_t)head->next & ~(uintptr_t)1);
-  for (int n = 0; e != head && e != NULL && n < 4096; n++) {
-    void **node = (void **)e;
-    if (node[0] == next && node[-1] == prev)
-      return true;
-    e = (struct robust_list *)((uintptr_t)e->next & ~(uintptr_t)1);
-  }
-  return false;
-}
-
 /* Every check, for the unlocks the inline fast path did not take: the
  * first unlock of a thread, a recursive level, mutexes released out of
  * the order they were taken, and every error. */
 int mps__mutex_unlock_slow(mps__mutex *m)
 {
+  /* glibc unlinks m from the robust list it names: only a mutex on ours. */
   if (!mps__mutex_held(m))
     return -EPERM;
-  bool kind = kind_ok(m);
-  /* A recursive mutex held more than once is only counted down; any other
-   * unlock unlinks it. */
-  bool counted = kind && m->m.__data.__kind == kind_of(true) && m->m.__data.__count > 1;
-  if (!counted && !linked_by_me(m))
-    return -EPERM;
-  if (kind)
+  if (kind_ok(m))
     return -pthread_mutex_unlock(&m->m);
   /* Its kind was damaged while this thread held it. glibc aborts on some
    * kinds and releases others without unlinking them from this thread's
@@ -429,7 +434,7 @@ static int lock_sliced(mps__mutex *m, const mps__deadline *d)
 
 int mps__mutex_lock_wait(mps__mutex *m, const mps__deadline *d)
 {
-  if (!kind_ok(m))
+  if (!kind_ok(m) || forged_self(m))
     return -EPROTO;
   return d->kind == MPS__ONCE ? lock_grace(m, d) : lock_sliced(m, d);
 }
@@ -438,7 +443,7 @@ int mps__mutex_lock(mps__mutex *m, const mps__deadline *d)
 {
   /* glibc asserts on kinds it does not expect in a robust mutex's place
    * (priority protection, priority inheritance): never hand it one. */
-  if (!kind_ok(m))
+  if (!kind_ok(m) || forged_self(m))
     return -EPROTO;
   int err = pthread_mutex_trylock(&m->m);
   if (err != EBUSY)
@@ -448,7 +453,16 @@ int mps__mutex_lock(mps__mutex *m, const mps__deadline *d)
 
 int mps__mutex_trylock_slow(mps__mutex *m)
 {
-  return kind_ok(m) ? mps__mutex_result(m, pthread_mutex_trylock(&m->m)) : -EPROTO;
+  if (!kind_ok(m) || forged_self(m))
+    return -EPROTO;
+  /* Held by another thread, alive as far as the word says: glibc's try
+   * would fail too, after taking the line from the holder for its
+   * compare-and-swap. A dead owner's word goes to glibc, which hands the
+   * lock over, and so does this thread's own (EDEADLK, a recursive level). */
+  unsigned w = owner_word(m), tid = w & FUTEX_TID_MASK;
+  if (tid != 0 && tid != (unsigned)mps__self_tid() && !(w & FUTEX_OWNER_DIED))
+    return -EAGAIN;
+  return mps__mutex_result(m, pthread_mutex_trylock(&m->m));
 }
 
 int mps__mutex_lock_spin(mps__mutex *m, const mps__deadline *d)

@@ -229,6 +229,14 @@ mps_queue *mps_queue_create(const char *name, const mps_queue_opts *opts)
 
 mps_queue *mps_queue_open(const char *name) { return q_make(MPS__SEG_OPEN, name, NULL); }
 
+/* mps_unlink (common.h) is here, above both kinds of name, so that
+ * segment.c, below every object, never calls up into the Redis backend:
+ * a redis:// name can only be a remote queue's, any other is a segment's. */
+int mps_unlink(const char *name)
+{
+  return mps__is_remote_name(name) ? mps__rq_unlink(name) : mps__seg_unlink(name);
+}
+
 /* An open handle: made, and neither closed nor freed (internal.h). */
 static bool q_open(const mps_queue *q) { return mps__seg_live(q) && !q->closed; }
 

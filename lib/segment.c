@@ -43,7 +43,6 @@
 #include <unistd.h>
 
 #include "internal.h"
-#include "remote.h"
 
 /* How long an opener waits for a creator to publish a new segment (the
  * fuzzers build with a shorter wait, to spend their time elsewhere). */
@@ -352,10 +351,8 @@ int mps__seg_free_handle(void *handle)
   return 0;
 }
 
-int mps_unlink(const char *name)
+int mps__seg_unlink(const char *name)
 {
-  if (mps__is_remote_name(name))
-    return mps__rq_unlink(name);
   char path[MPS_NAME_MAX + 2];
   int err = mps__name_check(name, path);
   if (err < 0)

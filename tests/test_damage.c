@@ -311,6 +311,54 @@ Test(damage, an_owner_that_does_not_map_the_segment_ends_a_wait, .timeout = 30)
   child_expect_signal(other, SIGKILL);
 }
 
+/* An owner word forged to name the caller itself: glibc would answer
+ * EDEADLK (or count a recursive level of a lock nobody took), and the
+ * library would then take the caller for the holder. It is damage. */
+Test(damage, an_owner_word_naming_the_caller_is_eproto, .timeout = 30)
+{
+  for (size_t i = 0; i < NKINDS; i++) {
+    char name[64];
+    create_named(&kinds[i], name);
+    void *h = kinds[i].open(name);
+    cr_assert_not_null(h);
+    struct mapping m = map_named(name);
+    size_t off[4];
+    cr_assert_gt(find_mutexes(m, off, 4), 0);
+    pthread_mutex_t *mu = mutex_at(m, off[0]);
+    mu->__data.__lock = (int)gettid();
+    int r = kinds[i].use(h);
+    cr_expect_eq(r, -EPROTO, "%s: %d", kinds[i].what, r);
+    mu->__data.__lock = 0;
+    kinds[i].close(h);
+    munmap(m.p, m.size);
+    mps_unlink(name);
+  }
+}
+
+Test(damage, a_condition_whose_lock_names_the_caller_is_not_held, .timeout = 30)
+{
+  char name[64];
+  test_name(name, "cond-self");
+  mps_cond *c = mps_cond_create(name);
+  cr_assert_not_null(c);
+  struct mapping m = map_named(name);
+  size_t off[4];
+  cr_assert_gt(find_mutexes(m, off, 4), 0);
+  pthread_mutex_t *mu = mutex_at(m, off[0]);
+  mu->__data.__lock = (int)gettid();
+  cr_expect_eq(mps_cond_acquire(c, 0.01), -EPROTO);
+  cr_expect_eq(mps_cond_notify(c, 1), -EPERM);
+  cr_expect_eq(mps_cond_wait(c, 0), -EPERM);
+  cr_expect_eq(mps_cond_release(c), -EPERM);
+  mu->__data.__lock = 0;
+  cr_expect_eq(mps_cond_acquire(c, 0.01), 0);
+  cr_expect_eq(mps_cond_notify(c, 1), 0);
+  cr_expect_eq(mps_cond_release(c), 0);
+  mps_cond_close(c);
+  munmap(m.p, m.size);
+  mps_unlink(name);
+}
+
 /* ---- handles after close ------------------------------------------------ */
 
 /* Reading a freed handle is what the magic word catches in a normal build;

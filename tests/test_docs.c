@@ -1,7 +1,7 @@
 /* The documents and the interface lists stay true: README.md's complete C
- * programs build and run, the man pages lint clean, and the exported
- * symbols match lib/libmpshare.sym and the headers. Each check is a script
- * in tests/ that prints what is wrong. */
+ * programs build and run, the man pages lint clean, the exported symbols
+ * match lib/libmpshare.sym and the headers, and no two files of lib/ call
+ * each other. Each check is a script in tests/ that prints what is wrong. */
 #include "helpers.h"
 
 static void run_script(const char *script, const char *args)
@@ -40,6 +40,15 @@ Test(docs, exported_symbols_match_the_list, .timeout = 60)
   char args[2048];
   snprintf(args, sizeof(args), "'%s' '%s'", env("MPS_SRCDIR"), env("MPS_BUILDDIR"));
   run_script("check_symbols.sh", args);
+}
+
+/* Dependencies in lib/ run one way (docs/DESIGN.md): no two files call
+ * into each other, directly or around a loop. */
+Test(docs, lib_files_never_call_each_other, .timeout = 60)
+{
+  char args[2048];
+  snprintf(args, sizeof(args), "'%s' '%s'", env("MPS_SRCDIR"), env("MPS_BUILDDIR"));
+  run_script("check_calls.sh", args);
 }
 
 Test(docs, man_pages_lint_clean_and_their_examples_run, .timeout = 240)

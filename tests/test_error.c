@@ -72,15 +72,19 @@ Test(error, the_strings_are_static, .timeout = 10)
   cr_expect_eq(a, mps_strerror(ENOTDIR), "the same static string each time");
 }
 
-/* Every E-name a public header documents has a name and a text of its own
- * in the table, so that a new error cannot be documented without one. */
+/* Every E-name a public header or a man page documents has a name and a
+ * text of its own in the table, so that a new error cannot be documented
+ * without one. (The pages' section headings, ERRORS and EXAMPLES, are no
+ * errno names.) */
 Test(error, every_errno_in_the_headers_is_in_the_table, .timeout = 10)
 {
   const char *src = getenv("MPS_SRCDIR");
   cr_assert_not_null(src, "MPS_SRCDIR is set by make check");
   char cmd[4096];
   snprintf(cmd, sizeof(cmd),
-           "cat '%s'/include/mpshare/*.h | grep -oE '\\bE[A-Z]{2,}[A-Z0-9]*\\b' | sort -u", src);
+           "cat '%s'/include/mpshare/*.h '%s'/man/*.[137] | grep -v '^\\.SH' | "
+           "grep -oE '\\bE[A-Z]{2,}[A-Z0-9]*\\b' | sort -u",
+           src, src);
   FILE *f = popen(cmd, "r");
   cr_assert_not_null(f);
   char name[64];

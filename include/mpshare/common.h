@@ -30,6 +30,22 @@
  * Timeouts are double seconds: MPS_FOREVER (any negative value) blocks, 0
  * tries once (-EAGAIN if it would block), > 0 waits at most that long on the
  * monotonic clock (-ETIMEDOUT). NaN is -EINVAL.
+ *
+ * Errors many calls share; each call lists the ones it can return:
+ *   - EAGAIN from a named object's open: a live process is still creating
+ *     it (for longer than the 200 ms the open waits); retry.
+ *   - EPROTO: the segment is not what this library wrote. From an open: a
+ *     foreign or truncated file, another kind or layout version, or a
+ *     creator that died before finishing it. From a call that takes the
+ *     object's lock: the object is damaged (a lock word naming a thread
+ *     that no longer exists, an index out of range); nothing was done.
+ *   - EDEADLK from a call that takes an object's internal lock: this
+ *     thread is already inside a call on the same object (a signal handler
+ *     interrupted it); nothing was done and the outer call is unharmed.
+ *   - ETIMEDOUT / EAGAIN from a timed call also when a stopped process
+ *     (SIGSTOP, a debugger) held the object's lock past the deadline.
+ *   - EINVAL from a call on a handle already closed or freed, as far as
+ *     that can still be told: a guard against a mistake, not a promise.
  */
 #ifndef MPSHARE_COMMON_H
 #define MPSHARE_COMMON_H
@@ -97,7 +113,8 @@ MPS_API unsigned mps_version_number(void);
 /* Removes the named object so that it can no longer be opened; processes
  * that have it open keep using it until they close it.
  * Returns: 0.
- * Errors: -EINVAL (bad name), -ENOENT (no such name), -EACCES.
+ * Errors: -EINVAL (bad name), -ENOENT (no such name), -EACCES or -EPERM
+ * (another user's name).
  * A redis:// name (see <mpshare/queue.h>) deletes that remote queue and
  * its messages on the server at once; its handles then fail with -ENOENT.
  * More errors then: -EPROTO (the key is not an mpshare queue), -ENOTSUP,

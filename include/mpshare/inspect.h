@@ -73,7 +73,8 @@ typedef struct mps_object_info {
  * Returns: 0.
  * Errors: -EINVAL (bad name, NULL info), -ENOENT, -EACCES, -EPROTO (not an
  * mpshare object, another layout version, or damaged: info->kind is then
- * "foreign" and only name and size are filled).
+ * "foreign" and only name and size are filled), -ENOMEM, -EMFILE, -ENFILE
+ * (out of memory or file descriptors).
  * Owns: nothing is allocated; the strings in *info are static. */
 MPS_API int mps_inspect(const char *name, mps_object_info *info);
 
@@ -84,8 +85,9 @@ MPS_API int mps_inspect(const char *name, mps_object_info *info);
  * also the other files this user owns there, as "foreign"), sorted by
  * name, with the number of live processes that map each.
  * Returns: 0, with a new array in *list of *n entries.
- * Errors: -EINVAL (NULL list or n, unknown flags), -ENOMEM, or a negative
- * errno from opening /dev/shm; *list is then NULL and *n 0.
+ * Errors: -EINVAL (NULL list or n, unknown flags), -ENOMEM, or opendir(3)'s
+ * error on /dev/shm (-ENOENT, -EACCES, -EMFILE, -ENFILE); *list is then
+ * NULL and *n 0.
  * Owns: the caller releases *list with mps_inspect_free (also when *n is
  * 0). */
 MPS_API int mps_inspect_list(mps_object_info **list, size_t *n, unsigned flags);

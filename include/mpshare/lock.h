@@ -38,8 +38,9 @@ MPS_API mps_lock *mps_lock_create(const char *name);
 
 /* Opens the named lock `name`.
  * Returns: the handle.
- * Errors: NULL with errno EINVAL (bad name), ENOENT, EACCES, EPROTO (not an
- * mpshare lock of this layout version), ENOMEM.
+ * Errors: NULL with errno EINVAL (bad name), ENOENT, EACCES, EAGAIN (a
+ * process is still creating it: retry), EPROTO (not an mpshare lock of
+ * this layout version, or a damaged one), ENOMEM.
  * Owns: the caller owns the handle (mps_lock_close). */
 MPS_API mps_lock *mps_lock_open(const char *name);
 
@@ -47,7 +48,8 @@ MPS_API mps_lock *mps_lock_open(const char *name);
  * this process (the others would recover it as from a dead owner).
  * Returns: 0; 0 for NULL.
  * Errors: -EINVAL when l is the lock of a value or array
- * (mps_value_get_lock, mps_array_get_lock), which its value owns.
+ * (mps_value_get_lock, mps_array_get_lock), which its value owns, or a
+ * handle closed already.
  * Owns: l is freed, except on -EINVAL. */
 MPS_API int mps_lock_close(mps_lock *l);
 
@@ -55,7 +57,10 @@ MPS_API int mps_lock_close(mps_lock *l);
  * Returns: 0, or MPS_OWNER_DIED (acquired; the previous owner died holding
  * it: the data it protects may be half-updated).
  * Errors: -EAGAIN (timeout 0 and held), -ETIMEDOUT, -EDEADLK (this thread
- * holds it already), -EINVAL (NULL l, NaN timeout). */
+ * holds it already), -EPROTO (the lock is damaged: its owner word names a
+ * thread that no longer exists or a process that does not map it, or its
+ * kind is not one this library makes; nothing was taken), -EINVAL (NULL l,
+ * NaN timeout). */
 MPS_API MPS_NODISCARD int mps_lock_acquire(mps_lock *l, double timeout);
 
 /* Releases l, which the calling thread holds.
@@ -70,7 +75,7 @@ MPS_API int mps_lock_release(mps_lock *l);
  * many times. The same calls, returns, errors and ownership as mps_lock_*,
  * except that acquiring it again from its owner succeeds, up to
  * MPS_RLOCK_DEPTH_MAX levels (-EAGAIN beyond; never -EDEADLK), and that an
- * RLock's close has no -EINVAL case. */
+ * RLock's close fails with -EINVAL only for a handle closed already. */
 MPS_API mps_rlock *mps_rlock_new(void);
 MPS_API mps_rlock *mps_rlock_create(const char *name);
 MPS_API mps_rlock *mps_rlock_open(const char *name);
@@ -93,12 +98,12 @@ MPS_API int mps_rlock_release(mps_rlock *l);
  *
  * The block runs when the acquire succeeded (0 or MPS_OWNER_DIED, which the
  * block sees in rc) and is skipped otherwise: a NULL lock (the lock of a raw
- * value) gives -EINVAL, a lock this thread holds already -EDEADLK. The
- * macro only writes rc, so a caller that never reads it gets GCC's "set but
- * not used" warning (-Wall; Clang 14 does not warn through the macro). The
- * lock is released when the block is
- * left in any way, including break, continue, return and goto. l is
- * evaluated once. Needs GCC or Clang (the cleanup attribute). */
+ * value) gives -EINVAL, a lock this thread holds already -EDEADLK, a damaged
+ * one -EPROTO, as mps_lock_acquire returns them. The macro only writes rc,
+ * so a caller that never reads it gets GCC's "set but not used" warning
+ * (-Wall; Clang 14 does not warn through the macro). The lock is released
+ * when the block is left in any way, including break, continue, return and
+ * goto. l is evaluated once. Needs GCC or Clang (the cleanup attribute). */
 #define MPS_WITH_LOCK(l, rc)                                                                       \
   for (struct mps__with _mps_with __attribute__((cleanup(mps__with_exit))) = {(l), ((rc) = 0, 0)}; \
        _mps_with.state == 0 && ((rc) = mps__with_enter(&_mps_with), _mps_with.state == 1);         \

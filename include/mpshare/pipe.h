@@ -41,7 +41,8 @@ MPS_API MPS_NODISCARD int mps_pipe(mps_conn **a, mps_conn **b, bool duplex);
  * Returns: 0 (the whole message is sent).
  * Errors: -EMSGSIZE (len above MPS_CONN_MSG_MAX: nothing sent), -EPIPE (the
  * peer closed or died), -EINVAL (NULL c, NULL buf with len > 0, or c is a
- * read-only end).
+ * read-only end), -ENOMEM or -ENOBUFS (the kernel is short of memory:
+ * nothing sent).
  * Owns: buf stays the caller's; the message is copied. */
 MPS_API MPS_NODISCARD int mps_conn_send(mps_conn *c, const void *buf, size_t len);
 
@@ -51,13 +52,15 @@ MPS_API MPS_NODISCARD int mps_conn_send(mps_conn *c, const void *buf, size_t len
  * Errors: -EMSGSIZE (longer than cap: the message stays to be read again
  * with a bigger buffer), -EPIPE (the peer closed or died and nothing is
  * left to read), -EAGAIN (timeout 0, nothing ready), -ETIMEDOUT, -EINVAL
- * (NULL c, NULL buf with cap > 0, NaN timeout, or c is a write-only end). */
+ * (NULL c, NULL buf with cap > 0, NaN timeout, or c is a write-only end),
+ * -ENOMEM (the kernel is short of memory). */
 MPS_API MPS_NODISCARD ssize_t mps_conn_recv(mps_conn *c, void *buf, size_t cap, double timeout);
 
 /* Waits at most timeout seconds for c to become readable.
  * Returns: 1 when a message is ready or the peer closed (recv then gives
  * -EPIPE), 0 when the timeout passed.
- * Errors: -EINVAL (NULL c, NaN timeout, write-only end). */
+ * Errors: -EINVAL (NULL c, NaN timeout, write-only end), -ENOMEM (the
+ * kernel is short of memory). */
 MPS_API MPS_NODISCARD int mps_conn_poll(mps_conn *c, double timeout);
 
 /* The connection's file descriptor, for the caller's own poll()/epoll loop
@@ -70,6 +73,7 @@ MPS_API int mps_conn_fileno(const mps_conn *c);
 /* Closes this process's copy of the end; the peer sees -EPIPE once every
  * copy is closed.
  * Returns: 0; 0 for NULL.
+ * Errors: -EINVAL (a handle closed already).
  * Owns: c is freed. */
 MPS_API int mps_conn_close(mps_conn *c);
 

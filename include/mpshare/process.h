@@ -146,7 +146,8 @@ MPS_API int mps_process_detach(mps_process *p);
  * join, first). In any other process (a child that inherited the handle
  * through fork) it only releases memory.
  * Returns: 0; 0 for NULL.
- * Errors: -EBUSY (the child still runs).
+ * Errors: -EBUSY (the child still runs), -EINVAL (a handle freed
+ * already).
  * Owns: p is freed, except on -EBUSY: the handle then stays valid. */
 MPS_API int mps_process_free(mps_process *p);
 

@@ -121,8 +121,9 @@ MPS_API mps_queue *mps_queue_create(const char *name, const mps_queue_opts *opts
 
 /* Opens a named queue.
  * Returns: the handle.
- * Errors: NULL with errno EINVAL (bad name), ENOENT, EACCES, EPROTO (not a
- * queue, another layout version, or a damaged segment), ENOMEM.
+ * Errors: NULL with errno EINVAL (bad name), ENOENT, EACCES, EAGAIN (a
+ * process is still creating it: retry), EPROTO (not a queue, another
+ * layout version, or a damaged segment), ENOMEM.
  * Owns: the caller owns the handle (mps_queue_close). */
 MPS_API mps_queue *mps_queue_open(const char *name);
 
@@ -131,6 +132,7 @@ MPS_API mps_queue *mps_queue_open(const char *name);
  * earlier, keep the mapping until they return from their last call on q
  * and exit; the last one unmaps it.
  * Returns: 0; 0 for NULL.
+ * Errors: -EINVAL (a handle closed already).
  * Owns: q is released: do not use it after close. */
 MPS_API int mps_queue_close(mps_queue *q);
 
@@ -139,7 +141,9 @@ MPS_API int mps_queue_close(mps_queue *q);
  * Returns: 0 (the message is in the queue).
  * Errors: -EMSGSIZE (len > max_msg; nothing queued), -EAGAIN (timeout 0 and
  * full), -ETIMEDOUT, -EPIPE (shut down), -EINVAL (NULL q, NULL msg with
- * len > 0, NaN timeout), -EPROTO (damaged segment).
+ * len > 0, NaN timeout), -EPROTO (damaged segment), -ENOMEM (no memory for
+ * this thread's record of the queue, made at its first call on it),
+ * -EDEADLK (re-entered from a signal handler; see common.h).
  * Owns: msg stays the caller's; the queue holds a copy. */
 MPS_API MPS_NODISCARD int mps_queue_put(mps_queue *q, const void *msg, size_t len, double timeout);
 
@@ -154,7 +158,8 @@ MPS_API MPS_NODISCARD int mps_queue_put_prio(mps_queue *q, int prio, const void 
  * Returns: its length (0..max_msg).
  * Errors: -EMSGSIZE (longer than cap: the message stays queued), -EAGAIN
  * (timeout 0 and empty), -ETIMEDOUT, -EPIPE (shut down and empty), -EINVAL
- * (NULL q, NULL buf with cap > 0, NaN), -EPROTO (damaged segment). */
+ * (NULL q, NULL buf with cap > 0, NaN), -EPROTO (damaged segment),
+ * -ENOMEM, -EDEADLK (as for put). */
 MPS_API MPS_NODISCARD ssize_t mps_queue_get(mps_queue *q, void *buf, size_t cap, double timeout);
 
 /* Puts up to n messages (msgs[i] of lens[i] bytes) at once, in order
@@ -195,20 +200,22 @@ MPS_API size_t mps_queue_max_msg(const mps_queue *q);
 
 /* Marks one message that was got as processed.
  * Returns: 0.
- * Errors: -EINVAL (called more times than there were puts, or NULL q). */
+ * Errors: -EINVAL (called more times than there were puts, or NULL q),
+ * -EPROTO (damaged segment), -ENOMEM, -EDEADLK (as for put). */
 MPS_API int mps_queue_task_done(mps_queue *q);
 
 /* Waits until every message ever put has been marked with task_done.
  * Returns: 0.
  * Errors: -EAGAIN (timeout 0 and tasks pending), -ETIMEDOUT, -EINVAL (NULL,
- * NaN). */
+ * NaN), -EPROTO (damaged segment), -ENOMEM, -EDEADLK (as for put). */
 MPS_API MPS_NODISCARD int mps_queue_join(mps_queue *q, double timeout);
 
 /* Shuts the queue down for every process: puts fail with -EPIPE, gets drain
  * what is left then fail with -EPIPE, and blocked putters and getters wake.
  * It cannot be undone.
  * Returns: 0.
- * Errors: -EINVAL (NULL). */
+ * Errors: -EINVAL (NULL), -EPROTO (damaged segment), -ENOMEM, -EDEADLK (as
+ * for put). */
 MPS_API int mps_queue_shutdown(mps_queue *q);
 
 /* The id of message i (0-based) of this handle's last successful get or

@@ -43,8 +43,8 @@ MPS_API mps_semaphore *mps_bounded_semaphore_new(unsigned value);
  * object).
  * Returns: the handle; the name stays until mps_unlink().
  * Errors: NULL with errno EINVAL (bad name or value), EEXIST (create),
- * ENOENT (open), EACCES, EPROTO (open: not a semaphore of this layout),
- * ENOMEM.
+ * ENOENT (open), EACCES, EAGAIN (open: a process is still creating it),
+ * EPROTO (open: not a semaphore of this layout, or damaged), ENOMEM.
  * Owns: the caller owns the handle (mps_semaphore_close). */
 MPS_API mps_semaphore *mps_semaphore_create(const char *name, unsigned value);
 MPS_API mps_semaphore *mps_bounded_semaphore_create(const char *name, unsigned value);
@@ -52,18 +52,22 @@ MPS_API mps_semaphore *mps_semaphore_open(const char *name);
 
 /* Releases this process's handle and mapping.
  * Returns: 0; 0 for NULL.
+ * Errors: -EINVAL (a handle closed already).
  * Owns: s is freed. */
 MPS_API int mps_semaphore_close(mps_semaphore *s);
 
 /* Takes one unit, waiting at most `timeout` seconds for one.
  * Returns: 0.
- * Errors: -EAGAIN (timeout 0, value 0), -ETIMEDOUT, -EINVAL (NULL, NaN). */
+ * Errors: -EAGAIN (timeout 0, value 0), -ETIMEDOUT, -EINVAL (NULL, NaN),
+ * -EPROTO (damaged), -EDEADLK (re-entered from a signal handler; see
+ * common.h). */
 MPS_API MPS_NODISCARD int mps_semaphore_acquire(mps_semaphore *s, double timeout);
 
 /* Gives one unit back and wakes the waiters.
  * Returns: 0.
  * Errors: -EOVERFLOW (bounded and already at its initial value, or at
- * MPS_SEMAPHORE_MAX), -EINVAL (NULL). */
+ * MPS_SEMAPHORE_MAX), -EINVAL (NULL), -EPROTO (damaged), -EDEADLK
+ * (re-entered from a signal handler). */
 MPS_API int mps_semaphore_release(mps_semaphore *s);
 
 /* The current value, a snapshot that may change at once.
@@ -87,19 +91,22 @@ MPS_API mps_event *mps_event_new(void);
 /* Named forms (mode 0600).
  * Returns: the handle; the name stays until mps_unlink().
  * Errors: NULL with errno EINVAL (bad name), EEXIST (create), ENOENT
- * (open), EACCES, EPROTO (open: not an event of this layout), ENOMEM.
+ * (open), EACCES, EAGAIN (open: a process is still creating it), EPROTO
+ * (open: not an event of this layout, or damaged), ENOMEM.
  * Owns: the caller owns the handle (mps_event_close). */
 MPS_API mps_event *mps_event_create(const char *name);
 MPS_API mps_event *mps_event_open(const char *name);
 
 /* Releases this process's handle and mapping.
  * Returns: 0; 0 for NULL.
+ * Errors: -EINVAL (a handle closed already).
  * Owns: e is freed. */
 MPS_API int mps_event_close(mps_event *e);
 
 /* Sets the flag and wakes every waiter (set), or clears it (clear).
  * Returns: 0.
- * Errors: -EINVAL (NULL). */
+ * Errors: -EINVAL (NULL), -EPROTO (damaged), -EDEADLK (re-entered from a
+ * signal handler). */
 MPS_API int mps_event_set(mps_event *e);
 MPS_API int mps_event_clear(mps_event *e);
 
@@ -111,7 +118,8 @@ MPS_API bool mps_event_is_set(const mps_event *e);
  * waiter that was waiting when set() ran returns 0 even if the flag was
  * cleared again before it woke.
  * Returns: 0.
- * Errors: -EAGAIN (timeout 0, not set), -ETIMEDOUT, -EINVAL (NULL, NaN). */
+ * Errors: -EAGAIN (timeout 0, not set), -ETIMEDOUT, -EINVAL (NULL, NaN),
+ * -EPROTO (damaged), -EDEADLK (re-entered from a signal handler). */
 MPS_API MPS_NODISCARD int mps_event_wait(mps_event *e, double timeout);
 
 /* ---- Condition ------------------------------------------------------------
@@ -135,7 +143,7 @@ typedef struct mps_cond mps_cond;
  * mps_value_get_lock or mps_array_get_lock), or over a lock of its own when
  * lock is NULL, shared with the children forked after it.
  * Returns: the handle.
- * Errors: NULL with errno ENOMEM.
+ * Errors: NULL with errno EINVAL (lock is a handle closed already), ENOMEM.
  * Owns: the caller owns the handle (mps_cond_close); the lock is borrowed
  * and must outlive the condition. */
 MPS_API mps_cond *mps_cond_new(mps_lock *lock);
@@ -151,8 +159,8 @@ MPS_API mps_cond *mps_cond_new_rlock(mps_rlock *lock);
  * another segment cannot be found by name from here).
  * Returns: the handle; the name stays until mps_unlink().
  * Errors: NULL with errno EINVAL (bad name), EEXIST (create), ENOENT
- * (open), EACCES, EPROTO (open: not a named condition of this layout),
- * ENOMEM.
+ * (open), EACCES, EAGAIN (open: a process is still creating it), EPROTO
+ * (open: not a named condition of this layout, or damaged), ENOMEM.
  * Owns: the caller owns the handle (mps_cond_close). */
 MPS_API mps_cond *mps_cond_create(const char *name);
 MPS_API mps_cond *mps_cond_open(const char *name);
@@ -160,6 +168,7 @@ MPS_API mps_cond *mps_cond_open(const char *name);
 /* Releases this process's handle and mapping; the lock must not be held by
  * this thread.
  * Returns: 0; 0 for NULL.
+ * Errors: -EINVAL (a handle closed already).
  * Owns: c is freed; a borrowed lock stays its owner's. */
 MPS_API int mps_cond_close(mps_cond *c);
 
@@ -178,8 +187,9 @@ MPS_API int mps_cond_release(mps_cond *c);
  * Errors: -ETIMEDOUT, -EAGAIN (timeout 0: not notified), -EPERM (the
  * calling thread does not hold the lock; nothing is released), -EUSERS
  * (MPS_COND_MAX_WAITERS wait already: retry once one has left), -EINVAL
- * (NULL, NaN). Whatever the result, a caller that held the lock holds it
- * on return. */
+ * (NULL, NaN), -EPROTO (the lock was found damaged when retaken: it is
+ * not held on return). Whatever the other results, a caller that held the
+ * lock holds it on return. */
 MPS_API MPS_NODISCARD int mps_cond_wait(mps_cond *c, double timeout);
 
 /* Waits until pred(arg) returns non-zero, evaluating it with the lock held,
@@ -187,7 +197,7 @@ MPS_API MPS_NODISCARD int mps_cond_wait(mps_cond *c, double timeout);
  * Returns: 0 once pred is true (also when it is true at once), or
  * MPS_OWNER_DIED (as for wait: returned at once, pred not evaluated again).
  * Errors: -ETIMEDOUT, -EAGAIN (timeout 0; pred still false), -EPERM,
- * -EUSERS, -EINVAL (NULL c or pred, NaN). */
+ * -EUSERS, -EINVAL (NULL c or pred, NaN), -EPROTO (as for wait). */
 MPS_API MPS_NODISCARD int mps_cond_wait_for(mps_cond *c, int (*pred)(void *arg), void *arg,
                                             double timeout);
 
@@ -227,14 +237,15 @@ MPS_API mps_barrier *mps_barrier_new(unsigned parties);
 /* Named forms (mode 0600).
  * Returns: the handle; the name stays until mps_unlink().
  * Errors: NULL with errno EINVAL (bad name or parties), EEXIST (create),
- * ENOENT (open), EACCES, EPROTO (open: not a barrier of this layout),
- * ENOMEM.
+ * ENOENT (open), EACCES, EAGAIN (open: a process is still creating it),
+ * EPROTO (open: not a barrier of this layout, or damaged), ENOMEM.
  * Owns: the caller owns the handle (mps_barrier_close). */
 MPS_API mps_barrier *mps_barrier_create(const char *name, unsigned parties);
 MPS_API mps_barrier *mps_barrier_open(const char *name);
 
 /* Releases this process's handle and mapping.
  * Returns: 0; 0 for NULL.
+ * Errors: -EINVAL (a handle closed already).
  * Owns: b is freed. */
 MPS_API int mps_barrier_close(mps_barrier *b);
 
@@ -243,19 +254,24 @@ MPS_API int mps_barrier_close(mps_barrier *b);
  * 0..parties-1 (parties-1 for the last one, which releases the others).
  * Errors: -EPIPE (broken before or while waiting, or reset while waiting);
  * -ETIMEDOUT, -EAGAIN (timeout 0) when this call's timeout ran out: it
- * breaks the barrier and the other waiters get -EPIPE; -EINVAL (NULL,
- * NaN). */
+ * breaks the barrier and the other waiters get -EPIPE (but when the
+ * timeout ran out before this party could take the barrier's lock, held
+ * by a stopped process, it has not arrived and nothing is broken);
+ * -EINVAL (NULL, NaN); -EPROTO (damaged); -EDEADLK (re-entered from a
+ * signal handler: not arrived). */
 MPS_API MPS_NODISCARD int mps_barrier_wait(mps_barrier *b, double timeout);
 
 /* Breaks the barrier: waiters and later waits get -EPIPE until reset.
  * Returns: 0.
- * Errors: -EINVAL (NULL). */
+ * Errors: -EINVAL (NULL), -EPROTO (damaged), -EDEADLK (re-entered from a
+ * signal handler). */
 MPS_API int mps_barrier_abort(mps_barrier *b);
 
 /* Starts a fresh round: the barrier is no longer broken and nobody has
  * arrived. Processes waiting at that moment get -EPIPE.
  * Returns: 0.
- * Errors: -EINVAL (NULL). */
+ * Errors: -EINVAL (NULL), -EPROTO (damaged), -EDEADLK (re-entered from a
+ * signal handler). */
 MPS_API int mps_barrier_reset(mps_barrier *b);
 
 /* The number of parties, and the arrivals in the current round (dead

@@ -85,13 +85,15 @@ MPS_API mps_value *mps_value_create_sized(const char *name, size_t size, bool lo
 
 /* Opens the named value `name`.
  * Returns: the handle.
- * Errors: NULL with errno EINVAL (bad name), ENOENT, EACCES, EPROTO (not an
- * mpshare value of this layout, or inconsistent sizes), ENOMEM.
+ * Errors: NULL with errno EINVAL (bad name), ENOENT, EACCES, EAGAIN (a
+ * process is still creating it: retry), EPROTO (not an mpshare value of
+ * this layout, inconsistent sizes, or a damaged lock), ENOMEM.
  * Owns: the caller owns the handle (mps_value_close). */
 MPS_API mps_value *mps_value_open(const char *name);
 
 /* Releases the handle and this process's mapping.
  * Returns: 0; 0 for NULL.
+ * Errors: -EINVAL (a handle closed already).
  * Owns: v is freed; the pointer from mps_value_ptr and the lock from
  * mps_value_get_lock die with it. */
 MPS_API int mps_value_close(mps_value *v);
@@ -132,12 +134,15 @@ MPS_API mps_array *mps_array_create_init(const char *name, mps_type type, size_t
 
 /* Opens the named array `name`.
  * Returns: the handle.
- * Errors: NULL with errno EINVAL, ENOENT, EACCES, EPROTO, ENOMEM.
+ * Errors: NULL with errno EINVAL (bad name), ENOENT, EACCES, EAGAIN (a
+ * process is still creating it: retry), EPROTO (as for mps_value_open),
+ * ENOMEM.
  * Owns: the caller owns the handle (mps_array_close). */
 MPS_API mps_array *mps_array_open(const char *name);
 
 /* Releases the handle and this process's mapping.
  * Returns: 0; 0 for NULL.
+ * Errors: -EINVAL (a handle closed already).
  * Owns: a is freed; its data pointer and lock die with it. */
 MPS_API int mps_array_close(mps_array *a);
 
@@ -162,7 +167,9 @@ MPS_API mps_shm *mps_shm_create(const char *name, size_t size);
 
 /* Opens the named block `name`.
  * Returns: the handle.
- * Errors: NULL with errno EINVAL, ENOENT, EACCES, EPROTO, ENOMEM.
+ * Errors: NULL with errno EINVAL (bad name), ENOENT, EACCES, EAGAIN (a
+ * process is still creating it: retry), EPROTO (not an mpshare shared
+ * memory block of this layout, or inconsistent sizes), ENOMEM.
  * Owns: the caller owns the handle (mps_shm_close). */
 MPS_API mps_shm *mps_shm_open(const char *name);
 
@@ -174,6 +181,7 @@ MPS_API size_t mps_shm_size(const mps_shm *s);
 
 /* Releases the handle and this process's mapping.
  * Returns: 0; 0 for NULL.
+ * Errors: -EINVAL (a handle closed already).
  * Owns: s is freed. */
 MPS_API int mps_shm_close(mps_shm *s);
 
