@@ -2,8 +2,9 @@
  * subtracts 1, N times each under a lock) timed for an mpshare Value's lock
  * and for the raw pthread mutexes a user would otherwise write, alternating
  * in the same run. Prints ns per locked operation and the ratio to the raw
- * robust process-shared mutex, for the median round and for the best one
- * (on a shared machine, load only ever adds time).
+ * robust process-shared mutex: wall clock of the median and of the best
+ * round (on a shared machine, load only ever adds time), and the CPU time
+ * of both processes in the median round.
  *
  *   lock_bench [iterations] [rounds]
  *   lock_bench --one [iterations]
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -76,13 +78,21 @@ static struct raw *raw_new(bool robust)
   return r;
 }
 
-/* One timed run of kind k: ns per locked operation, or -1 if the counter
- * did not end at 0. */
-static double run(enum kind k, long n)
+static double cpu_children(void)
+{
+  struct rusage ru;
+  getrusage(RUSAGE_CHILDREN, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
+
+/* One timed run of kind k: wall-clock ns per locked operation, and the
+ * CPU time both processes used per operation in *cpu (less sensitive to
+ * other load than wall clock); -1 if the counter did not end at 0. */
+static double run(enum kind k, long n, double *cpu)
 {
   struct raw *r = k == MPS_VALUE ? NULL : raw_new(k == RAW_ROBUST);
   mps_value *v = k == MPS_VALUE ? mps_value_new(MPS_LONG, true) : NULL;
-  double t0 = now();
+  double c0 = cpu_children(), t0 = now();
   for (int c = 0; c < 2; c++) {
     if (fork() == 0) {
       if (r)
@@ -95,6 +105,7 @@ static double run(enum kind k, long n)
   while (wait(NULL) > 0)
     ;
   double ns = (now() - t0) * 1e9 / (2.0 * n);
+  *cpu = (cpu_children() - c0) * 1e9 / (2.0 * n);
   long end = r ? r->counter : *(long *)mps_value_ptr(v);
   if (r)
     munmap(r, 4096);
@@ -136,24 +147,28 @@ int main(int argc, char **argv)
   int rounds = argc > 2 ? atoi(argv[2]) : 5;
   if (n < 1 || rounds < 1 || rounds > 100)
     return 2;
-  double t[KINDS][100];
+  double t[KINDS][100], cpu[KINDS][100];
   for (int i = 0; i < rounds; i++)
     for (int k = 0; k < KINDS; k++)
-      if ((t[k][i] = run((enum kind)k, n)) < 0) {
+      if ((t[k][i] = run((enum kind)k, n, &cpu[k][i])) < 0) {
         fprintf(stderr, "%s: the counter did not end at 0\n", names[k]);
         return 1;
       }
-  printf("increment/decrement, 2 processes x %ld locked ops, %d rounds\n", n, rounds);
-  printf("%-28s %12s %12s %12s %12s\n", "lock", "median ns/op", "vs robust", "best ns/op",
-         "vs robust");
-  double base = 0, base_best = 0;
+  printf("increment/decrement, 2 processes x %ld locked ops, %d rounds; ns per locked op\n", n,
+         rounds);
+  printf("%-26s %14s %14s %14s\n", "lock", "wall median", "wall best", "CPU median");
+  double base[3] = {0, 0, 0};
   for (int k = 0; k < KINDS; k++) {
     qsort(t[k], (size_t)rounds, sizeof(double), cmp);
-    double med = t[k][rounds / 2], best = t[k][0];
-    if (k == RAW_ROBUST)
-      base = med, base_best = best;
-    printf("%-28s %12.1f %11.2fx %12.1f %11.2fx\n", names[k], med, med / base, best,
-           best / base_best);
+    qsort(cpu[k], (size_t)rounds, sizeof(double), cmp);
+    double v[3] = {t[k][rounds / 2], t[k][0], cpu[k][rounds / 2]};
+    printf("%-26s", names[k]);
+    for (int j = 0; j < 3; j++) {
+      if (k == RAW_ROBUST)
+        base[j] = v[j];
+      printf(" %6.1f (%4.2fx)", v[j], v[j] / base[j]);
+    }
+    printf("\n");
   }
   return 0;
 }
