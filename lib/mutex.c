@@ -76,7 +76,9 @@
 
 /* This thread's robust list head, which the kernel walks when the thread
  * dies: glibc links every robust mutex the thread holds into it. Fixed for
- * the life of a thread (and the same in a forked child). */
+ * the life of a thread (and the same in a forked child). Until
+ * linked_by_me() asks the kernel for it, an empty list that no mutex is
+ * the first entry of, so that the inline unlock needs no NULL test. */
 static struct robust_list_head no_list;
 __thread struct robust_list_head *mps__robust_head
     __attribute__((tls_model("initial-exec"))) = &no_list;
