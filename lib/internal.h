@@ -114,6 +114,13 @@ struct mps__stat_shard {
   alignas(2 * MPS__CACHELINE) _Atomic uint64_t c[MPS__STAT_N];
 };
 
+/* The calling thread's shard, as a byte offset from the first: its id
+ * modulo MPS__STAT_SHARDS, set whenever mps__self_tid_slow() looks the id
+ * up, which it does at once in a process's first thread and in a forked
+ * child (proc.c); shard 0 in a further thread until it needs its id.
+ * Initial-exec TLS, as the id's cache. */
+extern __thread uint32_t mps__stat_line __attribute__((tls_model("initial-exec")));
+
 /* Shared: its size and key offsets are folded into MPS__LAYOUT. */
 struct mps__recovery {
   int32_t pid;     /* the process that recovered */

@@ -20,17 +20,23 @@
 
 pid_t mps__self_pid_cache;
 __thread pid_t mps__self_tid_cache __attribute__((tls_model("initial-exec")));
+__thread uint32_t mps__stat_line __attribute__((tls_model("initial-exec")));
 
-/* A forked child is a new process whose one thread has a new id. */
+/* A forked child is a new process whose one thread has a new id. Its id
+ * is looked up at once, as the first thread's is when the library loads:
+ * it picks the thread's counter shard (stats.h), which the counters use
+ * without testing it. */
 static void forget_pid(void)
 {
   mps__self_pid_cache = 0;
   mps__self_tid_cache = 0;
+  (void)mps__self_tid_slow();
 }
 
 __attribute__((constructor)) static void register_forget_pid(void)
 {
   pthread_atfork(NULL, NULL, forget_pid);
+  (void)mps__self_tid_slow();
 }
 
 pid_t mps__self_pid_slow(void)
@@ -41,8 +47,10 @@ pid_t mps__self_pid_slow(void)
 
 pid_t mps__self_tid_slow(void)
 {
-  mps__self_tid_cache = gettid();
-  return mps__self_tid_cache;
+  pid_t tid = gettid();
+  mps__self_tid_cache = tid;
+  mps__stat_line = (uint32_t)((unsigned)tid % MPS__STAT_SHARDS * sizeof(struct mps__stat_shard));
+  return tid;
 }
 
 /* Field 22 of a stat line: fields 3.. follow the last ')', since the

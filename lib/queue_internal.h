@@ -111,9 +111,11 @@ struct mps_queue {
    * thread that used it), the last of which unmaps; the list of handles,
    * for the atfork child. (The handle comes from calloc: no alignas.) */
   _Atomic uint64_t head_cache;
-  /* Process-local: the deepest this process has counted (stats.h), so
-   * that a put touches the shared counter only when it beats it. */
-  _Atomic uint64_t peak_seen;
+  /* Process-local: the deepest this handle has recorded for the peak
+   * counter, and the cached head's depth at which a put reloads head for
+   * it: that plus maxsize/16, at most maxsize (both 0 at first;
+   * queue_ring.c). */
+  _Atomic uint64_t peak_seen, reload_at;
   _Atomic unsigned refs;
   bool closed;
   struct mps_queue *next_open, **prev_open;

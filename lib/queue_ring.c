@@ -103,12 +103,56 @@ static void publish(mps_queue *q, uint64_t t, uint64_t k, const void *const *msg
     mps__futex_wake(mps__lo32(&p.sl->state), 1); /* the rest: sleep_chained */
 }
 
+/* The peak depth.
+ *
+ * A put knows its tickets' end but not where head is now, only the head
+ * cached in its handle, which may be a lap old; reading head on every put
+ * would move the consumers' line to the producer each time. So the peak
+ * (stats.h; no mutex here) is taken when a claim reloads head anyway:
+ * besides when the cached head shows no room, a claim reloads it once
+ * the cached head shows a depth of reload_at, the deepest this handle
+ * has recorded plus maxsize/16 (at least 1; 0 at first). The depth it
+ * then records is what the queue held when the put read head, plus the
+ * put's own messages (a put that finds the queue full records maxsize):
+ * above the true peak only by the gets made during that one claim, and
+ * below it by at most maxsize/16 (1 under 16 places), more by a batch
+ * put's size. A put pays no more on its common path than a compare with
+ * reload_at instead of maxsize, and a shared read at most once per
+ * maxsize/16 puts, none once the peak is within maxsize/16 of full.
+ * Built without the counters, reload_at is maxsize, as it was before
+ * them. */
+
+static inline uint64_t reload_at(const mps_queue *q)
+{
+#if MPS__STATS
+  return atomic_load_explicit(&q->reload_at, memory_order_relaxed);
+#else
+  return q->cap;
+#endif
+}
+
+/* A claim that has just read head finds the queue `depth` deep. */
+static void peak_counted(mps_queue *q, uint64_t depth)
+{
+#if MPS__STATS
+  if (depth <= atomic_load_explicit(&q->peak_seen, memory_order_relaxed) || depth > q->cap)
+    return; /* no new peak (or head damaged: never above maxsize) */
+  uint64_t grain = q->cap / 16 ? q->cap / 16 : 1;
+  atomic_store_explicit(&q->peak_seen, depth, memory_order_relaxed);
+  atomic_store_explicit(&q->reload_at, depth + grain < q->cap ? depth + grain : q->cap,
+                        memory_order_relaxed);
+  mps__stat_max_lockfree(&q->s->hdr, MPS__ST_PEAK, depth);
+#else
+  (void)q, (void)depth;
+#endif
+}
+
 /* Claims up to n tickets: returns how many (at least 1) with *tp the
  * first, 0 when there is no room, -EPIPE, or -EPROTO (a damaged segment).
  * The free room is counted from a recent head cached in the handle,
- * reloaded only when it shows none; a tail read before that head was
- * cached can be behind it, which must read as "reload", never as a huge
- * room. */
+ * reloaded only when it shows none (or a depth of reload_at, for the peak
+ * counter, above); a tail read before that head was cached can be behind
+ * it, which must read as "reload", never as a huge room. */
 static ssize_t claim(mps_queue *q, struct mps__qtok *tok, size_t n, uint64_t *tp)
 {
   uint64_t t = atomic_load_explicit(&q->s->tail, memory_order_relaxed);
@@ -116,7 +160,8 @@ static ssize_t claim(mps_queue *q, struct mps__qtok *tok, size_t n, uint64_t *tp
     if (t & MPS__TAIL_CLOSED)
       return -EPIPE;
     uint64_t h = atomic_load_explicit(&q->head_cache, memory_order_relaxed);
-    if (t - h >= q->cap) {
+    bool fresh = t - h >= reload_at(q);
+    if (fresh) {
       h = atomic_load_explicit(&q->s->head, memory_order_acquire) & MPS__TICKETS;
       atomic_store_explicit(&q->head_cache, h, memory_order_relaxed);
       if ((int64_t)(t - h) < 0) {
@@ -129,6 +174,7 @@ static ssize_t claim(mps_queue *q, struct mps__qtok *tok, size_t n, uint64_t *tp
         continue;
       }
       if (t - h >= q->cap) {
+        peak_counted(q, q->cap); /* full */
         *tp = t;
         return 0;
       }
@@ -136,6 +182,11 @@ static ssize_t claim(mps_queue *q, struct mps__qtok *tok, size_t n, uint64_t *tp
     uint64_t k = q->cap - (t - h);
     k = k < n ? k : n;
     k = k < MPS__INTENT_MAX ? k : MPS__INTENT_MAX;
+    /* Right after the claim below, or a racer's that beats it, the queue
+     * holds t - h + k messages (claims included), less the gets made
+     * since head was read. */
+    if (fresh)
+      peak_counted(q, t - h + k);
     /* Stored before the claim: whoever sees the new tail (its CAS is a
      * release) sees the intent, so a stalled consumer always finds the
      * live claimer of a ticket below tail. */
@@ -170,28 +221,6 @@ static int wait_room(mps_queue *q, uint64_t t, bool *spun, const mps__deadline *
   return 0;
 }
 
-/* The depth that c claimed tickets from t make, as this process last saw
- * head: read before they are published, while head cannot pass t, so it
- * is between c and maxsize (the claim checked the room). */
-static uint64_t depth_at(const mps_queue *q, uint64_t t, uint64_t c)
-{
-  int64_t depth = (int64_t)(t + c - atomic_load_explicit(&q->head_cache, memory_order_relaxed));
-  /* Never negative, should another thread's cached head be past ours. */
-  return depth <= 0 ? 0 : (uint64_t)depth < q->cap ? (uint64_t)depth : q->cap;
-}
-
-/* The peak counter (stats.h; no mutex here), written only when this
- * process sees a new peak. Puts and gets are not counted here: tail and
- * head already count them (queue.c derives them for mps_inspect), so the
- * hot path pays one compare for the counters. */
-static void peak_counted(mps_queue *q, uint64_t depth)
-{
-  if (depth <= atomic_load_explicit(&q->peak_seen, memory_order_relaxed))
-    return;
-  atomic_store_explicit(&q->peak_seen, depth, memory_order_relaxed);
-  mps__stat_max_lockfree(&q->s->hdr, MPS__ST_PEAK, depth);
-}
-
 static int timeout_counted(mps_queue *q, unsigned id, int r)
 {
   if (r == -ETIMEDOUT || r == -EAGAIN)
@@ -212,10 +241,8 @@ ssize_t mps__ring_put(mps_queue *q, const void *const *msgs, const size_t *lens,
     uint64_t t;
     ssize_t c = claim(q, tok, n, &t);
     if (c > 0) {
-      uint64_t depth = depth_at(q, t, (uint64_t)c);
       MPS__CRASHPOINT(MPS__CP_PUT_CLAIMED);
       publish(q, t, (uint64_t)c, msgs, lens);
-      peak_counted(q, depth);
       MPS__CRASHPOINT(MPS__CP_PUT_CLEAR);
       atomic_store_explicit(&tok->intent, 0, memory_order_release);
       return c;

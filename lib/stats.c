@@ -6,9 +6,9 @@
  * (entry n % 16 holds the n-th). The increments are inline (stats.h); this
  * file records recoveries and reads the block back.
  *
- * Crash semantics: writers hold the object's mutex, or count lock-free on
- * their own thread's shard (stats.h). A process killed
- * between the load and the store of an increment loses that one count; a
+ * Crash semantics: writers hold the object's mutex, or count with atomic
+ * read-modify-writes (stats.h). A process killed between the load and the
+ * store of an increment under the mutex loses that one count; a
  * recorder killed while writing an entry leaves it half written, and the
  * count is stored after the entry, so that entry is not shown until the
  * next recovery overwrites it. Readers take the block as it is, without a

@@ -4,11 +4,12 @@
  *
  * The plain calls are made with the object's mutex held, which orders all
  * updates of one object's counters: an increment is a relaxed load and
- * store, no locked instruction, on a cache line of the caller's shard that
- * the object's hot path does not otherwise write. Lock-free paths use the
- * _lockfree calls, on counters that no mutex holder writes. Built with
- * MPS_WITHOUT_STATS (configure --disable-stats), the calls compile to
- * nothing and the block stays zero; its layout does not change.
+ * store, no locked instruction, on the cache line of the calling thread's
+ * shard, which the object's hot path does not otherwise write. Lock-free
+ * paths use the _lockfree calls, atomic read-modify-writes, for events
+ * that are rare (a timeout, a new peak). Built with MPS_WITHOUT_STATS
+ * (configure --disable-stats), the calls compile to nothing and the block
+ * stays zero; its layout does not change.
  */
 #ifndef MPSHARE_STATS_H
 #define MPSHARE_STATS_H
@@ -47,9 +48,14 @@ enum mps__repair {
   MPS__REPAIR_END_
 };
 
+/* The calling thread's shard is mps__stat_line (internal.h, set by
+ * proc.c with the thread's id): a counter update is one thread-local load
+ * and the load and store of the counter, with no test. The shard only
+ * spreads writers over lines; it never makes a count right or wrong. */
 static inline _Atomic uint64_t *mps__stat_at(struct mps__hdr *h, unsigned id)
 {
-  return &h->stats.shard[(unsigned)mps__self_tid() % MPS__STAT_SHARDS].c[id];
+  char *line = (char *)h->stats.shard + mps__stat_line;
+  return &((struct mps__stat_shard *)(void *)line)->c[id];
 }
 
 /* Adds n to counter id of the object whose header is h (mutex held). */
@@ -78,19 +84,30 @@ static inline void mps__stat_max(struct mps__hdr *h, unsigned id, uint64_t v)
 }
 
 /* For a lock-free path (the FIFO queue's timeouts and peak), where no
- * mutex orders the updates: the same relaxed load and store on the calling
- * thread's shard. A locked read-modify-write would cost a few percent of a
- * put or get; this one is exact unless two threads whose ids share a shard
- * (equal modulo MPS__STAT_SHARDS) count on the same object at the same
- * instant, when one count can be lost. */
+ * mutex orders the updates: atomic read-modify-writes on the calling
+ * thread's shard, exact however many threads share it. Their locked
+ * instructions are paid only for rare events: a wait that gave up, a
+ * claim that finds a new peak (queue_ring.c). */
 static inline void mps__stat_add_lockfree(struct mps__hdr *h, unsigned id, uint64_t n)
 {
-  mps__stat_add(h, id, n);
+#if MPS__STATS
+  atomic_fetch_add_explicit(mps__stat_at(h, id), n, memory_order_relaxed);
+#else
+  (void)h, (void)id, (void)n;
+#endif
 }
 
 static inline void mps__stat_max_lockfree(struct mps__hdr *h, unsigned id, uint64_t v)
 {
-  mps__stat_max(h, id, v);
+#if MPS__STATS
+  _Atomic uint64_t *c = mps__stat_at(h, id);
+  uint64_t cur = atomic_load_explicit(c, memory_order_relaxed);
+  while (cur < v && !atomic_compare_exchange_weak_explicit(c, &cur, v, memory_order_relaxed,
+                                                           memory_order_relaxed))
+    ;
+#else
+  (void)h, (void)id, (void)v;
+#endif
 }
 
 /* Records a crash recovery in the object's ring: this process, now, what

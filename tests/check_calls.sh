@@ -11,10 +11,40 @@
 # files and data is left out. The graph is the one this build made: a
 # build without hiredis links remote_stub.c in place of the Redis files.
 #   check_calls.sh SRCDIR BUILDDIR
+#   check_calls.sh --self-test CC   (the check finds the loops of a small
+#                                    tree made for it, and fails on them)
 set -eu
-srcdir=$1 builddir=$2
 work=$(mktemp -d "${TMPDIR:-/tmp}/mps-calls.XXXXXX")
 trap 'rm -rf "$work"' EXIT
+
+if [ "$1" = --self-test ]; then
+  cc=$2
+  mkdir -p "$work/t/lib"
+  # a -> b -> c -> a around a loop; d <-> e directly; f calls a, one way.
+  for f in "a: int b(void); int a(void) { return b(); }" \
+    "b: int c(void); int b(void) { return c(); }" \
+    "c: int a(void); int c(void) { return 0; } int c2(void) { return a(); }" \
+    "d: int e(void); int d(void) { return e(); }" \
+    "e: int d(void); int e(void) { return 0; } int e2(void) { return d(); }" \
+    "f: int a(void); int f(void) { return a(); }"; do
+    name=${f%%:*}
+    echo "${f#*: }" >"$work/t/lib/$name.c"
+    : >"$work/t/lib/libmpshare_la-$name.lo"
+    $cc -c -o "$work/t/lib/libmpshare_la-$name.o" "$work/t/lib/$name.c"
+  done
+  if out=$(sh "$0" "$work/t" "$work/t" 2>&1); then
+    echo "FAIL: the check passed a tree with loops:"; echo "$out"; exit 1
+  fi
+  printf '%s\n' "$out" | sed 's/^/  (expected) /'
+  for want in "FAIL: d.c and e.c call each other:" "  d.c -> e.c: e" "  e.c -> d.c: d" \
+    "FAIL: a loop of calls among a.c b.c c.c"; do
+    printf '%s\n' "$out" | grep -qxF "$want" || { echo "FAIL: no line \"$want\""; exit 1; }
+  done
+  printf '%s\n' "$out" | grep -q "f\.c" && { echo "FAIL: f.c is in no loop"; exit 1; }
+  echo "ok: the check finds both loops of its test tree"
+  exit 0
+fi
+srcdir=$1 builddir=$2
 
 # One object per lib/*.c this build compiled: the PIC one libtool puts in
 # .libs/, else the static one (a --disable-shared build). Objects of
@@ -72,6 +102,7 @@ awk -v files="$n" '
       if (size > 2) { printf "FAIL: a loop of calls among %s\n", loop; bad = 1 }
     }
     for (p in e) if (e[p] != "") ne++
+    if (ne == 0) { print "FAIL: no call between files was read (nm output not understood?)"; bad = 1 }
     if (!bad) printf "ok: %d files, %d one-way dependencies between them, no loop\n", files, ne
     exit bad
   }' "$work/edges"

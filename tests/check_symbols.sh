@@ -13,10 +13,10 @@ if [ -e "$builddir/lib/.libs/libmpshare.so" ]; then
 else
   nm -g --defined-only "$builddir/lib/.libs/libmpshare.a" | awk '$2 ~ /^[TDBRVW]$/ { print $3 }'
 fi | sort -u >"$work/exported"
-# A declaration runs from MPS_API to its ';' and may be wrapped: its name
-# is the first mps_ word followed by '('.
+# A declaration runs from MPS_API (not the macro's own #define) to its ';'
+# and may be wrapped: its name is the first mps_ word followed by '('.
 cat "$srcdir"/include/mpshare/*.h |
-  awk '/MPS_API/ { d = ""; on = 1 } on { d = d " " $0 } on && /;/ { print d; on = 0 }' |
+  awk '/MPS_API/ && !/^#/ { d = ""; on = 1 } on { d = d " " $0 } on && /;/ { print d; on = 0 }' |
   sed -E 's/^[^(]*[^a-z0-9_](mps_[a-z0-9_]+) *\(.*/\1/' | sort -u >"$work/declared"
 status=0
 if ! diff -u "$work/list" "$work/exported" >"$work/d1"; then

@@ -1,7 +1,8 @@
 /* The documents and the interface lists stay true: README.md's complete C
- * programs build and run, the man pages lint clean, the exported symbols
- * match lib/libmpshare.sym and the headers, and no two files of lib/ call
- * each other. Each check is a script in tests/ that prints what is wrong. */
+ * programs build and run, the man pages lint clean and give every errno
+ * the header comments give, the exported symbols match lib/libmpshare.sym
+ * and the headers, and no two files of lib/ call each other. Each check is
+ * a script in tests/ that prints what is wrong. */
 #include "helpers.h"
 
 static void run_script(const char *script, const char *args)
@@ -42,12 +43,30 @@ Test(docs, exported_symbols_match_the_list, .timeout = 60)
   run_script("check_symbols.sh", args);
 }
 
+/* Every public call's header comment has its Returns and Errors, and its
+ * man page names every errno the comment gives. */
+Test(docs, header_comments_keep_their_shape_and_agree_with_the_man_pages, .timeout = 60)
+{
+  char args[2048];
+  snprintf(args, sizeof(args), "'%s'", env("MPS_SRCDIR"));
+  run_script("check_comments.sh", args);
+}
+
 /* Dependencies in lib/ run one way (docs/DESIGN.md): no two files call
  * into each other, directly or around a loop. */
 Test(docs, lib_files_never_call_each_other, .timeout = 60)
 {
   char args[2048];
   snprintf(args, sizeof(args), "'%s' '%s'", env("MPS_SRCDIR"), env("MPS_BUILDDIR"));
+  run_script("check_calls.sh", args);
+}
+
+/* ... and that check finds loops: a tree made for it, with a direct one and
+ * one around three files, fails with both named. */
+Test(docs, the_call_check_finds_loops, .timeout = 60)
+{
+  char args[2048];
+  snprintf(args, sizeof(args), "--self-test '%s'", env("MPS_CC"));
   run_script("check_calls.sh", args);
 }
 

@@ -299,6 +299,41 @@ static int hold_until_blocked(void *arg)
   return mps_lock_release(l) == 0 ? 0 : 2;
 }
 
+/* The FIFO queue's peak is a depth the queue had: its puts count the room
+ * from a head cached in the handle, which gets do not move, so a bound
+ * taken from it reads maxsize after one lap of a queue never more than 1
+ * deep. Then a queue filled to 700 of 1024 on every lap: the peak is
+ * exact to maxsize/16 (queue_ring.c). */
+Test(inspect, fifo_peak_is_a_depth_the_queue_had, .timeout = 20)
+{
+  char qn[64];
+  char msg[64] = {0};
+  mps_object_info info;
+  mps_queue_opts o = {.maxsize = 1024, .max_msg = sizeof(msg)};
+  mps_queue *q = mps_queue_create(test_name(qn, "insp-peak"), &o);
+  cr_assert_not_null(q);
+  for (int i = 0; i < 3000; i++) {
+    cr_assert_eq(mps_queue_put(q, msg, sizeof(msg), 0), 0);
+    cr_assert_eq(mps_queue_get(q, msg, sizeof(msg), 0), (ssize_t)sizeof(msg));
+  }
+  inspect_ok(qn, &info);
+  cr_expect_eq(COUNTER(&info, "puts"), 3000);
+  cr_expect_eq(COUNTER(&info, "peak_depth"), 1, "peak %lld after 3000 puts, each got at once",
+               (long long)COUNTER(&info, "peak_depth"));
+  for (int lap = 0; lap < 3; lap++) {
+    for (int i = 0; i < 700; i++)
+      cr_assert_eq(mps_queue_put(q, msg, sizeof(msg), 0), 0);
+    for (int i = 0; i < 700; i++)
+      cr_assert_eq(mps_queue_get(q, msg, sizeof(msg), 0), (ssize_t)sizeof(msg));
+  }
+  inspect_ok(qn, &info);
+  int64_t peak = COUNTER(&info, "peak_depth");
+  cr_expect(peak <= 700 && peak > 700 - 1024 / 16, "peak %lld, the queue reached 700",
+            (long long)peak);
+  mps_queue_close(q);
+  cr_assert_eq(mps_unlink(qn), 0);
+}
+
 Test(inspect, contended_acquisition_is_counted, .timeout = 20)
 {
   char name[64];

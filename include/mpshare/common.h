@@ -38,7 +38,8 @@
  *     foreign or truncated file, another kind or layout version, or a
  *     creator that died before finishing it. From a call that takes the
  *     object's lock: the object is damaged (a lock word naming a thread
- *     that no longer exists, an index out of range); nothing was done.
+ *     that no longer exists, an index out of range), and the call gives
+ *     up rather than trust it.
  *   - EDEADLK from a call that takes an object's internal lock: this
  *     thread is already inside a call on the same object (a signal handler
  *     interrupted it); nothing was done and the outer call is unharmed.
@@ -96,17 +97,23 @@ extern "C" {
 
 /* Describes err: any value a call returned (int or ssize_t, no cast
  * needed), negative as returned or positive as in errno, 0, or
- * MPS_OWNER_DIED. Any other number, INT_MIN and LLONG_MIN included, gives
- * "unknown error". Returns a static string, never NULL. */
+ * MPS_OWNER_DIED.
+ * Returns: a static string, never NULL; "unknown error" for any other
+ * number, INT_MIN and LLONG_MIN included.
+ * Errors: none. */
 MPS_API const char *mps_strerror(long long err);
 
-/* The symbolic name of err ("EPIPE", "MPS_OWNER_DIED", "OK" for 0), under
- * the same rules as mps_strerror; "UNKNOWN" for a number that is no errno.
- * Returns a static string, never NULL. */
+/* The symbolic name of err, under the same rules as mps_strerror.
+ * Returns: a static string, never NULL ("EPIPE", "MPS_OWNER_DIED", "OK" for
+ * 0); "UNKNOWN" for a number that is no errno.
+ * Errors: none. */
 MPS_API const char *mps_err_name(long long err);
 
-/* The library's version string ("0.1.0") and number (MPS_VERSION_NUMBER),
- * as built; compare with the macros in <mpshare/version.h> you compiled with. */
+/* The library's version as built; compare with the macros in
+ * <mpshare/version.h> you compiled with.
+ * Returns: the version string ("0.1.0", static) and number
+ * (MPS_VERSION_NUMBER).
+ * Errors: none. */
 MPS_API const char *mps_version(void);
 MPS_API unsigned mps_version_number(void);
 

@@ -74,8 +74,9 @@ MPS_API int mps_lock_release(mps_lock *l);
 #define MPS_RLOCK_DEPTH_MAX 0xffffffffu
 
 /* The recursive lock: its owner may acquire it again, and releases it as
- * many times. The same calls, returns, errors and ownership as mps_lock_*,
- * except that acquiring it again from its owner succeeds, up to
+ * many times.
+ * Returns, Errors, Owns: as the mps_lock_* call of the same name, except
+ * that acquiring it again from its owner succeeds, up to
  * MPS_RLOCK_DEPTH_MAX levels (-EAGAIN beyond; never -EDEADLK), and that an
  * RLock's close fails with -EINVAL only for a handle closed already. */
 MPS_API mps_rlock *mps_rlock_new(void);

@@ -93,23 +93,27 @@ MPS_API MPS_NODISCARD int mps_process_join(mps_process *p, double timeout);
 MPS_API MPS_NODISCARD int mps_process_exitcode(mps_process *p, int *code);
 
 /* Whether the child is started and has not exited; reaps it if it has.
- * Returns: the state; false for NULL or a never started handle, and false
- * with errno ECHILD when called from a process other than the parent. */
+ * Returns: the state; false for NULL or a never started handle.
+ * Errors: false with errno ECHILD when called from a process other than
+ * the parent. */
 MPS_API bool mps_process_is_alive(mps_process *p);
 
 /* The child's pid. Stays valid after the child is reaped (the number may
  * then be reused by the system). Inside the child, the pid of the child
  * itself.
- * Returns: the pid; 0 before the start, and 0 for NULL. */
+ * Returns: the pid; 0 before the start, and 0 for NULL.
+ * Errors: none. */
 MPS_API pid_t mps_process_pid(const mps_process *p);
 
 /* The name.
  * Returns: the name; NULL for NULL (errno untouched).
+ * Errors: none.
  * Owns: the handle owns it: valid until mps_process_free(). */
 MPS_API const char *mps_process_name(const mps_process *p);
 
 /* Whether the handle was made with opts.daemon.
- * Returns: the flag; false for NULL. */
+ * Returns: the flag; false for NULL.
+ * Errors: none. */
 MPS_API bool mps_process_daemon(const mps_process *p);
 
 /* Sends SIGTERM (terminate) or SIGKILL (kill) to the child. Harmless once
@@ -138,6 +142,7 @@ MPS_API MPS_NODISCARD int mps_process_sentinel(const mps_process *p);
  * zombie until this process exits: detach only children that live that
  * long.
  * Returns: 0; 0 for NULL.
+ * Errors: none.
  * Owns: p is freed. */
 MPS_API int mps_process_detach(mps_process *p);
 

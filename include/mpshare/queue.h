@@ -191,7 +191,8 @@ MPS_API MPS_NODISCARD ssize_t mps_queue_get_many(mps_queue *q, void *buf, size_t
  * is 0 or maxsize, and the capacity and largest message size the queue was
  * made with.
  * Returns: the count, size or state; 0 or false for NULL (the NULL rule of
- * common.h: mps_queue_empty(NULL) is false). */
+ * common.h: mps_queue_empty(NULL) is false).
+ * Errors: none (a remote queue that cannot be reached reads as empty). */
 MPS_API size_t mps_queue_qsize(const mps_queue *q);
 MPS_API bool mps_queue_empty(const mps_queue *q);
 MPS_API bool mps_queue_full(const mps_queue *q);
@@ -221,14 +222,17 @@ MPS_API int mps_queue_shutdown(mps_queue *q);
 /* The id of message i (0-based) of this handle's last successful get or
  * get_many, as a NUL-terminated string in buf ("1700000000000-0" for a
  * remote queue): the same on every delivery of that message, so a
- * consumer can make its work idempotent. Returns the id's length, -EINVAL
- * (NULL q or buf, i beyond the last get), -EMSGSIZE (cap too small),
- * -ENOTSUP (a local queue: it delivers each message once). */
+ * consumer can make its work idempotent.
+ * Returns: the id's length.
+ * Errors: -EINVAL (NULL q or buf, i beyond the last get), -EMSGSIZE (cap
+ * too small), -ENOTSUP (a local queue: it delivers each message once).
+ * Owns: buf is the caller's. */
 MPS_API int mps_queue_msg_id(const mps_queue *q, size_t i, char *buf, size_t cap);
 
-/* 1 if message i of this handle's last get was delivered before (to a
- * consumer whose lease ran out), 0 if not (always 0 on a local queue),
- * -EINVAL. */
+/* Whether message i of this handle's last get was delivered before (to a
+ * consumer whose lease ran out).
+ * Returns: 1 if it was, 0 if not (always 0 on a local queue).
+ * Errors: -EINVAL (NULL q; on a remote queue, i beyond the last get). */
 MPS_API int mps_queue_redelivered(const mps_queue *q, size_t i);
 
 #ifdef __cplusplus

@@ -111,7 +111,8 @@ MPS_API int mps_event_set(mps_event *e);
 MPS_API int mps_event_clear(mps_event *e);
 
 /* Whether the flag is set.
- * Returns: the flag; false for NULL. */
+ * Returns: the flag; false for NULL.
+ * Errors: none. */
 MPS_API bool mps_event_is_set(const mps_event *e);
 
 /* Waits until the flag is set, at most `timeout` seconds. Like Python, a
@@ -282,7 +283,8 @@ MPS_API int mps_barrier_parties(const mps_barrier *b);
 MPS_API int mps_barrier_n_waiting(const mps_barrier *b);
 
 /* Whether the barrier is broken.
- * Returns: the state; false for NULL. */
+ * Returns: the state; false for NULL.
+ * Errors: none. */
 MPS_API bool mps_barrier_broken(const mps_barrier *b);
 
 #ifdef __cplusplus

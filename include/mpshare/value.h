@@ -39,7 +39,8 @@ typedef enum mps_type {
 
 /* The size of one element of `type`.
  * Returns: the size in bytes, or 0 if type is not an mps_type (MPS_TYPE_NONE
- * included). */
+ * included).
+ * Errors: none. */
 MPS_API size_t mps_type_size(mps_type type);
 
 typedef struct mps_value mps_value;
@@ -102,6 +103,7 @@ MPS_API int mps_value_close(mps_value *v);
  * Returns: the memory (NULL for NULL); the lock (NULL for a raw value or
  * NULL); the size in bytes (0 for NULL); the type (MPS_TYPE_NONE for a
  * sized value or NULL).
+ * Errors: none (a NULL handle is the answers above; errno untouched).
  * Owns: the memory and the lock belong to the value: they live until
  * mps_value_close. */
 MPS_API void *mps_value_ptr(const mps_value *v);
@@ -149,6 +151,7 @@ MPS_API int mps_array_close(mps_array *a);
 /* The elements, their count, their type and the array's lock.
  * Returns: NULL, 0, MPS_TYPE_NONE and NULL for NULL; the lock is NULL for a
  * raw array.
+ * Errors: none (errno untouched).
  * Owns: the data and the lock belong to the array. */
 MPS_API void *mps_array_data(const mps_array *a);
 MPS_API size_t mps_array_len(const mps_array *a);
@@ -174,7 +177,8 @@ MPS_API mps_shm *mps_shm_create(const char *name, size_t size);
 MPS_API mps_shm *mps_shm_open(const char *name);
 
 /* The block's bytes and its size.
- * Returns: NULL and 0 for NULL.
+ * Returns: the bytes and the size; NULL and 0 for NULL.
+ * Errors: none (errno untouched).
  * Owns: the bytes belong to the block: they live until mps_shm_close. */
 MPS_API void *mps_shm_data(const mps_shm *s);
 MPS_API size_t mps_shm_size(const mps_shm *s);
