@@ -80,8 +80,8 @@
  * linked_by_me() asks the kernel for it, an empty list that no mutex is
  * the first entry of, so that the inline unlock needs no NULL test. */
 static struct robust_list_head no_list;
-__thread struct robust_list_head *mps__robust_head
-    __attribute__((tls_model("initial-exec"))) = &no_list;
+__thread struct robust_list_head *mps__robust_head __attribute__((tls_model("initial-exec"))) =
+    &no_list;
 
 /* Learnt at first use, not in a constructor (one could run after another
  * one that opens a segment): mps__mutex_init records what glibc wrote. */

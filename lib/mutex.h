@@ -124,7 +124,8 @@ static inline void mps__cpu_relax(void)
 extern int64_t mps__mutex_kinds[2];
 /* This thread's robust list head; until mutex.c has asked the kernel for
  * it, an empty list of mutex.c's own, which no mutex is the first entry of. */
-extern __thread struct robust_list_head *mps__robust_head __attribute__((tls_model("initial-exec")));
+extern __thread struct robust_list_head *mps__robust_head
+    __attribute__((tls_model("initial-exec")));
 
 /* The kind word is one glibc handles as a robust, process-shared,
  * error-checking or recursive mutex. */
