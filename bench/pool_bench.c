@@ -88,18 +88,21 @@ static double run_pool(mps_pool *p, mps_task_fn fn, const void *arg, size_t len,
 static double run_map(mps_pool *p, long n)
 {
   long *in = malloc((size_t)n * sizeof(long)), *out = malloc((size_t)n * sizeof(long));
+  ssize_t *vals = malloc((size_t)n * sizeof(ssize_t));
   double r = -1;
-  if (in != NULL && out != NULL) {
+  if (in != NULL && out != NULL && vals != NULL) {
     for (long i = 0; i < n; i++)
       in[i] = i;
     double t0 = now();
-    int err = mps_pool_map(p, square, in, (size_t)n, sizeof(long), out, sizeof(long), MPS_FOREVER);
+    int err = mps_pool_map(p, square, in, (size_t)n, sizeof(long), out, sizeof(long), vals, NULL,
+                           MPS_FOREVER);
     double dt = now() - t0;
     if (err == 0 && out[n - 1] == (n - 1) * (n - 1))
       r = n / dt;
   }
   free(in);
   free(out);
+  free(vals);
   return r;
 }
 

@@ -56,6 +56,13 @@ int64_t mps__now_ns(void)
   return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
 }
 
+int64_t mps__wall_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
+}
+
 void mps__monotonic_to_realtime(const struct timespec *mono, struct timespec *rt)
 {
   struct timespec now = now_ts();

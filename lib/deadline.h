@@ -28,6 +28,9 @@ int mps__deadline_error(const mps__deadline *d);
 double mps__now(void);
 /* Nanoseconds on CLOCK_MONOTONIC, for spinners' budgets. */
 int64_t mps__now_ns(void);
+/* Nanoseconds since the epoch on CLOCK_REALTIME, for the times a segment
+ * records for people (creation, crash recoveries), never for waiting. */
+int64_t mps__wall_ns(void);
 /* The earlier of d and ns nanoseconds from now, as a timed deadline: one
  * bounded slice of a longer sleep. True if it is d's own end (the last
  * slice); never for MPS__FOREVER. */

@@ -395,16 +395,27 @@ bool mps__spin_while_eq2(const _Atomic uint64_t *a, uint64_t olda, const _Atomic
 
 /* ---- future.c: futures, a leaf that knows nothing of pools ------------- */
 
-/* A pending future with two references: the caller's and the runner's
- * (dropped with mps__future_release, or by mps__future_complete_release).
- * cancel(arg, f) is the step that cancels its task: it returns 0 if the
- * task will not run (f then completes with -ECANCELED and the runner's
- * reference passes to future.c), or -EBUSY. It is called with the futures'
- * lock held: it may take the runner's own lock, never complete a future.
- * NULL when out of memory. mps__future_new() has no cancel step until
- * mps__future_set_cancel(); mps__future_new_cancel() sets it at once. */
+/* A hub: the lock and condition variable of one runner's futures (a pool
+ * has its own, so that pools never wait for each other). Made with one
+ * reference, the runner's; each future keeps one too, so a hub outlives
+ * its runner as long as a future of it does. NULL when out of memory.
+ * Release it without holding any future's lock. */
+struct mps__future_hub;
+struct mps__future_hub *mps__future_hub_new(void);
+void mps__future_hub_release(struct mps__future_hub *h);
+
+/* A pending future in hub h (mps__future_new: a hub of its own for
+ * runners without one), with two references: the caller's and the
+ * runner's (dropped with mps__future_release, or by
+ * mps__future_complete_release). cancel(arg, f) is the step that cancels
+ * its task: it returns 0 if the task will not run (f then completes with
+ * -ECANCELED and the runner's reference passes to future.c), or -EBUSY. It
+ * is called with the hub's lock held: it may take the runner's own lock,
+ * never complete a future. NULL when out of memory. mps__future_new() has
+ * no cancel step until mps__future_set_cancel(). */
 mps_future *mps__future_new(void);
-mps_future *mps__future_new_cancel(int (*cancel)(void *arg, mps_future *f), void *arg);
+mps_future *mps__future_new_in(struct mps__future_hub *h, int (*cancel)(void *arg, mps_future *f),
+                               void *arg);
 void mps__future_set_cancel(mps_future *f, int (*cancel)(void *arg, mps_future *f), void *arg);
 /* Completes f once (later calls are ignored): status 0 with the task's
  * value (and value bytes of data when value > 0), or a library error, and
@@ -415,6 +426,8 @@ void mps__future_complete(mps_future *f, int status, int64_t value, const void *
 void mps__future_complete_release(mps_future *f, int status, int64_t value, const void *data,
                                   size_t len);
 void mps__future_release(mps_future *f);
+/* mps_future_result() with a deadline, for a caller that checked f. */
+int mps__future_wait(mps_future *f, ssize_t *value, void *out, size_t cap, const mps__deadline *d);
 
 /* ---- queue_heap.c: the priority queue's heap --------------------------- */
 

@@ -13,9 +13,11 @@
  * pending list until a worker's inbox has room (at most `depth` batches per
  * worker, the least loaded first); each worker's record lists the jobs fed
  * to it, by seq, until their results are in. This file makes, feeds and
- * stops pools; the maps are pool_map.c's, the manager and collector
- * threads pool_manager.c's, jobs and dispatch pool_jobs.c's, the worker's
- * side pool_worker.c's; each calls only the ones after it.
+ * stops pools; the maps are pool_map.c's (which calls this file), the
+ * manager and collector threads pool_manager.c's, jobs and dispatch
+ * pool_jobs.c's, the worker's side pool_worker.c's; each calls only the
+ * ones after it. The pool's futures have a hub (lock) of their own, so
+ * that pools never wait for each other (future.c).
  *
  * Crash semantics: a worker killed at any instruction costs only the task
  * it was running (-ECHILD); its finished tasks keep their results and its
@@ -37,7 +39,8 @@
 #include "pool_internal.h"
 #include "remote.h"
 
-/* The cancel step of a submitted task's future (futures' lock held). On
+/* The cancel step of a submitted task's future (the pool's futures hub
+ * held: lock order hub, then p->mu). On
  * success the future's runner reference passes to future.c. */
 static int cancel_task(void *arg, mps_future *f)
 {
@@ -122,6 +125,7 @@ static void pool_release(mps_pool *p)
   pthread_mutex_destroy(&p->mu);
   free(p->steal_buf);
   free(p->w);
+  mps__future_hub_release(p->fhub); /* its futures may keep it */
   free(p);
 }
 
@@ -130,7 +134,8 @@ static int pool_setup(mps_pool *p)
   pool_sizes(p);
   p->w = calloc(p->nworkers, sizeof(*p->w));
   p->steal_buf = malloc(sizeof(*p->steal_buf) + p->batch_max);
-  if (p->w == NULL || p->steal_buf == NULL)
+  p->fhub = mps__future_hub_new();
+  if (p->w == NULL || p->steal_buf == NULL || p->fhub == NULL)
     return -ENOMEM;
   for (unsigned i = 0; i < p->nworkers; i++)
     p->w[i].pidfd = -1;
@@ -359,7 +364,7 @@ mps_future *mps_pool_submit_timeout(mps_pool *p, mps_task_fn fn, const void *arg
   if (len > p->opts.max_arg)
     return mps__fail(-EMSGSIZE);
   struct mps__pool_job *j = mps__pool_job_new(p, fn, arg, 1, len);
-  mps_future *f = j != NULL ? mps__future_new_cancel(cancel_task, j) : NULL;
+  mps_future *f = j != NULL ? mps__future_new_in(p->fhub, cancel_task, j) : NULL;
   if (f == NULL) {
     free(j);
     return mps__fail(-ENOMEM);

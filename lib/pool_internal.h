@@ -1,8 +1,10 @@
 /* Private declarations of the pool. Files, each calling only those after
- * it: pool.c (construction, submit, shutdown), pool_map.c (maps),
+ * it: pool_map.c (maps), pool.c (construction, submit, shutdown),
  * pool_manager.c (the manager and collector threads), pool_jobs.c (jobs
- * and dispatch), pool_worker.c (the worker's side). Futures are future.c's and reached only through
- * internal.h's mps__future_* calls. */
+ * and dispatch), pool_worker.c (the worker's side). Futures are
+ * future.c's, reached only through internal.h's mps__future_* calls; each
+ * pool has its own futures hub (their lock), and registers its cancel
+ * step with each future. */
 #ifndef MPSHARE_POOL_INTERNAL_H
 #define MPSHARE_POOL_INTERNAL_H
 
@@ -146,8 +148,9 @@ struct mps_pool {
   mps_queue *results;
   int evfd; /* pokes the manager thread */
   pthread_t manager, collector;
-  unsigned init_fails; /* manager thread only */
-  pthread_mutex_t mu;  /* everything below, and every job and map */
+  unsigned init_fails;          /* manager thread only */
+  struct mps__future_hub *fhub; /* the lock of this pool's futures (future.c) */
+  pthread_mutex_t mu;           /* everything below, and every job and map */
   pthread_cond_t cv;
   struct mps__pool_worker *w;
   struct mps__pool_job *pend_head, *pend_tail;

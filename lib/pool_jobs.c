@@ -85,6 +85,10 @@ void mps__pool_report(mps_pool *p, struct mps__pool_job *j, size_t k, int status
                       const void *data, size_t len)
 {
   struct mps__map *m = j->map;
+  /* A value beyond its bytes: longer than max_result (the worker sent no
+   * bytes: the library's -EMSGSIZE, the task's value kept), else damage. */
+  if (status == 0 && value > 0 && (uint64_t)value > len)
+    status = (uint64_t)value > p->opts.max_result ? -EMSGSIZE : -EPROTO;
   if (m == NULL) {
     if (j->f != NULL && !j->reported) {
       j->reported = true;

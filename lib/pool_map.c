@@ -3,14 +3,15 @@
  * pool_jobs.c) that workers run in batches.
  *
  * Process-private, under the pool's mutex: a map's state (struct mps__map)
- * holds each task's status and value, and the caller's result array (map)
- * or its own (stream). Crash semantics: a chunk cut short by its worker's
+ * holds each task's library status and its own value apart (the caller
+ * gets both: mps_pool_map's values and status arrays), and the caller's
+ * result array (map) or its own (stream). A remote pool's map is one
+ * future per task. Crash semantics: a chunk cut short by its worker's
  * death keeps its finished results, fails the running task with -ECHILD
  * and runs the rest as a new chunk (pool_manager.c).
  */
 #include "config.h"
 
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,50 +107,104 @@ static void map_abandon(mps_pool *p, struct mps__map *m)
         (void)mps__pool_job_cancel(p, j);
 }
 
-/* The map's outcome: the first failing task in input order. */
-static int map_outcome(const struct mps__map *m)
+/* Gives the caller each task's outcome: status[i] 0 with the task's own
+ * value in values[i], or a library error (a task without one when the call
+ * ends gets the call's error, err). Returns err, else the first task's
+ * library error in input order, else 0. */
+static int map_outcome(const struct mps__map *m, ssize_t *values, int *status, int err)
 {
+  int first = 0;
   for (size_t i = 0; i < m->n; i++) {
-    if (m->status[i] != 0)
-      return m->status[i];
-    if (m->value[i] < 0)
-      return m->value[i] < INT_MIN ? -EOVERFLOW : (int)m->value[i];
+    int st = m->status[i] == 1 ? err : m->status[i];
+    values[i] = st == 0 || st == -EMSGSIZE ? (ssize_t)m->value[i] : 0;
+    if (status != NULL)
+      status[i] = st;
+    first = first != 0 ? first : st;
+  }
+  return err != 0 ? err : first;
+}
+
+/* A remote pool's map: one future per task (pool_remote.c runs them). */
+static int map_remote(mps_pool *p, mps_task_fn fn, const char *args, size_t nargs, size_t arg_size,
+                      char *results, size_t result_size, ssize_t *values, int *status,
+                      const mps__deadline *d)
+{
+  mps_future **fs = calloc(nargs ? nargs : 1, sizeof(*fs));
+  if (fs == NULL)
+    return -ENOMEM;
+  int err = 0, first = 0;
+  for (size_t i = 0; i < nargs && err == 0; i++)
+    if ((fs[i] = mps__rpool_submit(p, fn, NULL, arg_size ? args + i * arg_size : NULL, arg_size,
+                                   d)) == NULL)
+      err = -errno;
+  for (size_t i = 0; i < nargs; i++) {
+    ssize_t v = 0;
+    char *dst = result_size ? results + i * result_size : NULL;
+    int st = fs[i] == NULL ? err : mps__future_wait(fs[i], &v, dst, result_size, d);
+    size_t got = st == 0 && v > 0 ? (size_t)v : 0;
+    if (st == 0 && result_size > got)
+      memset(dst + got, 0, result_size - got);
+    values[i] = st == 0 || st == -EMSGSIZE ? v : 0;
+    if (status != NULL)
+      status[i] = st;
+    if (st == -ETIMEDOUT || st == -EAGAIN)
+      err = err != 0 ? err : st; /* the call's, not the task's */
+    first = first != 0 ? first : st;
+    mps_future_free(fs[i]);
+  }
+  free(fs);
+  return err != 0 ? err : first;
+}
+
+static int map_check(const mps_pool *p, mps_task_fn fn, const void *args, size_t nargs,
+                     size_t arg_size, const void *results, size_t result_size,
+                     const ssize_t *values)
+{
+  if (!MPS__OPEN(p) || fn == NULL || (args == NULL && nargs > 0 && arg_size > 0) ||
+      (results == NULL && nargs > 0 && result_size > 0) || (values == NULL && nargs > 0))
+    return -EINVAL;
+  if (mps__pool_owned(p) < 0)
+    return -EPERM;
+  if (p->remote == NULL && arg_size > p->opts.max_arg)
+    return -EMSGSIZE;
+  return 0;
+}
+
+/* Waits (p->mu held) until every task of m is reported: 0 or an error. */
+static int map_wait(mps_pool *p, const struct mps__map *m, const mps__deadline *d)
+{
+  while (m->left > 0) {
+    if (d->kind == MPS__ONCE)
+      return -EAGAIN;
+    int r = d->kind == MPS__TIMED ? pthread_cond_timedwait(&p->cv, &p->mu, &d->at)
+                                  : pthread_cond_wait(&p->cv, &p->mu);
+    if (r == ETIMEDOUT && m->left > 0)
+      return -ETIMEDOUT;
   }
   return 0;
 }
 
 int mps_pool_map(mps_pool *p, mps_task_fn fn, const void *args, size_t nargs, size_t arg_size,
-                 void *results, size_t result_size, double timeout)
+                 void *results, size_t result_size, ssize_t *values, int *status, double timeout)
 {
   mps__deadline d;
-  if (!MPS__OPEN(p) || fn == NULL || (args == NULL && nargs > 0 && arg_size > 0) ||
-      (results == NULL && nargs > 0 && result_size > 0) || mps__deadline_init(&d, timeout) < 0)
-    return -EINVAL;
-  if (mps__pool_owned(p) < 0)
-    return -EPERM;
+  int err = map_check(p, fn, args, nargs, arg_size, results, result_size, values);
+  if (err == 0 && mps__deadline_init(&d, timeout) < 0)
+    err = -EINVAL;
+  if (err < 0)
+    return err;
   if (p->remote != NULL)
-    return mps__rpool_map(p, fn, args, nargs, arg_size, results, result_size, &d);
-  if (arg_size > p->opts.max_arg)
-    return -EMSGSIZE;
+    return map_remote(p, fn, args, nargs, arg_size, results, result_size, values, status, &d);
   struct mps__map *m = map_new(nargs, results, result_size);
   if (m == NULL)
     return -ENOMEM;
   pthread_mutex_lock(&p->mu);
-  int err = p->shutting ? -EPIPE : map_queue(p, m, fn, args, arg_size, 0);
-  while (err == 0 && m->left > 0) {
-    if (d.kind == MPS__ONCE) {
-      err = -EAGAIN;
-      break;
-    }
-    int r = d.kind == MPS__TIMED ? pthread_cond_timedwait(&p->cv, &p->mu, &d.at)
-                                 : pthread_cond_wait(&p->cv, &p->mu);
-    if (r == ETIMEDOUT && m->left > 0)
-      err = -ETIMEDOUT;
-  }
+  err = p->shutting ? -EPIPE : map_queue(p, m, fn, args, arg_size, 0);
   if (err == 0)
-    err = map_outcome(m);
-  else
+    err = map_wait(p, m, &d);
+  if (err < 0)
     map_abandon(p, m);
+  err = map_outcome(m, values, status, err);
   mps__pool_map_unref(m);
   pthread_mutex_unlock(&p->mu);
   return err;
@@ -160,6 +215,7 @@ int mps_pool_map(mps_pool *p, mps_task_fn fn, const void *args, size_t nargs, si
 struct mps_pool_stream {
   mps_pool *p;
   struct mps__map *m;
+  uint32_t magic; /* MPS__LIVE until freed (internal.h) */
 };
 
 static struct mps__map *stream_map(size_t n, size_t result_size)
@@ -183,7 +239,7 @@ mps_pool_stream *mps_pool_imap_unordered(mps_pool *p, mps_task_fn fn, const void
                                          size_t nargs, size_t arg_size, size_t result_size,
                                          size_t chunksize)
 {
-  if (p == NULL || fn == NULL || (args == NULL && nargs > 0 && arg_size > 0))
+  if (!MPS__OPEN(p) || fn == NULL || (args == NULL && nargs > 0 && arg_size > 0))
     return mps__fail(-EINVAL);
   if (mps__pool_owned(p) < 0)
     return mps__fail(-EPERM);
@@ -197,7 +253,7 @@ mps_pool_stream *mps_pool_imap_unordered(mps_pool *p, mps_task_fn fn, const void
     free(s);
     return mps__fail(-ENOMEM);
   }
-  *s = (mps_pool_stream){.p = p, .m = m};
+  *s = (mps_pool_stream){.p = p, .m = m, .magic = MPS__LIVE};
   pthread_mutex_lock(&p->mu);
   int err = p->shutting ? -EPIPE : map_queue(p, m, fn, args, arg_size, chunksize);
   if (err < 0)
@@ -231,7 +287,7 @@ int mps_pool_stream_next(mps_pool_stream *s, size_t *index, ssize_t *value, void
                          double timeout)
 {
   mps__deadline d;
-  if (s == NULL || (out == NULL && cap > 0) || mps__deadline_init(&d, timeout) < 0)
+  if (!MPS__OPEN(s) || (out == NULL && cap > 0) || mps__deadline_init(&d, timeout) < 0)
     return -EINVAL;
   mps_pool *p = s->p;
   struct mps__map *m = s->m;
@@ -258,8 +314,9 @@ int mps_pool_stream_next(mps_pool_stream *s, size_t *index, ssize_t *value, void
 
 void mps_pool_stream_free(mps_pool_stream *s)
 {
-  if (s == NULL)
+  if (!MPS__OPEN(s))
     return;
+  s->magic = MPS__DEAD;
   mps_pool *p = s->p;
   pthread_mutex_lock(&p->mu);
   if (s->m->delivered < s->m->n)

@@ -84,10 +84,8 @@ static void run_batch(mps_pool *p, unsigned i, const struct mps__pool_batch *b)
     MPS__POOL_CRASHPOINT(MPS__CP_POOL_STARTED);
     ssize_t v = fn(b->args + (size_t)k * b->arg_size, b->arg_size, e->data, max);
     MPS__POOL_CRASHPOINT(MPS__CP_POOL_RAN);
-    if (v > (ssize_t)max)
-      v = -EMSGSIZE;
-    e->value = v;
-    e->len = v > 0 ? (uint64_t)v : 0;
+    e->value = v; /* above max: no bytes, the parent reports -EMSGSIZE */
+    e->len = v > 0 && v <= (ssize_t)max ? (uint64_t)v : 0;
     atomic_store(&s->area_used, used + mps__pool_entry_size((size_t)e->len));
     atomic_store(&s->finished, k + 1);
     MPS__POOL_CRASHPOINT(MPS__CP_POOL_FINISHED);

@@ -115,8 +115,6 @@ static bool creator_alive(int fd)
 
 static void fill_hdr(struct mps__hdr *h, enum mps__kind kind, size_t size)
 {
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
   h->layout = MPS__LAYOUT;
   h->kind = kind;
   h->size = size;
@@ -124,7 +122,7 @@ static void fill_hdr(struct mps__hdr *h, enum mps__kind kind, size_t size)
   h->creator_start = mps__proc_start(h->creator_pid);
   h->creator_uid = (uint32_t)getuid();
   h->version = MPS_VERSION_NUMBER;
-  h->created_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+  h->created_ns = mps__wall_ns();
 }
 
 int mps__seg_anon(mps__seg *s, enum mps__kind kind, size_t size)

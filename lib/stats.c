@@ -20,13 +20,11 @@
 
 void mps__stat_recovered(struct mps__hdr *h, enum mps__repair what)
 {
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
   uint64_t n = atomic_load_explicit(&h->stats.recoveries, memory_order_relaxed);
   struct mps__recovery *r = &h->stats.ring[n % MPS__RECOVERY_RING];
   r->pid = mps__self_pid();
   r->what = what;
-  r->time_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+  r->time_ns = mps__wall_ns();
   atomic_store_explicit(&h->stats.recoveries, n + 1, memory_order_release);
 }
 

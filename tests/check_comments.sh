@@ -11,10 +11,8 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/mps-comments.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
 # Headers not in this shape yet, each with its reason. None may be added
-# without one.
-#   pool.h: the pool and future calls are being rewritten into the shape
-#   (issue 10); remove it from this list with that change.
-skip="pool.h"
+# without one. (None left.)
+skip=""
 
 # Each man page and the calls its NAME section lists, then the errno names
 # it mentions anywhere but in its section headings.

@@ -2,6 +2,7 @@
  * cancel, timeouts, workers killed mid-task, recycling, initializer,
  * shutdown with and without wait, threads, and no zombies afterwards. */
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
@@ -136,10 +137,71 @@ Test(pool, map_keeps_input_order, .timeout = 60)
   static long in[N], out[N];
   for (long i = 0; i < N; i++)
     in[i] = N - i;
-  cr_assert_eq(mps_pool_map(p, square, in, N, sizeof(long), out, sizeof(long), 30.0), 0);
-  for (long i = 0; i < N; i++)
+  static ssize_t vals[N];
+  static int st[N];
+  cr_assert_eq(mps_pool_map(p, square, in, N, sizeof(long), out, sizeof(long), vals, st, 30.0), 0);
+  for (long i = 0; i < N; i++) {
     cr_assert_eq(out[i], (N - i) * (N - i), "out[%ld] = %ld", i, out[i]);
-  cr_assert_eq(mps_pool_map(p, fail_odd, in, 4, sizeof(long), out, sizeof(long), 30.0), -EDOM);
+    cr_assert_eq(vals[i], (ssize_t)sizeof(long));
+    cr_assert_eq(st[i], 0);
+  }
+  free_and_check(p);
+}
+
+/* Returns its argument, whatever it is: the task's own value. */
+static ssize_t return_arg(const void *arg, size_t len, void *out, size_t cap)
+{
+  (void)len, (void)out, (void)cap;
+  long long v;
+  memcpy(&v, arg, sizeof(v));
+  return (ssize_t)v;
+}
+
+/* A task that says more than its buffer holds. */
+static ssize_t too_long(const void *arg, size_t len, void *out, size_t cap)
+{
+  (void)arg, (void)len, (void)out;
+  return (ssize_t)cap + 1;
+}
+
+Test(pool, map_keeps_each_tasks_value_apart_from_the_librarys_status, .timeout = 30)
+{
+  mps_pool *p = mps_pool_new_opts(&(mps_pool_opts){.workers = 2, .max_result = 64});
+  cr_assert_not_null(p);
+  /* Values that look like the library's errors, and beyond an int. */
+  long long in[] = {-ETIMEDOUT, -ECHILD, -4294967296LL, INT_MIN - 1LL, 0, -EDOM};
+  enum { N = sizeof(in) / sizeof(in[0]) };
+  ssize_t vals[N];
+  int st[N];
+  cr_assert_eq(mps_pool_map(p, return_arg, in, N, sizeof(in[0]), NULL, 0, vals, st, 30.0), 0,
+               "every task returned: their own errors are not the call's");
+  for (int i = 0; i < N; i++) {
+    cr_assert_eq(st[i], 0);
+    cr_assert_eq(vals[i], (ssize_t)in[i], "task %d: %zd", i, vals[i]);
+  }
+  /* The same without a status array: the call's return says the same. */
+  cr_assert_eq(mps_pool_map(p, return_arg, in, N, sizeof(in[0]), NULL, 0, vals, NULL, 30.0), 0);
+  cr_assert_eq(vals[2], -4294967296LL);
+  /* A result longer than result_size, or than max_result: the library's
+   * -EMSGSIZE for that task, with the length the task gave. */
+  long long lens[] = {8, 8};
+  char out[2][4];
+  cr_assert_eq(
+      mps_pool_map(p, return_arg, lens, 2, sizeof(lens[0]), out, sizeof(out[0]), vals, st, 30.0),
+      -EMSGSIZE);
+  cr_assert_eq(st[0], -EMSGSIZE);
+  cr_assert_eq(vals[0], 8, "the length the task gave");
+  cr_assert_eq(mps_pool_map(p, too_long, lens, 2, sizeof(lens[0]), NULL, 0, vals, st, 30.0),
+               -EMSGSIZE);
+  cr_assert_eq(st[1], -EMSGSIZE);
+  cr_assert_eq(vals[1], 65);
+  mps_future *f = mps_pool_submit(p, too_long, NULL, 0);
+  ssize_t v = 0;
+  cr_assert_eq(mps_future_result(f, &v, NULL, 0, 20.0), -EMSGSIZE);
+  cr_assert_eq(v, 65, "the length the task gave");
+  mps_future_free(f);
+  /* values is required: the tasks' own errors must go somewhere. */
+  cr_assert_eq(mps_pool_map(p, return_arg, in, N, sizeof(in[0]), NULL, 0, NULL, st, 30.0), -EINVAL);
   free_and_check(p);
 }
 
@@ -455,8 +517,9 @@ Test(pool, bad_arguments, .timeout = 30)
   cr_assert(!mps_future_done(NULL));
   cr_assert_eq(mps_pool_wait_any(NULL, 1, 0), -EINVAL);
   cr_assert_eq(mps_pool_shutdown(NULL, true, false), -EINVAL);
-  cr_assert_eq(mps_pool_map(NULL, square, NULL, 0, 0, NULL, 0, 0), -EINVAL);
-  cr_assert_eq(mps_pool_map(p, square, NULL, 0, 0, NULL, 0, 0.0 / 0.0), -EINVAL);
+  cr_assert_eq(mps_pool_map(NULL, square, NULL, 0, 0, NULL, 0, NULL, NULL, 0), -EINVAL);
+  cr_assert_eq(mps_pool_map(p, square, NULL, 0, 0, NULL, 0, NULL, NULL, 0.0 / 0.0), -EINVAL);
+  cr_assert_eq(mps_pool_map(p, square, NULL, 0, 0, NULL, 0, NULL, NULL, 0), 0, "nothing to do");
   mps_future *f = mps_pool_submit(p, square, &(long){3}, sizeof(long));
   cr_assert_eq(mps_future_result(f, NULL, NULL, 0, 0.0 / 0.0), -EINVAL);
   cr_assert_eq(result_long(f, 0), 9);
@@ -659,10 +722,13 @@ Test(pool, a_worker_killed_mid_chunk_keeps_finished_results_and_runs_the_rest_on
   static long in[N], out[N];
   for (long i = 0; i < N; i++)
     in[i] = i;
-  cr_assert_eq(mps_pool_map(p, count_run, in, N, sizeof(long), out, sizeof(long), 30.0), -ECHILD,
-               "the task that was running when its worker died");
+  static ssize_t vals[N];
+  static int st[N];
+  cr_assert_eq(mps_pool_map(p, count_run, in, N, sizeof(long), out, sizeof(long), vals, st, 30.0),
+               -ECHILD, "the task that was running when its worker died");
   for (long i = 0; i < N; i++) {
     cr_assert_eq(atomic_load(&runs[i]), 1, "task %ld ran %d times", i, atomic_load(&runs[i]));
+    cr_assert_eq(st[i], i == 40 ? -ECHILD : 0, "status[%ld] = %d", i, st[i]);
     if (i != 40)
       cr_assert_eq(out[i], i, "out[%ld] = %ld", i, out[i]);
   }
@@ -758,7 +824,9 @@ static int use_parents_pool(void *arg)
 {
   (void)arg;
   static long in[64], out[64];
-  if (mps_pool_map(inherited, square, in, 64, sizeof(long), out, sizeof(long), 0.01) != -EPERM)
+  static ssize_t vals[64];
+  if (mps_pool_map(inherited, square, in, 64, sizeof(long), out, sizeof(long), vals, NULL, 0.01) !=
+      -EPERM)
     return 1;
   if (mps_pool_submit(inherited, square, &(long){2}, sizeof(long)) != NULL || errno != EPERM)
     return 2;
@@ -795,7 +863,9 @@ Test(pool, a_forked_child_cannot_break_its_parents_pool, .timeout = 60)
   static long in[N], out[N];
   for (long i = 0; i < N; i++)
     in[i] = i;
-  cr_assert_eq(mps_pool_map(inherited, square, in, N, sizeof(long), out, sizeof(long), 20.0), 0);
+  static ssize_t vals[N];
+  cr_assert_eq(
+      mps_pool_map(inherited, square, in, N, sizeof(long), out, sizeof(long), vals, NULL, 20.0), 0);
   for (long i = 0; i < N; i++)
     cr_assert_eq(out[i], i * i);
   mps_future *f = submit_long(inherited, square, 9);
@@ -843,7 +913,8 @@ static int pool_without_pidfd(void *arg)
   static long in[N], out[N];
   for (long i = 0; i < N; i++)
     in[i] = i;
-  if (mps_pool_map(p, square, in, N, sizeof(long), out, sizeof(long), 20.0) != 0 ||
+  static ssize_t vals[N];
+  if (mps_pool_map(p, square, in, N, sizeof(long), out, sizeof(long), vals, NULL, 20.0) != 0 ||
       out[N - 1] != (N - 1) * (N - 1))
     return 2;
   mps_future *f = mps_pool_submit(p, wait_gate, NULL, 0);
@@ -890,4 +961,276 @@ Test(pool, example_pool_map_runs, .timeout = 60)
 Test(pool, example_futures_runs, .timeout = 60)
 {
   expect_example("futures", "crashed worker: ECHILD");
+}
+
+/* ---- two pools, two threads: each pool's futures have their own lock ------ */
+
+struct own_pool {
+  mps_pool *p;
+  long base;
+  int failed; /* checks that failed (no Criterion assert outside its thread) */
+};
+
+static void *use_own_pool(void *arg)
+{
+  struct own_pool *t = arg;
+  enum { N = 200 };
+  mps_future *fs[N];
+  long in[N], out[N];
+  ssize_t vals[N];
+  for (long i = 0; i < N; i++) {
+    in[i] = t->base + i;
+    fs[i] = mps_pool_submit(t->p, square, &in[i], sizeof(in[i]));
+    t->failed += fs[i] == NULL;
+  }
+  for (long i = 0; i < N && fs[i] != NULL; i++) {
+    long y = 0;
+    ssize_t v = 0;
+    t->failed += mps_future_result(fs[i], &v, &y, sizeof(y), 20.0) != 0 || v != sizeof(y) ||
+                 y != in[i] * in[i];
+    mps_future_free(fs[i]);
+  }
+  t->failed += mps_pool_map(t->p, square, in, N, sizeof(long), out, sizeof(long), vals, NULL, 20.0);
+  for (long i = 0; i < N; i++)
+    t->failed += out[i] != in[i] * in[i] || vals[i] != sizeof(long);
+  return NULL;
+}
+
+Test(pool, two_pools_used_from_two_threads_at_once, .timeout = 60)
+{
+  struct own_pool t[2] = {{mps_pool_new(1), 0, 0}, {mps_pool_new(1), 1000, 0}};
+  cr_assert_not_null(t[0].p);
+  cr_assert_not_null(t[1].p);
+  pthread_t th[2];
+  for (int k = 0; k < 2; k++)
+    cr_assert_eq(pthread_create(&th[k], NULL, use_own_pool, &t[k]), 0);
+  for (int k = 0; k < 2; k++) {
+    cr_assert_eq(pthread_join(th[k], NULL), 0);
+    cr_assert_eq(t[k].failed, 0, "pool %d: %d checks failed", k, t[k].failed);
+  }
+  mps_pool_free(t[0].p);
+  free_and_check(t[1].p);
+}
+
+struct any_waiter {
+  mps_future **fs;
+  int tid_pipe[2];
+  ssize_t got;
+};
+
+static void *wait_any_of_two(void *arg)
+{
+  struct any_waiter *w = arg;
+  pid_t tid = (pid_t)syscall(SYS_gettid);
+  if (write(w->tid_pipe[1], &tid, sizeof(tid)) != sizeof(tid))
+    return NULL;
+  w->got = mps_pool_wait_any(w->fs, 2, 20.0);
+  return NULL;
+}
+
+/* A thread asleep in wait_any on futures of two pools is woken by either;
+ * a set holding both returns them in completion order. */
+Test(pool, one_wait_covers_futures_of_two_pools, .timeout = 30)
+{
+  mps_pool *a = mps_pool_new(1), *b = mps_pool_new(1);
+  cr_assert_not_null(a);
+  cr_assert_not_null(b);
+  mps_future *fs[2] = {mps_pool_submit(a, wait_gate, NULL, 0),
+                       mps_pool_submit(b, wait_gate, NULL, 0)};
+  cr_assert_not_null(fs[0]);
+  cr_assert_not_null(fs[1]);
+  wait_started();
+  wait_started();
+  mps_future_set *s = mps_future_set_new();
+  cr_assert_not_null(s);
+  cr_assert_eq(mps_future_set_add(s, fs[0]), 0);
+  cr_assert_eq(mps_future_set_add(s, fs[1]), 0);
+  cr_assert_null(mps_future_set_next(s, 0));
+  cr_assert_eq(errno, EAGAIN);
+  struct any_waiter w = {.fs = fs, .got = -1};
+  cr_assert_eq(pipe(w.tid_pipe), 0);
+  pthread_t th;
+  cr_assert_eq(pthread_create(&th, NULL, wait_any_of_two, &w), 0);
+  pid_t tid;
+  cr_assert_eq(read(w.tid_pipe[0], &tid, sizeof(tid)), (ssize_t)sizeof(tid));
+  wait_until_blocked(tid);
+  open_gate(1); /* one of the two workers takes it */
+  cr_assert_eq(pthread_join(th, NULL), 0);
+  cr_assert(w.got == 0 || w.got == 1, "wait_any gave %zd", w.got);
+  cr_assert_eq(mps_future_set_next(s, 20.0), fs[w.got]);
+  open_gate(1);
+  cr_assert_eq(mps_future_set_next(s, 20.0), fs[1 - w.got]);
+  cr_assert_null(mps_future_set_next(s, 0));
+  cr_assert_eq(errno, ENOENT);
+  mps_future_set_free(s);
+  for (int k = 0; k < 2; k++) {
+    cr_assert_eq(mps_future_result(fs[k], NULL, NULL, 0, 0), 0);
+    mps_future_free(fs[k]);
+  }
+  close(w.tid_pipe[0]);
+  close(w.tid_pipe[1]);
+  mps_pool_free(a);
+  free_and_check(b);
+}
+
+/* ---- handles after free ---------------------------------------------------- */
+
+/* A freed pool or future is caught by its magic word while its memory is
+ * not reused; AddressSanitizer reports the read of freed memory itself, as
+ * it should (tests/test_damage.c does the same for the other handles). */
+#if defined(__SANITIZE_ADDRESS__)
+#define SKIP_UNDER_ASAN() cr_skip_test("use after free is AddressSanitizer's to report")
+#else
+#define SKIP_UNDER_ASAN() (void)0
+#endif
+
+static void never_called(mps_future *f, void *arg) { (void)f, (void)arg; }
+
+static void expect_future_refused(mps_future *f)
+{
+  cr_expect_eq(mps_future_result(f, NULL, NULL, 0, 0), -EINVAL);
+  cr_expect(!mps_future_done(f));
+  cr_expect_eq(mps_future_cancel(f), -EINVAL);
+  cr_expect_eq(mps_future_add_done_callback(f, never_called, NULL), -EINVAL);
+  mps_future_set *s = mps_future_set_new();
+  cr_assert_not_null(s);
+  cr_expect_eq(mps_future_set_add(s, f), -EINVAL);
+  mps_future_set_free(s);
+  mps_future *all[] = {f};
+  cr_expect_eq(mps_pool_wait_any(all, 1, 0), -EINVAL);
+  mps_future_free(f); /* a second free: nothing */
+}
+
+/* A pending future freed by its caller stays allocated for its runner:
+ * every later call on it is -EINVAL, under the sanitizers too. */
+Test(pool, a_pending_future_after_free_is_einval, .timeout = 30)
+{
+  mps_pool *p = mps_pool_new(1);
+  cr_assert_not_null(p);
+  mps_future *f = mps_pool_submit(p, wait_gate, NULL, 0);
+  cr_assert_not_null(f);
+  wait_started();
+  mps_future_free(f);
+  expect_future_refused(f);
+  open_gate(1);
+  free_and_check(p);
+}
+
+Test(pool, a_freed_pool_future_or_stream_is_einval_not_a_crash, .timeout = 30)
+{
+  SKIP_UNDER_ASAN();
+  mps_pool *p = mps_pool_new(1);
+  cr_assert_not_null(p);
+  mps_future *f = submit_long(p, square, 3);
+  cr_assert_eq(result_long(f, 0), 9);
+  mps_future_free(f); /* done: really freed */
+  expect_future_refused(f);
+  long in[4] = {1, 2, 3, 4};
+  mps_pool_stream *s = mps_pool_imap_unordered(p, square, in, 4, sizeof(long), sizeof(long), 0);
+  cr_assert_not_null(s);
+  mps_pool_stream_free(s);
+  mps_pool_stream_free(s);
+  cr_expect_eq(mps_pool_stream_next(s, NULL, NULL, NULL, 0, 0), -EINVAL);
+  free_and_check(p);
+  mps_pool_free(p); /* a second free: nothing */
+  errno = 0;
+  cr_expect_null(mps_pool_submit(p, square, &in[0], sizeof(long)));
+  cr_expect_eq(errno, EINVAL);
+  cr_expect_null(mps_pool_imap_unordered(p, square, in, 4, sizeof(long), sizeof(long), 0));
+  cr_expect_eq(errno, EINVAL);
+  ssize_t vals[4];
+  cr_expect_eq(mps_pool_map(p, square, in, 4, sizeof(long), in, sizeof(long), vals, NULL, 0),
+               -EINVAL);
+  cr_expect_eq(mps_pool_shutdown(p, true, false), -EINVAL);
+  cr_expect_eq(mps_pool_terminate(p), -EINVAL);
+  cr_expect_eq(mps_pool_workers(p, NULL, 0), -EINVAL);
+}
+
+/* A future freed while done in a set is never returned by it; a future
+ * returned by next, or whose set was freed, may join a set again; a set
+ * freed before its futures complete goes with the last of them (LeakSanitizer
+ * checks it under make check-sanitize). */
+Test(pool, sets_and_their_futures_freed_in_any_order, .timeout = 30)
+{
+  mps_pool *p = mps_pool_new(1);
+  cr_assert_not_null(p);
+  mps_future *f1 = submit_long(p, square, 2), *f2 = submit_long(p, square, 3);
+  cr_assert_eq(result_long(f1, 0), 4);
+  cr_assert_eq(result_long(f2, 0), 9);
+  mps_future_set *s = mps_future_set_new();
+  cr_assert_not_null(s);
+  cr_assert_eq(mps_future_set_add(s, f1), 0);
+  cr_assert_eq(mps_future_set_add(s, f2), 0);
+  cr_assert_eq(mps_future_set_add(s, f2), -EBUSY);
+  mps_future_free(f1);
+  cr_assert_eq(mps_future_set_next(s, 0), f2);
+  cr_assert_null(mps_future_set_next(s, 0));
+  cr_assert_eq(errno, ENOENT);
+  cr_assert_eq(mps_future_set_add(s, f2), 0, "returned by next: it may come back");
+  cr_assert_eq(mps_future_set_next(s, 0), f2);
+  mps_future *g = mps_pool_submit(p, wait_gate, NULL, 0);
+  cr_assert_not_null(g);
+  wait_started();
+  mps_future_set *gone = mps_future_set_new();
+  cr_assert_not_null(gone);
+  cr_assert_eq(mps_future_set_add(gone, g), 0);
+  mps_future_set_free(gone); /* g pending: the set goes with its last link */
+  open_gate(1);
+  cr_assert_eq(mps_future_result(g, NULL, NULL, 0, 20.0), 0);
+  cr_assert_eq(mps_future_set_add(s, g), 0, "its set was freed: it may join another");
+  cr_assert_eq(mps_future_set_next(s, 20.0), g);
+  mps_future_free(g);
+  mps_future_free(f2);
+  mps_future_set_free(s);
+  free_and_check(p);
+}
+
+static mps_future *done_before_fork;
+static mps_future_set *set_before_fork;
+
+/* In a child forked while another thread of the parent waits on the same
+ * pool's futures: a future done before the fork, and a set, still work. */
+static int read_done_future(void *arg)
+{
+  (void)arg;
+  long y = 0;
+  ssize_t v = 0;
+  if (mps_future_result(done_before_fork, &v, &y, sizeof(y), 0) != 0 || v != sizeof(y) || y != 49)
+    return 1;
+  if (mps_future_set_next(set_before_fork, 0) != done_before_fork)
+    return 2;
+  return 0;
+}
+
+static int waited;
+
+static void *wait_forever(void *arg)
+{
+  waited = mps_future_result(arg, NULL, NULL, 0, MPS_FOREVER);
+  return NULL;
+}
+
+Test(pool, a_done_future_reads_in_a_child_forked_while_a_thread_waits, .timeout = 30)
+{
+  mps_pool *p = mps_pool_new(1);
+  cr_assert_not_null(p);
+  done_before_fork = submit_long(p, square, 7);
+  cr_assert_eq(result_long(done_before_fork, 0), 49);
+  set_before_fork = mps_future_set_new();
+  cr_assert_not_null(set_before_fork);
+  cr_assert_eq(mps_future_set_add(set_before_fork, done_before_fork), 0);
+  mps_future *g = mps_pool_submit(p, wait_gate, NULL, 0);
+  cr_assert_not_null(g);
+  wait_started();
+  pthread_t th;
+  cr_assert_eq(pthread_create(&th, NULL, wait_forever, g), 0);
+  for (int i = 0; i < 20; i++)
+    child_expect_exit(child_run(read_done_future, NULL), 0);
+  open_gate(1);
+  cr_assert_eq(pthread_join(th, NULL), 0);
+  cr_assert_eq(waited, 0);
+  mps_future_free(g);
+  mps_future_set_free(set_before_fork);
+  mps_future_free(done_before_fork);
+  free_and_check(p);
 }

@@ -111,7 +111,9 @@ static void walk_map(int point, unsigned hit)
   for (long i = 0; i < N; i++)
     in[i] = i;
   memset(out, 0xff, sizeof(out));
-  int r = mps_pool_map(p, count_run, in, N, sizeof(long), out, sizeof(long), 20.0);
+  ssize_t vals[N];
+  int st[N];
+  int r = mps_pool_map(p, count_run, in, N, sizeof(long), out, sizeof(long), vals, st, 20.0);
   cr_assert(r == 0 || (r == -ECHILD && may_fail(point)), "window %d: map gave %s", point,
             mps_strerror(r));
   int lost = 0;
@@ -121,9 +123,12 @@ static void walk_map(int point, unsigned hit)
     if (out[i] != i) { /* the task whose worker died running it */
       cr_assert(may_fail(point), "window %d: out[%ld] = %ld", point, i, out[i]);
       cr_assert_eq(n, point == MPS__CP_POOL_RAN ? 1 : 0);
+      cr_assert_eq(st[i], -ECHILD, "window %d: status[%ld] = %d", point, i, st[i]);
       lost++;
     } else {
       cr_assert_eq(n, 1, "window %d: task %ld ran %d times", point, i, n);
+      cr_assert_eq(st[i], 0);
+      cr_assert_eq(vals[i], (ssize_t)sizeof(long));
     }
   }
   int d = deaths(p, before);

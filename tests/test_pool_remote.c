@@ -91,7 +91,8 @@ Test(pool_remote, two_hosts_run_every_task)
     mps_future_free(fs[i]);
   }
   int args[8] = {0, 1, 2, 3, 4, 5, 6, 7}, res[8];
-  cr_expect_eq(mps_pool_map(p, twice, args, 8, sizeof(int), res, sizeof(int), 20), 0);
+  ssize_t vals[8];
+  cr_expect_eq(mps_pool_map(p, twice, args, 8, sizeof(int), res, sizeof(int), vals, NULL, 20), 0);
   for (int i = 0; i < 8; i++)
     cr_expect_eq(res[i], 2 * i);
   mps_future *unk = mps_pool_submit_named(p, "no-such-task", NULL, 0);

@@ -54,9 +54,11 @@ typedef struct mps_pool mps_pool;
 typedef struct mps_future mps_future;
 
 /* A task: runs in a worker with the argument bytes (arg, len) and a result
- * buffer (out, cap = the pool's max_result). Returns the result length
- * (0..cap), or a negative errno (the task's error, given back by
- * mps_future_result). A return above cap counts as -EMSGSIZE. */
+ * buffer (out, cap = the pool's max_result).
+ * Returns: the result length (0..cap), or a negative errno: the task's own
+ * error, given back apart from the library's (mps_future_result's *value,
+ * mps_pool_map's values[i]). A return above cap counts as -EMSGSIZE.
+ * Owns: arg and out are the pool's, valid during the call only. */
 typedef ssize_t (*mps_task_fn)(const void *arg, size_t len, void *out, size_t cap);
 
 /* Limits: workers per pool, bytes of one argument or result, and workers
@@ -84,116 +86,183 @@ typedef struct mps_pool_opts {
 } mps_pool_opts;
 
 /* Makes a pool of `workers` processes (0: number of online CPUs) with the
- * default limits. Returns the pool, or NULL with errno EINVAL (more than
- * 1024 workers), ENOMEM, EAGAIN (could not start a thread). The caller owns
- * it: release with mps_pool_free(). */
+ * default limits, and returns once its first workers are forked.
+ * Returns: the pool.
+ * Errors: NULL with errno EINVAL (more than MPS_POOL_WORKERS_MAX workers),
+ * ENOMEM, EMFILE or ENFILE (no descriptor left for its eventfd), EAGAIN
+ * (its threads could not be started).
+ * Owns: the caller owns the pool: release it with mps_pool_free(). */
 MPS_API mps_pool *mps_pool_new(unsigned workers);
 
-/* Same with options (NULL: all defaults). NULL with errno EINVAL (workers
- * above 1024, a limit above 64 MiB, a non-zero reserved word), ENOMEM, EAGAIN. */
+/* mps_pool_new() with options; opts may be NULL (all defaults). A pool
+ * whose initializer kills every worker is still made, then gives up (see
+ * above).
+ * Returns: the pool.
+ * Errors: NULL with errno EINVAL (workers above MPS_POOL_WORKERS_MAX,
+ * max_arg or max_result above MPS_POOL_LIMIT_MAX, queue_size above
+ * MPS_QUEUE_MAXSIZE_MAX, a non-zero reserved word), ENOMEM, EMFILE, ENFILE,
+ * EAGAIN.
+ * Owns: the caller owns the pool (mps_pool_free); opts is only read. */
 MPS_API mps_pool *mps_pool_new_opts(const mps_pool_opts *opts);
 
-/* Queues fn(arg[0..len)) to run in a worker; arg is copied, the caller
- * keeps it. Blocks while queue_size submitted tasks wait for a worker
- * (mps_pool_submit_timeout: at most `timeout` seconds, then NULL with errno
- * ETIMEDOUT, or EAGAIN for timeout 0). Returns a future that the
- * caller owns (mps_future_free), or NULL with errno EINVAL (NULL pool or fn,
- * NULL arg with len > 0), EMSGSIZE (len above max_arg), EPIPE (the pool is
- * shut down), ENOMEM. */
+/* Queues fn(arg[0..len)) to run in a worker, blocking while queue_size
+ * submitted tasks wait for a worker (mps_pool_submit_timeout: at most
+ * `timeout` seconds).
+ * Returns: a future of the task.
+ * Errors: NULL with errno EINVAL (NULL or freed pool, NULL fn, NULL arg
+ * with len > 0, NaN timeout), EMSGSIZE (len above max_arg), EPIPE (the
+ * pool is shut down, or gave up on its initializer), EPERM (not the
+ * process that made the pool), ENOMEM; mps_pool_submit_timeout also
+ * EAGAIN (timeout 0, no room) and ETIMEDOUT. A remote pool adds the errors
+ * of a remote put (<mpshare/queue.h>).
+ * Owns: arg is copied, the caller keeps it; the caller owns the future
+ * (mps_future_free). */
 MPS_API MPS_NODISCARD mps_future *mps_pool_submit(mps_pool *p, mps_task_fn fn, const void *arg,
                                                   size_t len);
 MPS_API MPS_NODISCARD mps_future *
 mps_pool_submit_timeout(mps_pool *p, mps_task_fn fn, const void *arg, size_t len, double timeout);
 
 /* Waits at most `timeout` seconds for f's task to finish. The library's
- * status and the task's own value are apart: a return of 0 means the task
- * returned, and *value (if value is not NULL) gets what it returned, the
- * full ssize_t range: a result length (the result bytes are copied into
- * out) or the task's own negative errno. The result stays in f: it may be
- * read again. Other returns are the library's: -ECHILD (the worker died
- * running it), -ECANCELED (cancelled), -EMSGSIZE (result longer than cap;
- * *value gets its length, nothing is copied), -EAGAIN (timeout 0, not
- * finished), -ETIMEDOUT, -EPERM (pending, and the caller is not the process
- * that made the pool), -EINVAL (NULL f, NULL out with cap > 0, NaN
- * timeout). So a task that returns -ETIMEDOUT is never taken for a wait
- * that timed out. */
+ * status and the task's own value are apart, so a task that returns
+ * -ETIMEDOUT is never taken for a wait that timed out.
+ * Returns: 0 when the task returned: *value (if value is not NULL) gets
+ * what it returned, the full ssize_t range: a result length (the result
+ * bytes are copied into out) or the task's own negative errno. The result
+ * stays in f: it may be read again.
+ * Errors: the task's outcome: -ECHILD (the worker died running it, or the
+ * pool gave up on its initializer), -ECANCELED (cancelled, or not started
+ * when the pool was terminated or shut down with cancel_pending), -EMSGSIZE
+ * (result longer than cap; *value gets its length, nothing is copied),
+ * -EPROTO (a worker posted a result longer than it said), -ENOMEM (its
+ * result could not be kept), -EPERM (a child's copy of a pending future,
+ * completed by mps_pool_free there), -ENOSYS (a remote task whose name
+ * its serving host does not know); the wait's: -EAGAIN (timeout 0, not
+ * finished), -ETIMEDOUT, -EPERM (pending, and the caller is not the
+ * process that made the pool), -EINVAL (NULL or freed f, NULL out with
+ * cap > 0, NaN timeout).
+ * Owns: out is the caller's; f stays the caller's. */
 MPS_API MPS_NODISCARD int mps_future_result(mps_future *f, ssize_t *value, void *out, size_t cap,
                                             double timeout);
 
-/* True once f has a result (success, error, -ECHILD or cancelled). */
+/* Whether f has an outcome (its task returned, failed, or was cancelled).
+ * Returns: true once it has; false while pending, and for NULL or a freed
+ * future.
+ * Errors: none.
+ * Owns: nothing changes hands. */
 MPS_API bool mps_future_done(const mps_future *f);
 
 /* Calls cb(f, arg) once f is done: at once in the caller's thread if it is
  * already, else in the thread that completes it (the pool's collector
  * thread, or one that cancels it). cb must not free f; it may read f's
- * result with timeout 0. One callback per future. Returns 0, -EBUSY (one
- * is set already), -EINVAL (NULL). */
+ * result with timeout 0. One callback per future.
+ * Returns: 0.
+ * Errors: -EBUSY (a callback is set already), -EINVAL (NULL or freed f,
+ * NULL cb).
+ * Owns: arg stays the caller's; f stays the caller's. */
 MPS_API int mps_future_add_done_callback(mps_future *f, void (*cb)(mps_future *f, void *arg),
                                          void *arg);
 
 /* As-completed sets (concurrent.futures.as_completed): futures added to a
  * set are returned by mps_future_set_next() in the order they complete,
- * O(1) per future. */
+ * O(1) per future. A set may hold futures of several pools. */
 typedef struct mps_future_set mps_future_set;
 
-/* An empty set, or NULL with errno ENOMEM. Release with
- * mps_future_set_free(). */
+/* Makes an empty set.
+ * Returns: the set.
+ * Errors: NULL with errno ENOMEM.
+ * Owns: the caller owns it: release with mps_future_set_free(). */
 MPS_API mps_future_set *mps_future_set_new(void);
 
-/* Adds f (done or not) to s; a future is in at most one set. The caller
- * keeps owning f. Returns 0, -EBUSY (in a set already), -EINVAL (NULL). */
+/* Adds f (done or not) to s; a future is in at most one set at a time (one
+ * returned by mps_future_set_next, or whose set was freed, may be added
+ * again).
+ * Returns: 0.
+ * Errors: -EBUSY (f is in a set already), -EINVAL (NULL s, NULL or freed
+ * f).
+ * Owns: the caller keeps owning f; freeing f takes it out of s. */
 MPS_API int mps_future_set_add(mps_future_set *s, mps_future *f);
 
-/* Waits at most `timeout` seconds for the next future of s to complete and
- * returns it (it leaves the set). NULL with errno ENOENT (no future left in
- * the set), EAGAIN (timeout 0), ETIMEDOUT, EINVAL. */
+/* Waits at most `timeout` seconds for the next future of s to complete.
+ * Returns: that future; it leaves the set.
+ * Errors: NULL with errno ENOENT (no future left in the set), EAGAIN
+ * (timeout 0), ETIMEDOUT, EINVAL (NULL s, NaN timeout).
+ * Owns: the future stays the caller's (it was before). */
 MPS_API MPS_NODISCARD mps_future *mps_future_set_next(mps_future_set *s, double timeout);
 
-/* Frees the set; its futures stay valid and leave it. NULL is a no-op. */
+/* Frees the set; its futures stay valid and leave it.
+ * Returns: nothing; NULL is a no-op.
+ * Errors: none.
+ * Owns: s is released; its futures stay the caller's. */
 MPS_API void mps_future_set_free(mps_future_set *s);
 
 /* Cancels f if its task has not started: it will never run, and f's
- * result is -ECANCELED. Returns 0 (cancelled now or before), -EBUSY
- * (running or already finished), -EPERM (not the pool's process), -EINVAL
- * (NULL). */
+ * result is -ECANCELED.
+ * Returns: 0 (cancelled now or before).
+ * Errors: -EBUSY (running or already finished; a remote task), -EPERM (not
+ * the process that made the pool), -EINVAL (NULL or freed f).
+ * Owns: f stays the caller's. */
 MPS_API int mps_future_cancel(mps_future *f);
 
 /* Releases the caller's future. A task still pending or running goes on;
- * its result is dropped. NULL is a no-op. Safe after mps_pool_free(). */
+ * its result is dropped. Safe after mps_pool_free().
+ * Returns: nothing; NULL, or a future freed already, is a no-op (caught by
+ * the handle's magic word while its memory is not reused).
+ * Errors: none.
+ * Owns: f is released: do not use it after. */
 MPS_API void mps_future_free(mps_future *f);
 
-/* Waits at most `timeout` seconds until one of fs[0..n) is done and returns
- * its index (the lowest done one). NULL entries are skipped, so setting
- * fs[i] = NULL after handling it iterates the futures as they complete
- * (as_completed). Returns the index, -EAGAIN (timeout 0), -ETIMEDOUT,
- * -EINVAL (fs NULL, or every entry NULL, or NaN timeout). The futures may
- * belong to different pools. */
+/* Waits at most `timeout` seconds until one of fs[0..n) is done. NULL
+ * entries are skipped, so setting fs[i] = NULL after handling it iterates
+ * the futures as they complete (O(n) per call; a set is O(1)). The
+ * futures may belong to different pools.
+ * Returns: the index of the lowest done one.
+ * Errors: -EAGAIN (timeout 0), -ETIMEDOUT, -EPERM (a pending future and the
+ * caller is not the process that made its pool), -ENOMEM, -EINVAL (fs
+ * NULL, every entry NULL, a freed future, NaN timeout).
+ * Owns: the futures stay the caller's. */
 MPS_API MPS_NODISCARD ssize_t mps_pool_wait_any(mps_future *const *fs, size_t n, double timeout);
 
 /* Runs fn over nargs arguments of arg_size bytes each (args laid out back
- * to back) and stores result i at results + i * result_size, in input
- * order; a shorter result is padded with zeros. Waits at most `timeout`
- * seconds for all. Tasks go to workers in chunks, four per worker (as
- * multiprocessing.Pool.map chooses its chunksize). Returns 0, or the first
- * failing task's outcome in input order: a library status (-ECHILD,
- * -EMSGSIZE if a result exceeds result_size), or the task's own negative
- * value (-EOVERFLOW if it does not fit an int; use mps_pool_imap_unordered
- * to tell the two apart per task); else -ETIMEDOUT, -EAGAIN, -EINVAL,
- * -EPIPE, -EPERM, -ENOMEM. On an error the tasks not yet started are
- * cancelled; results is then partly written. */
+ * to back), waiting at most `timeout` seconds for all. Tasks go to workers
+ * in chunks, four per worker (as multiprocessing.Pool.map chooses its
+ * chunksize). As mps_future_result() does, the library's status and each
+ * task's own value are apart: values[i] gets what task i returned (the
+ * full ssize_t range: its result length, or its own negative errno), and
+ * its result bytes go to results + i * result_size, in input order, a
+ * shorter result padded with zeros. status (may be NULL) gets each task's
+ * library status: 0 (it returned: see values[i]), -ECHILD (its worker died
+ * running it), -EMSGSIZE (its result was longer than result_size;
+ * values[i] gets the length), -ENOMEM, or, for a task without an outcome
+ * when the call returned, the call's own error. values and status are
+ * filled on every return but -EINVAL, -EPERM and an argument's -EMSGSIZE.
+ * Returns: 0 when every task returned (each task's own errors are in
+ * values: check them).
+ * Errors: the first task's library error in input order (-ECHILD,
+ * -EMSGSIZE, -ENOMEM, -ECANCELED: the pool was terminated); the call's:
+ * -ETIMEDOUT, -EAGAIN (timeout 0), -EPIPE (shut down), -EPERM (not the
+ * process that made the pool), -ENOMEM, -EMSGSIZE (arg_size above
+ * max_arg), -EINVAL (NULL or freed pool, NULL fn, NULL args, results or
+ * values where nargs and the size are not 0, NaN timeout). On an error the
+ * tasks not yet started are cancelled; results is then partly written.
+ * Owns: args is only read; results, values and status are the caller's. */
 MPS_API MPS_NODISCARD int mps_pool_map(mps_pool *p, mps_task_fn fn, const void *args, size_t nargs,
                                        size_t arg_size, void *results, size_t result_size,
-                                       double timeout);
+                                       ssize_t *values, int *status, double timeout);
 
 /* Streaming unordered map (multiprocessing.Pool.imap_unordered): starts
- * fn over nargs arguments of arg_size bytes (copied now: the caller may
- * reuse args at once), in chunks of `chunksize` tasks (0: four chunks per
- * worker, as mps_pool_map), and returns at once. Each task's result, of at
- * most result_size bytes, is read with mps_pool_stream_next() as soon as
- * its chunk posts it, in completion order. Returns the stream, which the
- * caller frees with mps_pool_stream_free() before the pool, or NULL with
- * errno EINVAL, EMSGSIZE (arg_size above max_arg, result_size above
- * max_result), EPIPE (shut down), EPERM (not the pool's process), ENOMEM. */
+ * fn over nargs arguments of arg_size bytes, in chunks of `chunksize`
+ * tasks (0: four chunks per worker, as mps_pool_map), and returns at once.
+ * Each task's result, of at most result_size bytes, is read with
+ * mps_pool_stream_next() as soon as its chunk posts it, in completion
+ * order.
+ * Returns: the stream.
+ * Errors: NULL with errno EINVAL (NULL or freed pool, NULL fn, NULL args
+ * with nargs and arg_size not 0), EMSGSIZE (arg_size above max_arg,
+ * result_size above max_result), EPIPE (shut down), EPERM (not the
+ * process that made the pool), ENOTSUP (a remote pool), ENOMEM.
+ * Owns: args is copied now (the caller may reuse it at once); the caller
+ * owns the stream and frees it with mps_pool_stream_free() before the
+ * pool. */
 typedef struct mps_pool_stream mps_pool_stream;
 MPS_API MPS_NODISCARD mps_pool_stream *mps_pool_imap_unordered(mps_pool *p, mps_task_fn fn,
                                                                const void *args, size_t nargs,
@@ -202,40 +271,62 @@ MPS_API MPS_NODISCARD mps_pool_stream *mps_pool_imap_unordered(mps_pool *p, mps_
 
 /* Waits at most `timeout` seconds for the next finished task of s. *index
  * gets its input index and *value what it returned (either may be NULL),
- * as mps_future_result() does: returns 0 when the task returned (its
- * result bytes copied into out), or that task's library error (-ECHILD:
- * its worker died running it; -ECANCELED; -EMSGSIZE: the result was longer
- * than result_size, or than cap, in which case it stays to be read again
- * with more room). Past the task: -ENOENT (every task was read), -EAGAIN
- * (timeout 0), -ETIMEDOUT, -EPERM, -EINVAL. */
+ * as mps_future_result() does.
+ * Returns: 0 when the task returned (its result bytes copied into out).
+ * Errors: that task's library error: -ECHILD (its worker died running it),
+ * -ECANCELED (the pool was terminated), -ENOMEM, -EMSGSIZE (the result was
+ * longer than result_size, or than cap, in which case it stays to be read
+ * again with more room); past the task: -ENOENT (every task was read),
+ * -EAGAIN (timeout 0), -ETIMEDOUT, -EPERM (not the process that made the
+ * pool), -EINVAL (NULL or freed s, NULL out with cap > 0, NaN timeout).
+ * Owns: out is the caller's; s stays the caller's. */
 MPS_API MPS_NODISCARD int mps_pool_stream_next(mps_pool_stream *s, size_t *index, ssize_t *value,
                                                void *out, size_t cap, double timeout);
 
 /* Frees the stream; its tasks not started yet are cancelled and results
- * not read are dropped. NULL is a no-op. */
+ * not read are dropped.
+ * Returns: nothing; NULL, or a stream freed already, is a no-op.
+ * Errors: none.
+ * Owns: s is released. */
 MPS_API void mps_pool_stream_free(mps_pool_stream *s);
 
 /* Stops accepting tasks (submit then fails with EPIPE). cancel_pending:
- * tasks not yet started are cancelled (-ECANCELED). Tasks already queued
- * otherwise still run. wait: returns once every task is finished and every
- * worker has exited and been reaped; else returns at once and the pool
- * winds down by itself. Futures stay valid either way. Calling it again is
- * allowed. Returns 0 or -EINVAL (NULL). */
+ * tasks not yet started are cancelled (-ECANCELED); otherwise tasks
+ * already queued still run. wait: returns once every task is finished and
+ * every worker has exited and been reaped; else returns at once and the
+ * pool winds down by itself. Calling it again is allowed.
+ * Returns: 0.
+ * Errors: -EINVAL (NULL or freed pool), -EPERM (not the process that made
+ * the pool).
+ * Owns: futures stay valid and the caller's; the pool stays the caller's
+ * (mps_pool_free). */
 MPS_API int mps_pool_shutdown(mps_pool *p, bool wait, bool cancel_pending);
 
 /* Kills every worker now (SIGKILL), like Python's Pool.terminate(): tasks
  * not started are cancelled (-ECANCELED), running ones fail with -ECHILD;
  * returns once every worker is reaped. Submit then fails with EPIPE.
- * Returns 0, -EINVAL (NULL), -EPERM (not the pool's process). */
+ * Returns: 0.
+ * Errors: -EINVAL (NULL or freed pool), -EPERM (not the process that made
+ * the pool).
+ * Owns: as mps_pool_shutdown. */
 MPS_API int mps_pool_terminate(mps_pool *p);
 
-/* The process ids of the live workers: fills up to n of pids and returns
- * how many workers are alive (which may exceed n), or -EINVAL. */
+/* The process ids of the live workers: fills up to n of pids.
+ * Returns: how many workers are alive (which may exceed n); 0 for a remote
+ * pool.
+ * Errors: -EINVAL (NULL or freed pool, NULL pids with n > 0), -EPERM (not
+ * the process that made the pool).
+ * Owns: pids is the caller's. */
 MPS_API ssize_t mps_pool_workers(mps_pool *p, pid_t *pids, size_t n);
 
 /* Shuts the pool down with wait (if not done yet), reaps every worker and
- * frees the pool and its shared memory. Futures stay valid. NULL is a
- * no-op. */
+ * frees the pool and its shared memory. In a forked child that inherited
+ * the handle, releases only the child's copy (see above).
+ * Returns: nothing; NULL, or a pool freed already, is a no-op (caught by
+ * the handle's magic word while its memory is not reused).
+ * Errors: none.
+ * Owns: p is released: do not use it after. Futures stay valid and the
+ * caller's. */
 MPS_API void mps_pool_free(mps_pool *p);
 
 /* ---- the pool across hosts ------------------------------------------------
@@ -281,32 +372,43 @@ typedef struct mps_remote_opts {
 
 /* Registers fn under name (1..MPS_REMOTE_NAME_MAX bytes) in this process,
  * before connecting or serving; a worker process forked later inherits the
- * table. Registering the same name again replaces it. Returns 0, -EINVAL
- * (NULL fn, bad name), -ENOMEM (more than 256 names), -ENOTSUP (built
- * without hiredis). */
+ * table. Registering the same name again replaces it.
+ * Returns: 0.
+ * Errors: -EINVAL (NULL fn, bad name), -ENOMEM (more than 256 names),
+ * -ENOTSUP (built without hiredis).
+ * Owns: name is copied. */
 MPS_API int mps_task_register(const char *name, mps_task_fn fn);
 
 /* Connects to the pool served at url (the task queue's URL; made if
- * missing). Returns a pool handle for mps_pool_submit etc., owned by the
- * caller (mps_pool_free), or NULL with errno EINVAL (bad URL or opts),
- * EPROTO (the key is something else), ENOTSUP, and the connection errors
- * of a remote queue (ECONNREFUSED, EHOSTUNREACH, EACCES...). */
+ * missing).
+ * Returns: a pool handle for mps_pool_submit etc.
+ * Errors: NULL with errno EINVAL (bad URL or opts), EPROTO (the key is
+ * something else), ENOTSUP (built without hiredis), ENOMEM, and the
+ * connection errors of a remote queue (ECONNREFUSED, EHOSTUNREACH,
+ * ECONNRESET, ETIMEDOUT, EACCES, EBUSY).
+ * Owns: the caller owns the pool (mps_pool_free). */
 MPS_API MPS_NODISCARD mps_pool *mps_pool_connect(const char *url, const mps_remote_opts *opts);
 
 /* mps_pool_submit by task name, for a pool made by mps_pool_connect (the
  * name need not be registered in the submitting program; a worker host
- * that does not know it fails the task with -ENOSYS). NULL with errno as
- * mps_pool_submit, or EINVAL (a local pool, a bad name). */
+ * that does not know it fails the task: its future's result is -ENOSYS).
+ * Returns: a future of the task.
+ * Errors: NULL with errno as mps_pool_submit, or EINVAL (a local pool, a
+ * bad name).
+ * Owns: as mps_pool_submit. */
 MPS_API MPS_NODISCARD mps_future *mps_pool_submit_named(mps_pool *p, const char *name,
                                                         const void *arg, size_t len);
 
 /* Serves the pool at url on this host: runs its tasks in opts->workers
  * local worker processes (a local mps_pool, so a crash of one fails only
  * that task, -ECHILD) and sends each result back to its submitter, then
- * acknowledges the task. Returns 0 once the queue is shut down (or removed)
- * and every task taken has finished; or -EINVAL, -ENOTSUP, a connection
- * error that persisted for 10 s, or the errors of mps_pool_new_opts. A
- * task with a name not registered here gives its submitter -ENOSYS. */
+ * acknowledges the task. A task with a name not registered here gives its
+ * submitter -ENOSYS.
+ * Returns: 0 once the queue is shut down (or removed) and every task taken
+ * has finished.
+ * Errors: -EINVAL, -ENOTSUP, a connection error that persisted for 10 s,
+ * or the errors of mps_pool_new_opts (negated).
+ * Owns: nothing is kept after it returns. */
 MPS_API MPS_NODISCARD int mps_pool_serve(const char *url, const mps_remote_opts *opts);
 
 #ifdef __cplusplus
