@@ -32,6 +32,14 @@
  * read in this process's pid namespace: processes that share a segment
  * must share one (glibc's robust mutexes need that too).
  *
+ * The try and the unlock of an uncontended lock are inline in mutex.h and
+ * check only what keeps glibc from aborting or writing through pointers
+ * read from a segment: the kind word against the two kinds learnt here,
+ * and, on unlock, that the mutex is the first entry of this thread's
+ * robust list (where glibc put it when this thread locked it last).
+ * Everything else comes here: waits, errors, a thread's first unlock, a
+ * mutex released out of the order it was taken (a walk of the list).
+ *
  * Every lock takes the caller's deadline, so a holder that is stopped
  * (SIGSTOP, a debugger, a frozen cgroup) while it holds the lock delays a
  * call with a timeout until that timeout and no longer. Timeout 0 tries
@@ -68,33 +76,46 @@
 
 /* This thread's robust list head, which the kernel walks when the thread
  * dies: glibc links every robust mutex the thread holds into it. Fixed for
- * the life of a thread (and the same in a forked child). */
-static __thread struct robust_list_head *my_robust __attribute__((tls_model("initial-exec")));
+ * the life of a thread (and the same in a forked child). Until
+ * linked_by_me() asks the kernel for it, an empty list that no mutex is
+ * the first entry of, so that the inline unlock needs no NULL test. */
+static struct robust_list_head no_list;
+__thread struct robust_list_head *mps__robust_head __attribute__((tls_model("initial-exec"))) =
+    &no_list;
 
-/* glibc's kind word for our error-checking [0] and recursive [1] mutexes,
- * learnt from mutexes made the way mps__mutex_init makes them, at first
- * use (a constructor could run after another one that opens a segment). */
-static _Atomic int glibc_kind[2] = {-1, -1};
+/* Learnt at first use, not in a constructor (one could run after another
+ * one that opens a segment): mps__mutex_init records what glibc wrote. */
+int64_t mps__mutex_kinds[2] = {INT64_MIN, INT64_MIN};
 
+/* Makes a mutex of each type once, so that mps__mutex_init records glibc's
+ * kind words; an int64 store of an int is never torn, and every thread
+ * that learns them writes the same values. */
 static void learn_kinds(void)
 {
+  if (__atomic_load_n(&mps__mutex_kinds[0], __ATOMIC_RELAXED) != INT64_MIN &&
+      __atomic_load_n(&mps__mutex_kinds[1], __ATOMIC_RELAXED) != INT64_MIN)
+    return;
   for (int r = 0; r < 2; r++) {
-    mps__mutex m;
-    if (mps__mutex_init(&m, r != 0) == 0) {
-      atomic_store_explicit(&glibc_kind[r], m.m.__data.__kind, memory_order_relaxed);
-      pthread_mutex_destroy(&m.m);
-    }
+    mps__mutex t;
+    if (mps__mutex_init(&t, r != 0) == 0)
+      pthread_mutex_destroy(&t.m);
   }
 }
 
-static int kind_of(bool recursive)
+static int64_t kind_of(bool recursive)
 {
-  int k = atomic_load_explicit(&glibc_kind[recursive], memory_order_relaxed);
-  if (__builtin_expect(k < 0, 0)) {
-    learn_kinds();
-    k = atomic_load_explicit(&glibc_kind[recursive], memory_order_relaxed);
-  }
-  return k;
+  learn_kinds();
+  return __atomic_load_n(&mps__mutex_kinds[recursive], __ATOMIC_RELAXED);
+}
+
+/* The inline check, after learning the kinds if this process has neither
+ * made nor checked a mutex yet. */
+static bool kind_ok(const mps__mutex *m)
+{
+  if (mps__mutex_kind_ok(m))
+    return true;
+  learn_kinds();
+  return mps__mutex_kind_ok(m);
 }
 
 /* The futex word of a robust mutex holds its owner's thread id (0: free):
@@ -106,12 +127,6 @@ static unsigned owner_word(const mps__mutex *m)
   return (unsigned)__atomic_load_n(&m->m.__data.__lock, __ATOMIC_RELAXED);
 }
 
-static bool kind_ok(const mps__mutex *m)
-{
-  int k = __atomic_load_n(&m->m.__data.__kind, __ATOMIC_RELAXED);
-  return k == kind_of(false) || k == kind_of(true);
-}
-
 /* Whether m's list links are those of a mutex this thread holds: the pair
  * stored in m equals the pair of some entry on this thread's robust list
  * (the entry is m itself, or m seen through another mapping of the same
@@ -120,13 +135,15 @@ static bool kind_ok(const mps__mutex *m)
  * as the number of robust mutexes this thread holds, one or two. */
 static bool linked_by_me(const mps__mutex *m)
 {
-  if (my_robust == NULL) {
+  if (mps__robust_head == &no_list) {
+    struct robust_list_head *h = NULL;
     size_t len;
-    if (syscall(SYS_get_robust_list, 0, &my_robust, &len) < 0 || my_robust == NULL)
+    if (syscall(SYS_get_robust_list, 0, &h, &len) < 0 || h == NULL)
       return true; /* no robust list: glibc will not unlink through m either */
+    mps__robust_head = h;
   }
   void *next = m->m.__data.__list.__next, *prev = m->m.__data.__list.__prev;
-  struct robust_list *head = &my_robust->list;
+  struct robust_list *head = &mps__robust_head->list;
   struct robust_list *e = (struct robust_list *)((uintptr_t)head->next & ~(uintptr_t)1);
   for (int n = 0; e != head && e != NULL && n < 4096; n++) {
     void **node = (void **)e;
@@ -199,12 +216,25 @@ bool mps__single_cpu(void)
   return n == 1;
 }
 
-int mps__mutex_unlock(mps__mutex *m)
+/* Every check, for the unlocks the inline fast path did not take: the
+ * first unlock of a thread, a recursive level, mutexes released out of
+ * the order they were taken, and every error. */
+int mps__mutex_unlock_slow(mps__mutex *m)
 {
   /* glibc unlinks m from the robust list it names: only a mutex on ours. */
   if (!mps__mutex_held(m))
     return -EPERM;
-  return -pthread_mutex_unlock(&m->m);
+  if (kind_ok(m))
+    return -pthread_mutex_unlock(&m->m);
+  /* Its kind was damaged while this thread held it. glibc aborts on some
+   * kinds and releases others without unlinking them from this thread's
+   * list, which then points into memory that may be unmapped: the next
+   * lock of any robust mutex writes there. m is ours and on our list, so
+   * it is released as the error-checking mutex glibc can unlink; the
+   * caller learns that the segment is damaged. */
+  __atomic_store_n(&m->m.__data.__kind, (int)kind_of(false), __ATOMIC_RELAXED);
+  pthread_mutex_unlock(&m->m);
+  return -EPROTO;
 }
 
 /* How often the machine's count of runnable threads is read. */
@@ -250,6 +280,8 @@ int mps__mutex_init(mps__mutex *m, bool recursive)
                                                      : PTHREAD_MUTEX_ERRORCHECK)) != 0)
     goto out;
   err = pthread_mutex_init(&m->m, &a);
+  if (err == 0) /* what the inline checks compare with */
+    __atomic_store_n(&mps__mutex_kinds[recursive], (int64_t)m->m.__data.__kind, __ATOMIC_RELAXED);
 out:
   pthread_mutexattr_destroy(&a);
   return -err;
@@ -273,7 +305,7 @@ int mps__mutex_check(const mps__mutex *m, bool recursive)
 
 /* What a pthread lock call's error means for mpshare; recovers a dead
  * owner's mutex, the one place that does. */
-static int lock_result(mps__mutex *m, int err)
+int mps__mutex_result(mps__mutex *m, int err)
 {
   switch (err) {
   case 0:
@@ -355,7 +387,7 @@ static int lock_grace(mps__mutex *m, const mps__deadline *d)
   for (;;) {
     int err = pthread_mutex_trylock(&m->m);
     if (err != EBUSY)
-      return lock_result(m, err);
+      return mps__mutex_result(m, err);
     if (mps__single_cpu())
       break;
     int64_t t = mps__now_ns();
@@ -394,7 +426,7 @@ static int lock_sliced(mps__mutex *m, const mps__deadline *d)
     bool last = mps__deadline_slice(d, MPS__LOCK_SLICE_NS, &slice);
     int err = slice_lock(m, &slice);
     if (err != ETIMEDOUT)
-      return lock_result(m, err);
+      return mps__mutex_result(m, err);
     if (last)
       return lock_grace(m, d);
     if (owner_bogus(m))
@@ -417,13 +449,22 @@ int mps__mutex_lock(mps__mutex *m, const mps__deadline *d)
     return -EPROTO;
   int err = pthread_mutex_trylock(&m->m);
   if (err != EBUSY)
-    return lock_result(m, err);
+    return mps__mutex_result(m, err);
   return d->kind == MPS__ONCE ? lock_grace(m, d) : lock_sliced(m, d);
 }
 
-int mps__mutex_trylock(mps__mutex *m)
+int mps__mutex_trylock_slow(mps__mutex *m)
 {
-  return kind_ok(m) && !forged_self(m) ? lock_result(m, pthread_mutex_trylock(&m->m)) : -EPROTO;
+  if (!kind_ok(m) || forged_self(m))
+    return -EPROTO;
+  /* Held by another thread, alive as far as the word says: glibc's try
+   * would fail too, after taking the line from the holder for its
+   * compare-and-swap. A dead owner's word goes to glibc, which hands the
+   * lock over, and so does this thread's own (EDEADLK, a recursive level). */
+  unsigned w = owner_word(m), tid = w & FUTEX_TID_MASK;
+  if (tid != 0 && tid != (unsigned)mps__self_tid() && !(w & FUTEX_OWNER_DIED))
+    return -EAGAIN;
+  return mps__mutex_result(m, pthread_mutex_trylock(&m->m));
 }
 
 int mps__mutex_lock_spin(mps__mutex *m, const mps__deadline *d)
@@ -435,7 +476,7 @@ int mps__mutex_lock_spin(mps__mutex *m, const mps__deadline *d)
       if (mps__mutex_looks_free(m)) { /* test before test-and-set */
         int err = pthread_mutex_trylock(&m->m);
         if (err != EBUSY)
-          return lock_result(m, err);
+          return mps__mutex_result(m, err);
       }
       mps__cpu_relax();
       if (i % MPS__SPIN_CHECK == 0) {

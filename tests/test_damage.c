@@ -436,3 +436,40 @@ Test(damage, an_owner_forged_to_this_thread_cannot_make_release_write, .timeout 
     mps_unlink(name);
   }
 }
+
+/* A kind damaged while this thread holds the lock: glibc would abort on
+ * some kinds and release others without unlinking them from the thread's
+ * robust list, so that the next lock of any robust mutex, after the
+ * segment is closed, writes into unmapped memory (SIGSEGV). The release
+ * is -EPROTO and still frees the lock and its list entry. */
+Test(damage, a_kind_damaged_while_held_is_released_with_eproto, .timeout = 30)
+{
+  for (int recursive = 0; recursive < 2; recursive++) {
+    const struct kind *k = &kinds[recursive];
+    int kind = kind_of(recursive), bad[] = {kind | 0x40, kind | 0x20, kind ^ 0x10};
+    for (size_t b = 0; b < sizeof(bad) / sizeof(bad[0]); b++) {
+      char name[64];
+      create_named(k, name);
+      void *h = k->open(name);
+      cr_assert_not_null(h);
+      struct mapping m = map_named(name);
+      size_t off[4];
+      cr_assert_gt(find_mutexes(m, off, 4), 0);
+      pthread_mutex_t *mu = mutex_at(m, off[0]);
+      cr_assert_eq(recursive ? mps_rlock_acquire(h, 0) : mps_lock_acquire(h, 0), 0);
+      mu->__data.__kind = bad[b];
+      int r = recursive ? mps_rlock_release(h) : mps_lock_release(h);
+      cr_expect_eq(r, -EPROTO, "%s, kind 0x%x: release %d", k->what, bad[b], r);
+      cr_expect_eq(mu->__data.__lock, 0, "%s, kind 0x%x: released", k->what, bad[b]);
+      mps_lock *other = mps_lock_new(); /* made first: not where h's segment was */
+      cr_assert_not_null(other);
+      cr_assert_eq(k->close(h), 0);
+      munmap(m.p, m.size);
+      mps_unlink(name);
+      /* Taking it links it beside any stale entry of h's, now unmapped. */
+      cr_expect_eq(mps_lock_acquire(other, 0), 0);
+      cr_expect_eq(mps_lock_release(other), 0);
+      mps_lock_close(other);
+    }
+  }
+}

@@ -40,8 +40,7 @@ static void replay(const char *target)
   snprintf(regress, sizeof(regress), "%s/fuzz/regress/fuzz_%s", env("MPS_SRCDIR"), target);
   snprintf(cmd, sizeof(cmd), "'%s/fuzz/replay_%s'%s%s%s%s%s%s 2>&1", env("MPS_BUILDDIR"), target,
            is_dir(seeds) ? " '" : "", is_dir(seeds) ? seeds : "", is_dir(seeds) ? "'" : "",
-           is_dir(regress) ? " '" : "", is_dir(regress) ? regress : "",
-           is_dir(regress) ? "'" : "");
+           is_dir(regress) ? " '" : "", is_dir(regress) ? regress : "", is_dir(regress) ? "'" : "");
   int rc = run(cmd);
   snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
   run(cmd);

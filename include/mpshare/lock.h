@@ -65,7 +65,9 @@ MPS_API MPS_NODISCARD int mps_lock_acquire(mps_lock *l, double timeout);
 
 /* Releases l, which the calling thread holds.
  * Returns: 0.
- * Errors: -EPERM (the calling thread does not hold it), -EINVAL (NULL). */
+ * Errors: -EPERM (the calling thread does not hold it), -EPROTO (its kind
+ * word was damaged while it was held: released all the same), -EINVAL
+ * (NULL). */
 MPS_API int mps_lock_release(mps_lock *l);
 
 /* Most levels of one RLock. */
