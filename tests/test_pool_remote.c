@@ -1,19 +1,21 @@
 /* The pool across hosts against a real redis-server: worker hosts are
- * forked processes running mps_pool_serve, each with its own local pool;
- * the test process submits. Killed workers, killed and stopped hosts,
+ * processes running mps_pool_serve, each with its own local pool; the
+ * test process submits. Killed workers, killed and stopped hosts,
  * at-most-once, unknown task names.
  *
- * Every host is forked before the test connects its pool: mps_pool_connect
- * starts a collector thread, and a child forked beside a running thread
- * may only call async-signal-safe functions until it execs. glibc's malloc
- * survives such a fork, but AddressSanitizer's allocator (GCC 12) does not
- * take its locks around fork(): a child forked while the collector was
- * inside malloc inherited the allocator's lock held, and the host hung
- * for ever in its first thread start (make check-sanitize, one run in a
- * few). A host that must start later is forked early and waits on a pipe.
- * The hosts serve once they are consumers of the task queue: the test
- * waits for that before it connects, so that no host comes after the end
- * and makes the queue again. */
+ * A host is this program run again (fork, then exec of /proc/self/exe
+ * with MPS_TEST_HOST set: host_main serves from a constructor, before
+ * Criterion's main). A child forked from a threaded process may only make
+ * async-signal-safe calls until it execs, and the test process has
+ * threads: Criterion's own (it sends each assertion's result) and, once
+ * connected, the pool's collector. glibc's malloc survives such a fork;
+ * AddressSanitizer's allocator (GCC 12) does not take its locks around
+ * fork(), and a host that ran on in the forked copy hung for ever in
+ * malloc when another thread had held the lock (make check-sanitize, one
+ * run in a few). A host that must start later waits on a pipe before its
+ * exec. The hosts serve once they are consumers of the task queue: the
+ * test waits for that before it connects, so that no host comes after the
+ * end and makes the queue again. */
 #include "redis_helpers.h"
 
 #include <mpshare.h>
@@ -61,29 +63,80 @@ static ssize_t unregistered(const void *arg, size_t len, void *out, size_t cap)
   return 0;
 }
 
-static void register_all(void)
+static int register_tasks(void)
 {
-  cr_assert_eq(mps_task_register("twice", twice), 0);
-  cr_assert_eq(mps_task_register("crash", crash), 0);
-  cr_assert_eq(mps_task_register("slow", slow_task), 0);
+  int r = mps_task_register("twice", twice);
+  if (r == 0)
+    r = mps_task_register("crash", crash);
+  return r == 0 ? mps_task_register("slow", slow_task) : r;
 }
 
-static int serve_host(void *arg)
+static void register_all(void) { cr_assert_eq(register_tasks(), 0); }
+
+/* A host: MPS_TEST_HOST is the URL it serves; with MPS_TEST_STARTED_FD its
+ * slow_task writes a byte on that descriptor and never ends. */
+__attribute__((constructor)) static void host_main(void)
 {
+  const char *u = getenv("MPS_TEST_HOST"), *fd = getenv("MPS_TEST_STARTED_FD");
+  if (u == NULL)
+    return;
+  snprintf(url, sizeof(url), "%s", u);
+  block_here = fd != NULL;
+  started_fd = fd != NULL ? atoi(fd) : -1;
   mps_remote_opts o = {.workers = 2};
-  block_here = arg != NULL;
-  int r = mps_pool_serve(url, &o);
-  return r == 0 ? 0 : 100 + (-r & 0x3f);
+  int r = register_tasks();
+  if (r == 0)
+    r = mps_pool_serve(url, &o);
+  _exit(r == 0 ? 0 : 100 + (-r & 0x3f));
+}
+
+/* What the host's exec gets, made before the fork (the child only execs). */
+static struct {
+  char host[300], fd[48];
+  char **envp;
+} host_env;
+
+static void host_env_make(bool blocking)
+{
+  extern char **environ;
+  size_t n = 0;
+  while (environ[n] != NULL)
+    n++;
+  free(host_env.envp);
+  host_env.envp = calloc(n + 3, sizeof(char *));
+  cr_assert_not_null(host_env.envp);
+  memcpy(host_env.envp, environ, n * sizeof(char *));
+  snprintf(host_env.host, sizeof(host_env.host), "MPS_TEST_HOST=%s", url);
+  snprintf(host_env.fd, sizeof(host_env.fd), "MPS_TEST_STARTED_FD=%d", started_fd);
+  host_env.envp[n++] = host_env.host;
+  if (blocking)
+    host_env.envp[n++] = host_env.fd;
+}
+
+static int exec_host(void *arg)
+{
+  (void)arg;
+  char *argv[] = {"test_pool_remote-host", NULL};
+  execve("/proc/self/exe", argv, host_env.envp);
+  return 127;
+}
+
+/* Starts a host of url (blocking: its slow_task never ends). */
+static pid_t start_host(bool blocking)
+{
+  host_env_make(blocking);
+  return child_run(exec_host, NULL);
 }
 
 static int gate_fd = -1; /* gated_host reads a byte here before it serves */
 
 static int gated_host(void *arg)
 {
+  (void)arg;
   char c;
   if (read(gate_fd, &c, 1) != 1)
     return 99;
-  return serve_host(arg);
+  return exec_host(NULL);
 }
 
 /* Waits until n handles are consumers of the task queue at url (each
@@ -117,7 +170,7 @@ Test(pool_remote, two_hosts_run_every_task)
 {
   register_all();
   rurl(url, "pool", "");
-  pid_t h[2] = {child_run(serve_host, NULL), child_run(serve_host, NULL)};
+  pid_t h[2] = {start_host(false), start_host(false)};
   wait_consumers(2);
   mps_pool *p = mps_pool_connect(url, NULL);
   cr_assert_not_null(p, "%s", strerror(errno));
@@ -153,7 +206,7 @@ Test(pool_remote, worker_crash_is_only_that_tasks_echild)
 {
   register_all();
   rurl(url, "crash", "");
-  pid_t h = child_run(serve_host, NULL);
+  pid_t h = start_host(false);
   wait_consumers(1);
   mps_pool *p = mps_pool_connect(url, NULL);
   cr_assert_not_null(p);
@@ -181,7 +234,8 @@ static void host_dies(bool at_most_once, int sig)
   cr_assert_eq(pipe(gate), 0);
   started_fd = fd[1];
   gate_fd = gate[0];
-  pid_t a = child_run(serve_host, (void *)1);
+  pid_t a = start_host(true);
+  host_env_make(false);
   pid_t b = child_run(gated_host, NULL);
   wait_consumers(1);
   mps_pool *p = mps_pool_connect(url, &o);
