@@ -61,7 +61,13 @@ static inline _Atomic uint64_t *mps__stat_at(struct mps__hdr *h, unsigned id)
 /* Adds n to counter id of the object whose header is h (mutex held). */
 static inline void mps__stat_add(struct mps__hdr *h, unsigned id, uint64_t n)
 {
-#if MPS__STATS
+#if MPS__STATS && defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+  /* One unlocked add to memory: a relaxed load and store are three
+   * instructions, and the lock's whole acquire is under two hundred. The
+   * mutex orders the writers; an aligned 8-byte store is atomic for the
+   * readers on x86-64, as the relaxed store is. */
+  __asm__("addq %1, %0" : "+m"(*(uint64_t *)mps__stat_at(h, id)) : "er"(n));
+#elif MPS__STATS
   _Atomic uint64_t *c = mps__stat_at(h, id);
   atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
 #else
