@@ -411,33 +411,6 @@ mps_future *mps_pool_submit_named(mps_pool *p, const char *name, const void *arg
   return mps__rpool_submit(p, NULL, name, arg, len, &d);
 }
 
-int mps__rpool_map(mps_pool *p, mps_task_fn fn, const void *args, size_t nargs, size_t arg_size,
-                   void *results, size_t result_size, const mps__deadline *d)
-{
-  mps_future **fs = calloc(nargs ? nargs : 1, sizeof(*fs));
-  if (fs == NULL)
-    return -ENOMEM;
-  int err = 0;
-  size_t n = 0;
-  for (; n < nargs && err == 0; n++)
-    if ((fs[n] = mps__rpool_submit(p, fn, NULL, (const char *)args + n * arg_size, arg_size, d)) ==
-        NULL)
-      err = -errno;
-  for (size_t i = 0; i < n && err == 0; i++) {
-    ssize_t value = 0;
-    char *dst = (char *)results + i * result_size;
-    err = mps_future_result(fs[i], &value, dst, result_size, timeout_of(d));
-    if (err == 0 && value < 0)
-      err = (int)value; /* the task's own error, as a local map reports it */
-    else if (err == 0 && (size_t)value < result_size)
-      memset(dst + value, 0, result_size - (size_t)value);
-  }
-  for (size_t i = 0; i < n; i++)
-    mps_future_free(fs[i]);
-  free(fs);
-  return err;
-}
-
 /* Fails every pending future with err (their tasks may still run; the
  * answers are then dropped). */
 static void fail_pending(struct mps__rpool *r, int err)

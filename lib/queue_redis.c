@@ -388,7 +388,10 @@ struct mps__rq *mps__rq_open(const char *url, int *err)
     *err = -EPROTO;
   if (*err == 0) {
     double lease = atof(rep->element[3]->str);
-    r->lease = r->url.lease > 0 ? r->url.lease : (lease >= 0.01 ? lease : MPS__LEASE_DEFAULT);
+    /* the bounds a URL's lease has (redis_url.c): a stored one is not trusted further */
+    r->lease = r->url.lease > 0                    ? r->url.lease
+               : lease >= 0.01 && lease <= 86400.0 ? lease
+                                                   : MPS__LEASE_DEFAULT;
   }
   mps__rconn_free_reply(rep);
   if (*err < 0) {
@@ -458,14 +461,9 @@ static void *renewer_main(void *arg)
   struct mps__rq *r = arg;
   pthread_mutex_lock(&r->mu);
   while (!r->stopping) {
-    struct timespec at;
-    clock_gettime(CLOCK_MONOTONIC, &at);
-    double step = r->lease / 3;
-    at.tv_sec += (time_t)step;
-    at.tv_nsec += (long)((step - (double)(time_t)step) * 1e9);
-    if (at.tv_nsec >= 1000000000L)
-      at.tv_sec++, at.tv_nsec -= 1000000000L;
-    while (!r->stopping && pthread_cond_timedwait(&r->cv, &r->mu, &at) == 0) {
+    mps__deadline at; /* the condition variable waits on CLOCK_MONOTONIC too */
+    (void)mps__deadline_init(&at, r->lease / 3);
+    while (!r->stopping && pthread_cond_timedwait(&r->cv, &r->mu, &at.at) == 0) {
     }
     if (!r->stopping)
       acks_flush(r); /* those of a batch whose last task is still running */

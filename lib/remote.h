@@ -67,8 +67,6 @@ int mps__rq_ack_id(struct mps__rq *r, const char *id);
 struct mps__rpool;
 mps_future *mps__rpool_submit(mps_pool *p, mps_task_fn fn, const char *name, const void *arg,
                               size_t len, const mps__deadline *d);
-int mps__rpool_map(mps_pool *p, mps_task_fn fn, const void *args, size_t nargs, size_t arg_size,
-                   void *results, size_t result_size, const mps__deadline *d);
 int mps__rpool_shutdown(mps_pool *p, bool wait, bool cancel_pending);
 void mps__rpool_free(mps_pool *p);
 

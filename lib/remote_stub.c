@@ -57,13 +57,6 @@ mps_future *mps__rpool_submit(mps_pool *p, mps_task_fn fn, const char *name, con
   (void)p, (void)fn, (void)name, (void)arg, (void)len, (void)d;
   return mps__fail(-ENOTSUP);
 }
-int mps__rpool_map(mps_pool *p, mps_task_fn fn, const void *args, size_t nargs, size_t arg_size,
-                   void *results, size_t result_size, const mps__deadline *d)
-{
-  (void)p, (void)fn, (void)args, (void)nargs, (void)arg_size, (void)results, (void)result_size;
-  (void)d;
-  return -ENOTSUP;
-}
 int mps__rpool_shutdown(mps_pool *p, bool wait, bool cancel)
 {
   return (void)p, (void)wait, (void)cancel, -ENOTSUP;
