@@ -53,6 +53,27 @@ static inline unsigned fuzz_touch(const void *p, size_t n)
   return sum;
 }
 
+/* The selector byte of the input being run: byte 0, which picked the
+ * driver; a driver may use its other bits. */
+static uint8_t fuzz_sel;
+
+/* The whole entry point of a target with n drivers: the input minus its
+ * selector byte becomes a named segment, drivers[byte 0 % n] drives it,
+ * and the name is unlinked. */
+static inline int fuzz_run(const uint8_t *data, size_t size, void (*const drivers[])(const char *),
+                           size_t n)
+{
+  if (size < 1)
+    return 0;
+  const char *name = fuzz_segment(data + 1, size - 1);
+  if (name == NULL)
+    return 0;
+  fuzz_sel = data[0];
+  drivers[data[0] % n](name);
+  mps_unlink(name);
+  return 0;
+}
+
 #define FUZZ_CHECK(cond)                                                                           \
   do {                                                                                             \
     if (!(cond)) {                                                                                 \

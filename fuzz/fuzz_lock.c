@@ -78,12 +78,5 @@ static void (*const drivers[])(const char *) = {drive_lock, drive_rlock, drive_v
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-  if (size < 1)
-    return 0;
-  const char *name = fuzz_segment(data + 1, size - 1);
-  if (name == NULL)
-    return 0;
-  drivers[data[0] % (sizeof(drivers) / sizeof(drivers[0]))](name);
-  mps_unlink(name);
-  return 0;
+  return fuzz_run(data, size, drivers, sizeof(drivers) / sizeof(drivers[0]));
 }

@@ -190,6 +190,35 @@ static void expect_open_refused(const struct kind *k, const char *name, const ch
   cr_expect_eq(e, EPROTO, "%s with %s: errno %d", k->what, how, e);
 }
 
+/* An object of kind k, opened, and its segment mapped a second time so
+ * that a test can damage the first mutex in it. */
+struct damaged {
+  const struct kind *k;
+  char name[64];
+  void *h;
+  struct mapping m;
+  pthread_mutex_t *mu;
+};
+
+static void damaged_open(struct damaged *d, const struct kind *k)
+{
+  d->k = k;
+  create_named(k, d->name);
+  d->h = k->open(d->name);
+  cr_assert_not_null(d->h, "%s", k->what);
+  d->m = map_named(d->name);
+  size_t off[4];
+  cr_assert_gt(find_mutexes(d->m, off, 4), 0, "%s: no mutex found", k->what);
+  d->mu = mutex_at(d->m, off[0]);
+}
+
+static void damaged_close(struct damaged *d)
+{
+  d->k->close(d->h);
+  munmap(d->m.p, d->m.size);
+  mps_unlink(d->name);
+}
+
 /* The bytes glibc asserts on: a priority-protect or -inherit kind aborts
  * the process inside pthread_mutex_*lock (issue: 0x92 -> 0xc2). */
 Test(damage, a_bad_mutex_kind_is_refused_at_open, .timeout = 30)
@@ -235,23 +264,16 @@ Test(damage, a_bad_mutex_kind_is_refused_at_open, .timeout = 30)
 Test(damage, a_mutex_kind_damaged_after_open_is_eproto, .timeout = 30)
 {
   for (size_t i = 0; i < NKINDS; i++) {
-    char name[64];
-    create_named(&kinds[i], name);
-    void *h = kinds[i].open(name);
-    cr_assert_not_null(h);
-    struct mapping m = map_named(name);
-    size_t off[200];
-    int n = find_mutexes(m, off, 200);
-    cr_assert_gt(n, 0);
-    pthread_mutex_t *mu = mutex_at(m, off[0]);
+    struct damaged d;
+    damaged_open(&d, &kinds[i]);
+    void *h = d.h;
+    pthread_mutex_t *mu = d.mu;
     int kind = mu->__data.__kind;
     mu->__data.__kind = kind | 0x40;
     cr_expect_eq(kinds[i].use(h), -EPROTO, "%s", kinds[i].what);
     mu->__data.__kind = kind;
     cr_expect_neq(kinds[i].use(h), -EPROTO, "%s: repaired", kinds[i].what);
-    kinds[i].close(h);
-    munmap(m.p, m.size);
-    mps_unlink(name);
+    damaged_close(&d);
   }
 }
 
@@ -275,22 +297,16 @@ static void forged_owner_ends_waits(pid_t owner)
   for (size_t i = 0; i < NKINDS; i++) {
     if (kinds[i].use_forever == NULL)
       continue;
-    char name[64];
-    create_named(&kinds[i], name);
-    void *h = kinds[i].open(name);
-    cr_assert_not_null(h);
-    struct mapping m = map_named(name);
-    size_t off[4];
-    cr_assert_gt(find_mutexes(m, off, 4), 0);
-    pthread_mutex_t *mu = mutex_at(m, off[0]);
+    struct damaged d;
+    damaged_open(&d, &kinds[i]);
+    void *h = d.h;
+    pthread_mutex_t *mu = d.mu;
     mu->__data.__lock = owner;
     double t0 = test_now();
     cr_expect_eq(kinds[i].use_forever(h), -EPROTO, "%s", kinds[i].what);
     cr_expect_lt(test_now() - t0, 1.0, "%s", kinds[i].what);
     mu->__data.__lock = 0;
-    kinds[i].close(h);
-    munmap(m.p, m.size);
-    mps_unlink(name);
+    damaged_close(&d);
   }
 }
 
@@ -317,21 +333,15 @@ Test(damage, an_owner_that_does_not_map_the_segment_ends_a_wait, .timeout = 30)
 Test(damage, an_owner_word_naming_the_caller_is_eproto, .timeout = 30)
 {
   for (size_t i = 0; i < NKINDS; i++) {
-    char name[64];
-    create_named(&kinds[i], name);
-    void *h = kinds[i].open(name);
-    cr_assert_not_null(h);
-    struct mapping m = map_named(name);
-    size_t off[4];
-    cr_assert_gt(find_mutexes(m, off, 4), 0);
-    pthread_mutex_t *mu = mutex_at(m, off[0]);
+    struct damaged d;
+    damaged_open(&d, &kinds[i]);
+    void *h = d.h;
+    pthread_mutex_t *mu = d.mu;
     mu->__data.__lock = (int)gettid();
     int r = kinds[i].use(h);
     cr_expect_eq(r, -EPROTO, "%s: %d", kinds[i].what, r);
     mu->__data.__lock = 0;
-    kinds[i].close(h);
-    munmap(m.p, m.size);
-    mps_unlink(name);
+    damaged_close(&d);
   }
 }
 
@@ -414,14 +424,10 @@ Test(damage, an_owner_forged_to_this_thread_cannot_make_release_write, .timeout 
 {
   for (int recursive = 0; recursive < 2; recursive++) {
     const struct kind *k = &kinds[recursive];
-    char name[64];
-    create_named(k, name);
-    void *h = k->open(name);
-    cr_assert_not_null(h);
-    struct mapping m = map_named(name);
-    size_t off[4];
-    cr_assert_gt(find_mutexes(m, off, 4), 0);
-    pthread_mutex_t *mu = mutex_at(m, off[0]);
+    struct damaged d;
+    damaged_open(&d, k);
+    void *h = d.h;
+    pthread_mutex_t *mu = d.mu;
     mu->__data.__lock = gettid();
     mu->__data.__owner = gettid();
     mu->__data.__count = 1;
@@ -431,9 +437,7 @@ Test(damage, an_owner_forged_to_this_thread_cannot_make_release_write, .timeout 
     cr_expect_eq(r, -EPERM, "%s release: %d", k->what, r);
     cr_expect_eq(mu->__data.__lock, gettid(), "%s: the lock word was left alone", k->what);
     memset(mu, 0, sizeof(*mu));
-    k->close(h);
-    munmap(m.p, m.size);
-    mps_unlink(name);
+    damaged_close(&d);
   }
 }
 
@@ -448,14 +452,10 @@ Test(damage, a_kind_damaged_while_held_is_released_with_eproto, .timeout = 30)
     const struct kind *k = &kinds[recursive];
     int kind = kind_of(recursive), bad[] = {kind | 0x40, kind | 0x20, kind ^ 0x10};
     for (size_t b = 0; b < sizeof(bad) / sizeof(bad[0]); b++) {
-      char name[64];
-      create_named(k, name);
-      void *h = k->open(name);
-      cr_assert_not_null(h);
-      struct mapping m = map_named(name);
-      size_t off[4];
-      cr_assert_gt(find_mutexes(m, off, 4), 0);
-      pthread_mutex_t *mu = mutex_at(m, off[0]);
+      struct damaged d;
+      damaged_open(&d, k);
+      void *h = d.h;
+      pthread_mutex_t *mu = d.mu;
       cr_assert_eq(recursive ? mps_rlock_acquire(h, 0) : mps_lock_acquire(h, 0), 0);
       mu->__data.__kind = bad[b];
       int r = recursive ? mps_rlock_release(h) : mps_lock_release(h);
@@ -464,8 +464,8 @@ Test(damage, a_kind_damaged_while_held_is_released_with_eproto, .timeout = 30)
       mps_lock *other = mps_lock_new(); /* made first: not where h's segment was */
       cr_assert_not_null(other);
       cr_assert_eq(k->close(h), 0);
-      munmap(m.p, m.size);
-      mps_unlink(name);
+      munmap(d.m.p, d.m.size);
+      mps_unlink(d.name);
       /* Taking it links it beside any stale entry of h's, now unmapped. */
       cr_expect_eq(mps_lock_acquire(other, 0), 0);
       cr_expect_eq(mps_lock_release(other), 0);
