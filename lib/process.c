@@ -248,19 +248,30 @@ int mps_process_sentinel(const mps_process *p)
   return p->pidfd >= 0 ? p->pidfd : -ENOSYS;
 }
 
-int mps_process_detach(mps_process *p)
+/* Poisons and frees the handle: a later call or a second release sees
+ * the magic and returns -EINVAL. In a forked copy the pidfd number is an
+ * inherited descriptor of this process, so closing it is right there too. */
+static void process_release(mps_process *p)
 {
-  if (p == NULL)
-    return 0;
-  /* Whatever the state: a running child is left alone (a daemon still
-   * dies with this process), a finished one was reaped already. */
-  if (check_parent(p) == 0)
-    (void)try_reap(p);
+  p->magic = MPS__DEAD;
   if (p->pidfd >= 0)
     close(p->pidfd);
   pthread_mutex_destroy(&p->mu);
   free(p->name);
   free(p);
+}
+
+int mps_process_detach(mps_process *p)
+{
+  if (p == NULL)
+    return 0;
+  if (!MPS__OPEN(p))
+    return -EINVAL;
+  /* Whatever the state: a running child is left alone (a daemon still
+   * dies with this process), a finished one was reaped already. */
+  if (check_parent(p) == 0)
+    (void)try_reap(p);
+  process_release(p);
   return 0;
 }
 
@@ -272,13 +283,6 @@ int mps_process_free(mps_process *p)
     return -EINVAL;
   if (check_parent(p) == 0 && try_reap(p) == -EAGAIN)
     return -EBUSY;
-  p->magic = MPS__DEAD;
-  /* In a forked copy the pidfd number is an inherited descriptor of this
-   * process, so closing it is right there too. */
-  if (p->pidfd >= 0)
-    close(p->pidfd);
-  pthread_mutex_destroy(&p->mu);
-  free(p->name);
-  free(p);
+  process_release(p);
   return 0;
 }

@@ -403,6 +403,12 @@ Test(damage, every_handle_after_close_is_einval, .timeout = 30)
   cr_assert_eq(mps_process_free(p), 0);
   cr_expect_eq(mps_process_free(p), -EINVAL);
   cr_expect_eq(mps_process_start(p), -EINVAL);
+  cr_expect_eq(mps_process_detach(p), -EINVAL);
+  p = mps_process_new(exit_now, NULL, NULL);
+  cr_assert_not_null(p);
+  cr_assert_eq(mps_process_detach(p), 0);
+  cr_expect_eq(mps_process_detach(p), -EINVAL);
+  cr_expect_eq(mps_process_free(p), -EINVAL);
   mps_shm *s = mps_shm_create(test_name((char[64]){0}, "shm"), 100);
   cr_assert_not_null(s);
   cr_assert_eq(mps_shm_close(s), 0);

@@ -142,7 +142,7 @@ MPS_API MPS_NODISCARD int mps_process_sentinel(const mps_process *p);
  * zombie until this process exits: detach only children that live that
  * long.
  * Returns: 0; 0 for NULL.
- * Errors: none.
+ * Errors: -EINVAL (a handle already freed or detached).
  * Owns: p is freed. */
 MPS_API int mps_process_detach(mps_process *p);
 
