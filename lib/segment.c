@@ -227,7 +227,8 @@ void mps__seg_abort(mps__seg *s)
 static int settled_size(int fd, size_t *size)
 {
   struct timespec pause = {0, MPS__PUBLISH_POLL_NS};
-  int64_t end = mps__now_ns() + MPS__PUBLISH_WAIT_NS;
+  mps__deadline end;
+  (void)mps__deadline_init(&end, (double)MPS__PUBLISH_WAIT_NS * 1e-9);
   for (;;) {
     struct stat st;
     if (fstat(fd, &st) < 0)
@@ -238,7 +239,7 @@ static int settled_size(int fd, size_t *size)
       *size = (size_t)st.st_size;
       return 0;
     }
-    if (mps__now_ns() >= end)
+    if (mps__deadline_passed(&end))
       return creator_alive(fd) ? -EAGAIN : -EPROTO;
     nanosleep(&pause, NULL);
   }
@@ -248,10 +249,11 @@ static int check_hdr(mps__seg *s, int fd, enum mps__kind kind, size_t min_size)
 {
   struct timespec pause = {0, MPS__PUBLISH_POLL_NS};
   uint64_t magic;
-  int64_t end = mps__now_ns() + MPS__PUBLISH_WAIT_NS;
+  mps__deadline end;
+  (void)mps__deadline_init(&end, (double)MPS__PUBLISH_WAIT_NS * 1e-9);
   for (;;) {
     magic = atomic_load_explicit(&s->hdr->magic, memory_order_acquire);
-    if (magic != 0 || mps__now_ns() >= end)
+    if (magic != 0 || mps__deadline_passed(&end))
       break;
     nanosleep(&pause, NULL);
   }
